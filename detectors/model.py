@@ -1,0 +1,299 @@
+"""The canonical model: the one vocabulary connectors, detectors, store and bot share.
+
+Connectors turn what a planning or logistics system says into these records; detectors read
+them as polars tables (the ``*_SCHEMA`` dicts below) and answer with ``Drift`` and
+``Recommendation``; the store persists those; the bot shows them. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import date, datetime, timezone
+from enum import StrEnum
+from typing import Any, Literal
+
+import polars as pl
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+UTC = timezone.utc
+
+
+def _aware_utc(value: datetime | None) -> datetime | None:
+    """Refuse naive datetimes: a time without a zone is a bug waiting for DST."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("datetime must carry a time zone (e.g. 2026-11-20T14:00:00Z)")
+    return value.astimezone(UTC)
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+# --- records a connector reads --------------------------------------------------------------
+
+
+class DemandRecord(_Record):
+    """Demand for one sku × location × period: what the plan assumed vs the latest signal."""
+
+    sku: str = Field(min_length=1)
+    location: str = Field(min_length=1)
+    period: date
+    planned_qty: float = Field(ge=0)
+    latest_qty: float = Field(ge=0)
+    unit_value: float = Field(default=0.0, ge=0)
+    sku_class: str = "default"
+    source: str = "forecast"  # orders, pos, forecast version ...
+
+
+class ShipmentLine(_Record):
+    sku: str = Field(min_length=1)
+    qty: float = Field(gt=0)
+
+
+class ShipmentRecord(_Record):
+    """One shipment as logistics sees it now."""
+
+    shipment_id: str = Field(min_length=1)
+    origin: str
+    destination: str
+    carrier: str = ""
+    mode: str = "TL"
+    lines: tuple[ShipmentLine, ...] = ()
+    planned_ship: datetime | None = None
+    planned_arrival: datetime | None = None
+    status: str = "planned"  # planned, in_transit, delayed, delivered, cancelled
+    eta: datetime | None = None
+    last_event_at: datetime | None = None
+    exception_code: str | None = None
+
+    _utc = field_validator("planned_ship", "planned_arrival", "eta", "last_event_at")(
+        classmethod(lambda cls, v: _aware_utc(v))
+    )
+
+    @property
+    def lane(self) -> str:
+        return lane_id(self.origin, self.destination)
+
+
+class ShipmentEvent(_Record):
+    """A status message about a shipment (X12 214, EPCIS event, a webhook push)."""
+
+    shipment_id: str = Field(min_length=1)
+    event_time: datetime
+    status: str  # canonical: departed, in_transit, delayed, eta_changed, arrived, delivered, exception
+    status_code: str = ""  # the source's own code, e.g. X12 AT7 'SD' or an EPCIS bizStep
+    reason_code: str = ""
+    location: str = ""
+    eta: datetime | None = None
+    carrier: str = ""
+    reference: dict[str, str] = Field(default_factory=dict)
+
+    _utc = field_validator("event_time", "eta")(classmethod(lambda cls, v: _aware_utc(v)))
+
+
+class CapacityRecord(_Record):
+    """Capacity of one resource in one period: assumed by the plan vs available now."""
+
+    resource_type: Literal["lane", "carrier", "site", "dock"]
+    resource_id: str = Field(min_length=1)
+    period: date
+    planned_capacity: float = Field(ge=0)
+    available_capacity: float = Field(ge=0)
+    planned_load: float = Field(ge=0)
+    unit: str = "pallets"
+
+
+class InventoryRecord(_Record):
+    sku: str = Field(min_length=1)
+    location: str = Field(min_length=1)
+    on_hand: float
+    safety_stock: float = Field(default=0.0, ge=0)
+
+
+class LaneRecord(_Record):
+    """A transport lane a transfer or reassignment may use."""
+
+    origin: str
+    destination: str
+    carrier: str = ""
+    cost_per_unit: float = Field(ge=0)
+    capacity: float = Field(ge=0)  # units per period still free on this lane
+    transit_days: float = Field(default=1.0, ge=0)
+
+
+CanonicalRecord = (
+    DemandRecord | ShipmentRecord | ShipmentEvent | CapacityRecord | InventoryRecord | LaneRecord
+)
+
+
+class Quarantined(BaseModel):
+    """A record that could not be read; kept with where it came from and why."""
+
+    source: str
+    position: str  # line 12, segment 40, event #3, page 2 item 7 ...
+    reason: str
+    raw: str = ""
+
+
+class ReadResult(BaseModel):
+    """What one ``Connector.read`` returns: good records, bad ones, and where to resume."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    records: list[Any] = Field(default_factory=list)
+    quarantined: list[Quarantined] = Field(default_factory=list)
+    cursor: str | None = None
+
+
+# --- snapshot tables (polars) ---------------------------------------------------------------
+
+_TS = pl.Datetime("us", "UTC")
+
+DEMAND_SCHEMA: dict[str, pl.DataType] = {
+    "sku": pl.Utf8,
+    "location": pl.Utf8,
+    "period": pl.Date,
+    "planned_qty": pl.Float64,
+    "latest_qty": pl.Float64,
+    "unit_value": pl.Float64,
+    "sku_class": pl.Utf8,
+}
+# one row per shipment line; shipment-level columns repeat
+SHIPMENT_SCHEMA: dict[str, pl.DataType] = {
+    "shipment_id": pl.Utf8,
+    "origin": pl.Utf8,
+    "destination": pl.Utf8,
+    "carrier": pl.Utf8,
+    "mode": pl.Utf8,
+    "sku": pl.Utf8,
+    "qty": pl.Float64,
+    "planned_ship": _TS,
+    "planned_arrival": _TS,
+    "status": pl.Utf8,
+    "eta": _TS,
+    "last_event_at": _TS,
+    "exception_code": pl.Utf8,
+}
+CAPACITY_SCHEMA: dict[str, pl.DataType] = {
+    "resource_type": pl.Utf8,
+    "resource_id": pl.Utf8,
+    "period": pl.Date,
+    "planned_capacity": pl.Float64,
+    "available_capacity": pl.Float64,
+    "planned_load": pl.Float64,
+}
+INVENTORY_SCHEMA: dict[str, pl.DataType] = {
+    "sku": pl.Utf8,
+    "location": pl.Utf8,
+    "on_hand": pl.Float64,
+    "safety_stock": pl.Float64,
+}
+LANE_SCHEMA: dict[str, pl.DataType] = {
+    "origin": pl.Utf8,
+    "destination": pl.Utf8,
+    "carrier": pl.Utf8,
+    "cost_per_unit": pl.Float64,
+    "capacity": pl.Float64,
+    "transit_days": pl.Float64,
+}
+SNAPSHOT_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
+    "demand": DEMAND_SCHEMA,
+    "shipments": SHIPMENT_SCHEMA,
+    "capacity": CAPACITY_SCHEMA,
+    "inventory": INVENTORY_SCHEMA,
+    "lanes": LANE_SCHEMA,
+}
+
+
+def lane_id(origin: str, destination: str) -> str:
+    return f"{origin}>{destination}"
+
+
+# --- what detectors answer ------------------------------------------------------------------
+
+
+class DriftKind(StrEnum):
+    DEMAND_CHANGE = "demand_change"
+    DISRUPTION = "disruption"
+    CAPACITY_SHIFT = "capacity_shift"
+    STOCKOUT_RISK = "stockout_risk"
+
+
+class Severity(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return ["low", "medium", "high", "critical"].index(self.value)
+
+
+class Impact(BaseModel):
+    units_short: float = 0.0
+    units_excess: float = 0.0
+    value_at_risk: float = 0.0
+    service_days_at_risk: float = 0.0
+    orders_at_risk: int = 0
+
+
+class Drift(BaseModel):
+    """Plan and execution disagree about one business key, by this much, costing this."""
+
+    kind: DriftKind
+    fingerprint: str
+    key: dict[str, str]  # the business key: sku/location/period, shipment, resource ...
+    evidence: dict[str, Any]  # plan vs actual numbers a planner can check
+    impact: Impact
+    severity: Severity
+    cause: dict[str, str] = Field(default_factory=dict)  # lane/carrier/origin/day, for grouping
+    detected_at: datetime
+
+    _utc = field_validator("detected_at")(classmethod(lambda cls, v: _aware_utc(v)))
+
+
+System = Literal["planning", "logistics"]
+
+
+class Action(BaseModel):
+    """One change in one system, executed at most once thanks to its idempotency key."""
+
+    system: System
+    connector: str = ""  # filled by the engine from config when empty
+    operation: str  # update_forecast, reschedule_receipt, expedite_shipment, create_transfer ...
+    params: dict[str, Any]
+    idempotency_key: str = ""
+
+
+class Recommendation(BaseModel):
+    """One coordinated adjustment answering one drift or a group sharing a cause."""
+
+    fingerprint: str
+    kind: DriftKind
+    drift_fingerprints: list[str]
+    summary: str
+    actions: list[Action]
+    impact_if_approved: Impact
+    impact_if_ignored: Impact
+    severity: Severity
+    rationale: str = ""
+    alternatives: list[str] = Field(default_factory=list)  # one line each: option — why not
+    affected: list[dict[str, Any]] = Field(default_factory=list)
+    cause: dict[str, str] = Field(default_factory=dict)
+
+
+def fingerprint(kind: str, key: dict[str, Any]) -> str:
+    """Stable id of a business key: same key, same fingerprint, whatever the row order."""
+    canonical = json.dumps({"kind": kind, **{k: str(v) for k, v in key.items()}}, sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:24]
+
+
+def action_key(recommendation_id: int | str, index: int, action: Action) -> str:
+    """Idempotency key of an action: the same approval can never execute twice."""
+    body = json.dumps([str(recommendation_id), index, action.operation, action.params],
+                      sort_keys=True, default=str)
+    return "alignbot-" + hashlib.sha256(body.encode()).hexdigest()[:32]
