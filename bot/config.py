@@ -1,0 +1,308 @@
+"""alignbot.yml: teams, routing, detector thresholds, connectors and the digest, validated.
+
+One YAML file describes a deployment. Secrets never live in it: the file names environment
+variables (``*_env`` keys and ``secrets:`` maps) and the values are read from the environment
+when the bot starts. ``alignbot config check`` prints every problem with its key path.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import time as clock_time, timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+DEFAULT_CONFIG_PATH = Path("alignbot.yml")
+CONFIG_ENV = "ALIGNBOT_CONFIG"
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def _parse_duration(value: Any) -> Any:
+    """Accept the short forms people write in YAML ("90s", "30m", "4h", "2d")."""
+    if isinstance(value, str) and (match := _DURATION.match(value)):
+        return timedelta(seconds=float(match[1]) * _UNIT_SECONDS[match[2]])
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_parse_duration)]
+EnvVarName = Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")]
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+class _Strict(BaseModel):
+    # A typo in a key is an error, not a silently ignored setting.
+    model_config = ConfigDict(extra="forbid")
+
+
+class DigestSchedule(_Strict):
+    day: Weekday = "mon"
+    time: clock_time = clock_time(8, 0)
+    enabled: bool = True
+
+
+class Team(_Strict):
+    name: str = Field(min_length=1, pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    channel: str = Field(min_length=2, description="Slack channel id (C...) or #name")
+    usergroup_id: str | None = Field(default=None, pattern=r"^S[A-Z0-9]+$")
+    members: list[str] = Field(default_factory=list, description="Slack user ids (U...)")
+    timezone: str = "UTC"
+    escalation: str | None = Field(
+        default=None, description="who is mentioned when a decision expires: U..., S... or #channel"
+    )
+    digest: DigestSchedule = Field(default_factory=DigestSchedule)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name like Europe/Berlin)")
+        return value
+
+    @field_validator("members")
+    @classmethod
+    def _user_ids(cls, value: list[str]) -> list[str]:
+        bad = [m for m in value if not re.fullmatch(r"[UW][A-Z0-9]+", m)]
+        if bad:
+            raise ValueError(f"not Slack user ids: {', '.join(bad)} (they look like U0123ABCD)")
+        return value
+
+    @model_validator(mode="after")
+    def _someone_can_decide(self) -> Team:
+        if not self.usergroup_id and not self.members:
+            raise ValueError("a team needs usergroup_id or members, or nobody could approve")
+        return self
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def mention(self) -> str:
+        if self.usergroup_id:
+            return f"<!subteam^{self.usergroup_id}>"
+        return " ".join(f"<@{m}>" for m in self.members)
+
+
+class RuleMatch(_Strict):
+    """Every listed field must match; an empty match catches everything."""
+
+    kind: list[str] = Field(default_factory=list)
+    location: list[str] = Field(default_factory=list)
+    region: list[str] = Field(default_factory=list)
+    lane: list[str] = Field(default_factory=list)
+    carrier: list[str] = Field(default_factory=list)
+    sku_class: list[str] = Field(default_factory=list)
+    min_severity: Literal["low", "medium", "high", "critical"] | None = None
+    min_value: float | None = Field(default=None, ge=0)
+
+
+class RoutingRule(_Strict):
+    name: str
+    match: RuleMatch = Field(default_factory=RuleMatch)
+    teams: list[str] = Field(min_length=1)
+    approvals: dict[str, int] = Field(
+        default_factory=dict,
+        description="approvals needed per team; default one from the first team",
+    )
+    requester_may_approve: bool = True
+    deadline: Duration = timedelta(hours=4)
+    continue_: bool = Field(default=False, alias="continue")
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _approvals_from_owning_teams(self) -> RoutingRule:
+        unknown = set(self.approvals) - set(self.teams)
+        if unknown:
+            raise ValueError(f"approvals name teams the rule does not own: {sorted(unknown)}")
+        if any(n < 1 for n in self.approvals.values()):
+            raise ValueError("approvals per team must be at least 1")
+        return self
+
+
+class Routing(_Strict):
+    default_team: str
+    default_deadline: Duration = timedelta(hours=4)
+    regions: dict[str, list[str]] = Field(
+        default_factory=dict, description="region name -> locations, for rule matching"
+    )
+    rules: list[RoutingRule] = Field(default_factory=list)
+
+
+class Schedule(_Strict):
+    every: Duration | None = None
+    cron: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Schedule:
+        if (self.every is None) == (self.cron is None):
+            raise ValueError("give exactly one of 'every' (e.g. 5m) or 'cron'")
+        if self.cron is not None and len(self.cron.split()) != 5:
+            raise ValueError(f"cron {self.cron!r} must have 5 fields (min hour day month weekday)")
+        return self
+
+
+class ConnectorConfig(_Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    kind: Literal["rest", "csv", "epcis", "x12"]
+    system: Literal["planning", "logistics"]
+    schedule: Schedule = Field(default_factory=lambda: Schedule(every=timedelta(minutes=5)))
+    settings: dict[str, Any] = Field(default_factory=dict)
+    secrets: dict[str, EnvVarName] = Field(
+        default_factory=dict, description="setting name -> environment variable holding it"
+    )
+    webhook_secret_env: EnvVarName | None = None
+    stale_after: Duration = timedelta(minutes=30)
+    timeout: Duration = timedelta(seconds=10)
+
+
+class SlackConfig(_Strict):
+    bot_token_env: EnvVarName = "SLACK_BOT_TOKEN"
+    signing_secret_env: EnvVarName = "SLACK_SIGNING_SECRET"
+    app_token_env: EnvVarName = "SLACK_APP_TOKEN"
+    api_url_env: EnvVarName = "SLACK_API_URL"
+
+
+class AlignbotConfig(_Strict):
+    teams: list[Team] = Field(min_length=1)
+    routing: Routing
+    detectors: dict[str, Any] = Field(default_factory=dict)
+    connectors: list[ConnectorConfig] = Field(default_factory=list)
+    slack: SlackConfig = Field(default_factory=SlackConfig)
+    digest: DigestSchedule = Field(default_factory=DigestSchedule)
+    database_url_env: EnvVarName = "DATABASE_URL"
+    database_url_default: str = "sqlite:///alignbot.db"
+
+    @model_validator(mode="after")
+    def _names_resolve(self) -> AlignbotConfig:
+        names = [t.name for t in self.teams]
+        dupes = {n for n in names if names.count(n) > 1}
+        if dupes:
+            raise ValueError(f"team names must be unique: {sorted(dupes)}")
+        known = set(names)
+        if self.routing.default_team not in known:
+            raise ValueError(f"routing.default_team {self.routing.default_team!r} is not a team")
+        for i, rule in enumerate(self.routing.rules):
+            missing = [t for t in rule.teams if t not in known]
+            if missing:
+                raise ValueError(f"routing.rules[{i}].teams: unknown team(s) {missing}")
+        conns = [c.name for c in self.connectors]
+        if len(conns) != len(set(conns)):
+            raise ValueError("connector names must be unique")
+        return self
+
+    def team(self, name: str) -> Team:
+        return next(t for t in self.teams if t.name == name)
+
+    def connector(self, name: str) -> ConnectorConfig:
+        return next(c for c in self.connectors if c.name == name)
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; ``problems`` lists one ``path: message`` per issue."""
+
+    def __init__(self, source: str, problems: list[str]):
+        self.source = source
+        self.problems = problems
+        super().__init__(f"{source}: " + "; ".join(problems))
+
+
+def _key_path(loc: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part in ("function-after", "function-before") or "[" in str(part):
+            continue  # pydantic's internal validator frames, not user keys
+        else:
+            path += f".{part}" if path else str(part)
+    return path or "(top level)"
+
+
+def _format(error: dict[str, Any]) -> str:
+    message = error["msg"].removeprefix("Value error, ")
+    message = message[:1].lower() + message[1:]
+    return f"{_key_path(error['loc'])}: {message}"
+
+
+def resolve_path(path: Path | None) -> Path:
+    if path is not None:
+        return path
+    return Path(os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG_PATH)
+
+
+def load_config(path: Path | None = None) -> AlignbotConfig:
+    """Read and validate the YAML file; raise ConfigError listing every problem."""
+    path = resolve_path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(str(path), [f"file not found (set --config or {CONFIG_ENV})"])
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ConfigError(str(path), [f"{where}not valid YAML ({getattr(exc, 'problem', exc)})"])
+    if not isinstance(raw, dict):
+        raise ConfigError(str(path), ["(top level): expected a mapping of settings"])
+    try:
+        return AlignbotConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(str(path), [_format(e) for e in exc.errors()]) from None
+
+
+def missing_secrets(config: AlignbotConfig, environ: dict[str, str] | None = None,
+                    *, slack: bool = True) -> list[str]:
+    """Every secret the config names whose environment variable is unset, with its key path."""
+    env = os.environ if environ is None else environ
+    problems = []
+    if slack:
+        for key in ("bot_token_env", "signing_secret_env"):
+            var = getattr(config.slack, key)
+            if not env.get(var):
+                problems.append(f"slack.{key}: environment variable {var} is not set")
+    for i, conn in enumerate(config.connectors):
+        for setting, var in conn.secrets.items():
+            if not env.get(var):
+                problems.append(
+                    f"connectors[{i}].secrets.{setting}: environment variable {var} is not set"
+                )
+        if conn.webhook_secret_env and not env.get(conn.webhook_secret_env):
+            problems.append(
+                f"connectors[{i}].webhook_secret_env: environment variable "
+                f"{conn.webhook_secret_env} is not set"
+            )
+    return problems
+
+
+def connector_secrets(conn: ConnectorConfig, environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The secret values of one connector, read from the environment at the last moment."""
+    env = os.environ if environ is None else environ
+    missing = [var for var in conn.secrets.values() if not env.get(var)]
+    if missing:
+        raise ConfigError(f"connector {conn.name}", [f"environment variable {v} is not set"
+                                                      for v in missing])
+    return {setting: env[var] for setting, var in conn.secrets.items()}
+
+
+def database_url(config: AlignbotConfig | None = None, environ: dict[str, str] | None = None) -> str:
+    env = os.environ if environ is None else environ
+    var = config.database_url_env if config else "DATABASE_URL"
+    default = config.database_url_default if config else "sqlite:///alignbot.db"
+    return env.get(var) or default
