@@ -1,0 +1,35 @@
+"""Sandbox planning system and TMS: real HTTP services over one seeded supply network.
+
+``start_sandboxes(seed=7)`` serves both on 127.0.0.1; POST ``/scenario/step`` on either injects
+the next drift (a demand spike, delayed shipments, a carrier capacity cut).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from connectors.sandbox._service import SandboxService
+from connectors.sandbox._world import CARRIERS, DCS, PLANTS, World
+from connectors.sandbox.planning import planning_service
+from connectors.sandbox.tms import tms_service
+from connectors.serving import BackgroundServer
+
+__all__ = ["CARRIERS", "DCS", "PLANTS", "SandboxService", "World", "planning_service",
+           "start_sandboxes", "tms_service"]
+
+
+def start_sandboxes(seed: int = 7, auto_step_seconds: float | None = None, *,
+                    now: datetime | None = None, n_skus: int = 300
+                    ) -> tuple[BackgroundServer, BackgroundServer]:
+    """Start (planning, tms) on free loopback ports; both share one world and scenario clock.
+
+    Each returned server has ``.service`` (the SandboxService) and ``.world`` for inspection.
+    """
+    world = World(seed=seed, now=now, n_skus=n_skus, auto_step_seconds=auto_step_seconds)
+    servers = []
+    for service in (planning_service(world), tms_service(world)):
+        server = BackgroundServer(service.app)
+        server.service = service  # type: ignore[attr-defined]
+        server.world = world  # type: ignore[attr-defined]
+        servers.append(server.start())
+    return servers[0], servers[1]

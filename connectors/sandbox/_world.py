@@ -1,0 +1,278 @@
+"""The sandbox supply network: one seeded world both sandbox systems serve a view of.
+
+Same seed and same ``now`` give the same network, plan and shipments, so demos and tests are
+repeatable. The scenario clock injects drift one step at a time; actions change the tables so a
+re-poll sees their effect. Every row carries ``updated_at`` from a strictly increasing clock,
+which is what makes ``updated_since`` reads exact.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import Counter
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+PLANTS = ("PLT-DAL", "PLT-CHI", "PLT-ATL")
+DCS = ("DC-NJ", "DC-CA", "DC-TX", "DC-OH")
+CARRIERS = ("NORTHLINE", "BLUEWAY", "SWIFTCARGO", "REDROUTE")
+WEEKS = 8
+# transit days plant -> DC, and between DCs (symmetric)
+PLANT_TRANSIT = {
+    "PLT-DAL": {"DC-NJ": 3, "DC-CA": 3, "DC-TX": 1, "DC-OH": 2},
+    "PLT-CHI": {"DC-NJ": 2, "DC-CA": 4, "DC-TX": 2, "DC-OH": 1},
+    "PLT-ATL": {"DC-NJ": 2, "DC-CA": 4, "DC-TX": 2, "DC-OH": 2},
+}
+DC_TRANSIT = {("DC-NJ", "DC-OH"): 1, ("DC-NJ", "DC-TX"): 3, ("DC-NJ", "DC-CA"): 5,
+              ("DC-CA", "DC-TX"): 3, ("DC-CA", "DC-OH"): 4, ("DC-TX", "DC-OH"): 2}
+DC_WEIGHT = {"DC-NJ": 1.3, "DC-CA": 1.1, "DC-TX": 0.9, "DC-OH": 0.7}
+CLASS_WEEKLY = {"A": (200, 800), "B": (50, 200), "C": (5, 50)}
+CLASS_VALUE = {"A": (40.0, 200.0), "B": (15.0, 80.0), "C": (2.0, 30.0)}
+CLASS_SAFETY_WEEKS = {"A": 1.0, "B": 0.8, "C": 0.5}
+EXCEPTION_CODES = ("WEATHER", "EQUIPMENT_FAILURE", "PORT_CONGESTION", "DRIVER_SHORTAGE")
+
+
+class ActionError(ValueError):
+    """An action the sandbox refuses (unknown sku, no such lane ...); answered with HTTP 422."""
+
+
+def ts(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_ts(value: Any, name: str) -> datetime:
+    try:
+        when = datetime.fromisoformat(str(value))
+    except ValueError:
+        raise ActionError(f"{name}: {value!r} is not an ISO date-time") from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def week_start(day: date) -> date:
+    return day - timedelta(days=day.weekday())
+
+
+class World:
+    """Tables of one network (``tables[entity][key] -> row``) behind one lock."""
+
+    def __init__(self, seed: int = 7, now: datetime | None = None, n_skus: int = 300,
+                 auto_step_seconds: float | None = None):
+        self.seed = seed
+        self.lock = threading.RLock()
+        self.now = (now or datetime.now(UTC)).astimezone(UTC).replace(minute=0, second=0,
+                                                                      microsecond=0)
+        self.weeks = [week_start(self.now.date()) + timedelta(weeks=i) for i in range(WEEKS)]
+        self.tables: dict[str, dict[tuple, dict[str, Any]]] = {
+            name: {} for name in ("demand", "inventory", "site_capacity", "receipts",
+                                  "shipments", "capacity", "lanes")}
+        self.versions: Counter[str] = Counter()
+        self.step_count = 0
+        self.injected: list[dict[str, Any]] = []
+        self.auto_step_seconds = auto_step_seconds
+        self._auto_started = time.monotonic()
+        self._auto_done = 0
+        self._last_tick = datetime(2000, 1, 1, tzinfo=UTC)
+        self._transfer_seq = 0
+        self._scenario_rng = random.Random(seed * 7919 + 17)
+        self._build(random.Random(seed), n_skus)
+
+    # -- clock and writes
+
+    def tick(self) -> str:
+        """A strictly increasing microsecond timestamp: no two writes share an updated_at."""
+        stamp = datetime.now(UTC)
+        if stamp <= self._last_tick:
+            stamp = self._last_tick + timedelta(microseconds=1)
+        self._last_tick = stamp
+        return stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+    def put(self, table: str, key: tuple, row: dict[str, Any]) -> dict[str, Any]:
+        row["updated_at"] = self.tick()
+        self.tables[table][key] = row
+        self.versions[table] += 1
+        return row
+
+    def touch(self, table: str, key: tuple) -> None:
+        self.put(table, key, self.tables[table][key])
+
+    # -- the seeded network
+
+    def _build(self, rng: random.Random, n_skus: int) -> None:
+        skus = [f"SKU-{i:05d}" for i in range(1, n_skus + 1)]
+        order = skus[:]
+        rng.shuffle(order)
+        self.sku_class: dict[str, str] = {}
+        for rank, sku in enumerate(order):
+            share = rank / max(1, n_skus)
+            self.sku_class[sku] = "A" if share < 0.15 else "B" if share < 0.45 else "C"
+        self.sku_value = {s: round(rng.uniform(*CLASS_VALUE[c]), 2)
+                          for s, c in self.sku_class.items()}
+        self.sku_plant = {s: rng.choice(PLANTS) for s in skus}
+        self.base = {(s, dc): rng.uniform(*CLASS_WEEKLY[self.sku_class[s]]) * DC_WEIGHT[dc]
+                     for s in skus for dc in DCS}
+
+        for (sku, dc), weekly in self.base.items():
+            for i, week in enumerate(self.weeks):
+                planned = float(round(weekly * rng.uniform(0.9, 1.1)))
+                latest = float(round(planned * rng.uniform(0.93, 1.07))) if i < 4 else planned
+                self.put("demand", (sku, dc, week.isoformat()), {
+                    "sku": sku, "location": dc, "period": week.isoformat(),
+                    "planned_qty": planned, "latest_qty": latest,
+                    "unit_value": self.sku_value[sku], "sku_class": self.sku_class[sku],
+                    "source": "forecast"})
+            cls = self.sku_class[sku]
+            self.put("inventory", (sku, dc), {
+                "sku": sku, "location": dc, "on_hand": float(round(weekly * rng.uniform(1.2, 3.0))),
+                "safety_stock": float(round(weekly * CLASS_SAFETY_WEEKS[cls]))})
+        for sku in skus:
+            plant = self.sku_plant[sku]
+            weekly = sum(self.base[(sku, dc)] for dc in DCS)
+            self.put("inventory", (sku, plant), {
+                "sku": sku, "location": plant, "on_hand": float(round(weekly * rng.uniform(2, 4))),
+                "safety_stock": float(round(weekly * 0.5))})
+        for plant in PLANTS:
+            for week in self.weeks:
+                load = sum(self.tables["demand"][(s, dc, week.isoformat())]["planned_qty"]
+                           for s in skus if self.sku_plant[s] == plant for dc in DCS)
+                cap = float(round(load * 1.15, -2))
+                self.put("site_capacity", (plant, week.isoformat()), {
+                    "resource_type": "site", "resource_id": plant, "period": week.isoformat(),
+                    "planned_capacity": cap, "available_capacity": cap,
+                    "planned_load": float(round(load)), "unit": "units"})
+
+        for plant, dests in PLANT_TRANSIT.items():
+            for dc, days in dests.items():
+                for carrier in sorted(rng.sample(CARRIERS, 2)):
+                    self._add_lane(rng, plant, dc, carrier, days, (3000, 8000))
+        for (a, b), days in DC_TRANSIT.items():
+            for origin, dest in ((a, b), (b, a)):
+                self._add_lane(rng, origin, dest, rng.choice(CARRIERS), days, (1000, 3000))
+        for carrier in CARRIERS:
+            for week in self.weeks:
+                cap = float(round(rng.uniform(8000, 15000), -2))
+                self.put("capacity", ("carrier", carrier, week.isoformat()), {
+                    "resource_type": "carrier", "resource_id": carrier, "period": week.isoformat(),
+                    "planned_capacity": cap, "available_capacity": cap,
+                    "planned_load": float(round(cap * rng.uniform(0.6, 0.85), -1)),
+                    "unit": "units"})
+
+        plant_lanes = [k for k in self.tables["lanes"] if k[0] in PLANTS]
+        for i in range(48):
+            origin, dest, carrier = rng.choice(plant_lanes)
+            days = PLANT_TRANSIT[origin][dest]
+            pool = [s for s in skus if self.sku_plant[s] == origin] or skus
+            lines = [{"sku": s, "qty": float(max(10, round(self.base[(s, dest)]
+                                                           * rng.uniform(0.5, 2), -1)))}
+                     for s in sorted(rng.sample(pool, rng.randint(1, 4)))]
+            if i < 40:  # in transit, arriving after now
+                arrive = self.now + timedelta(hours=rng.uniform(6, days * 24 + 6))
+                ship = arrive - timedelta(days=days)
+                status, last = "in_transit", min(self.now, ship + timedelta(hours=rng.uniform(1, 8)))
+            else:
+                ship = self.now + timedelta(hours=rng.uniform(12, 96))
+                arrive = ship + timedelta(days=days)
+                status, last = "planned", None
+            eta = arrive + timedelta(hours=rng.uniform(-3, 3)) if status == "in_transit" else arrive
+            sid = f"SHP-{10001 + i}"
+            self.put("shipments", (sid,), {
+                "shipment_id": sid, "origin": origin, "destination": dest, "carrier": carrier,
+                "mode": "TL", "lines": lines, "planned_ship": ts(ship), "planned_arrival": ts(arrive),
+                "status": status, "eta": ts(eta), "last_event_at": ts(last) if last else None,
+                "exception_code": None})
+            for line in lines:
+                self.put("receipts", (sid, line["sku"]), {
+                    "shipment_id": sid, "sku": line["sku"], "location": dest, "qty": line["qty"],
+                    "expected_date": arrive.date().isoformat()})
+
+    def _add_lane(self, rng: random.Random, origin: str, dest: str, carrier: str, days: int,
+                  capacity: tuple[int, int]) -> None:
+        self.put("lanes", (origin, dest, carrier), {
+            "origin": origin, "destination": dest, "carrier": carrier,
+            "cost_per_unit": round(0.2 + 0.15 * days * rng.uniform(0.8, 1.2), 2),
+            "capacity": float(round(rng.uniform(*capacity), -2)), "transit_days": float(days)})
+
+    # -- the scenario clock
+
+    def catch_up(self) -> None:
+        """Apply the auto-advance steps that are due; called on every request, no thread."""
+        if not self.auto_step_seconds:
+            return
+        due = int((time.monotonic() - self._auto_started) / self.auto_step_seconds)
+        for _ in range(min(due - self._auto_done, 100)):
+            self.step()
+        self._auto_done = max(self._auto_done, due)
+
+    def step(self) -> dict[str, Any]:
+        """Advance one step: a demand spike, a batch of delayed shipments, a carrier cut."""
+        with self.lock:
+            self.step_count += 1
+            rng = self._scenario_rng
+            injected = [d for d in (self._spike(rng), self._delay(rng), self._cut(rng)) if d]
+            for item in injected:
+                item["step"] = self.step_count
+            self.injected.extend(injected)
+            return {"step": self.step_count, "injected": injected}
+
+    def _spike(self, rng: random.Random) -> dict[str, Any]:
+        dc = rng.choice(DCS)
+        pool = sorted(s for s, c in self.sku_class.items() if c in "AB")
+        skus = sorted(rng.sample(pool, min(len(pool), rng.randint(4, 6))))
+        first = rng.randint(0, 1)
+        periods = [w.isoformat() for w in self.weeks[first:first + 2]]
+        factor = round(rng.uniform(1.8, 2.6), 2)
+        for sku in skus:
+            for period in periods:
+                row = self.tables["demand"][(sku, dc, period)]
+                row["latest_qty"] = float(round(row["planned_qty"] * factor))
+                row["source"] = "orders"
+                self.touch("demand", (sku, dc, period))
+        return {"kind": "demand_spike", "location": dc, "skus": skus, "periods": periods,
+                "factor": factor}
+
+    def _delay(self, rng: random.Random) -> dict[str, Any] | None:
+        groups: dict[tuple[str, str], list[tuple]] = {}
+        for key, row in sorted(self.tables["shipments"].items()):
+            if row["status"] == "in_transit":
+                groups.setdefault((row["origin"], row["carrier"]), []).append(key)
+        if not groups:
+            return None
+        several = sorted(g for g, keys in groups.items() if len(keys) >= 2)
+        origin, carrier = rng.choice(several or sorted(groups))
+        keys = groups[(origin, carrier)][:4]
+        code = rng.choice(EXCEPTION_CODES)
+        delayed = []
+        for key in keys:
+            row = self.tables["shipments"][key]
+            eta = parse_ts(row["eta"], "eta") + timedelta(hours=rng.uniform(36, 96))
+            row.update(eta=ts(eta), status="delayed", exception_code=code,
+                       last_event_at=ts(datetime.now(UTC)))
+            self.touch("shipments", key)
+            delayed.append(row["shipment_id"])
+        return {"kind": "shipment_delay", "origin": origin, "carrier": carrier,
+                "exception_code": code, "shipments": delayed}
+
+    def _cut(self, rng: random.Random) -> dict[str, Any]:
+        cut_before = {d["carrier"] for d in self.injected if d["kind"] == "capacity_cut"}
+        carrier = rng.choice([c for c in CARRIERS if c not in cut_before] or list(CARRIERS))
+        first = rng.randint(0, 1)
+        periods = [w.isoformat() for w in self.weeks[first:first + 2]]
+        ratio = 1.0
+        for period in periods:
+            row = self.tables["capacity"][("carrier", carrier, period)]
+            available = float(round(row["planned_load"] * rng.uniform(0.55, 0.75), -1))
+            ratio = min(ratio, available / row["planned_capacity"])
+            row["available_capacity"] = available
+            self.touch("capacity", ("carrier", carrier, period))
+        for key, lane in self.tables["lanes"].items():
+            if lane["carrier"] == carrier:
+                lane["capacity"] = float(round(lane["capacity"] * ratio, -1))
+                self.touch("lanes", key)
+        return {"kind": "capacity_cut", "carrier": carrier, "periods": periods}
+
+    # -- helpers the actions use
+
+    def next_transfer_id(self) -> str:
+        self._transfer_seq += 1
+        return f"TRF-{self._transfer_seq:05d}"
