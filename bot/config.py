@@ -169,6 +169,9 @@ class ConnectorConfig(_Strict):
         default_factory=dict, description="setting name -> environment variable holding it"
     )
     webhook_secret_env: EnvVarName | None = None
+    executes: bool = Field(
+        default=True, description="carries out approved actions for its system (first one wins)"
+    )
     stale_after: Duration = timedelta(minutes=30)
     timeout: Duration = timedelta(seconds=10)
 

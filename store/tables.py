@@ -91,6 +91,7 @@ class RecommendationRow(SQLModel, table=True):
     snoozed_until: datetime | None = _ts(nullable=True)
     slack_channel: str | None = None
     slack_ts: str | None = None
+    slack_version: int = 0  # the version the Slack message shows; behind `version` = edit due
     superseded_by: int | None = Field(default=None, foreign_key="recommendations.id")
     escalated_at: datetime | None = _ts(nullable=True)
     created_at: datetime = _ts(nullable=False)
@@ -214,8 +215,32 @@ class QuarantinedRecord(SQLModel, table=True):
     at: datetime = _ts(nullable=False)
 
 
+class SlackNote(SQLModel, table=True):
+    """A message for Slack that must be posted exactly once (thread notes, escalations, digests).
+
+    The recommendation message itself is synced from its row; everything else goes here, with
+    a dedupe key so a retried job never posts the same note twice.
+    """
+
+    __tablename__ = "slack_notes"
+
+    id: int | None = Field(default=None, primary_key=True)
+    dedupe_key: str = Field(max_length=120, unique=True)
+    recommendation_id: int | None = Field(default=None, foreign_key="recommendations.id",
+                                          index=True)
+    channel: str | None = None  # None: the channel of the recommendation's message
+    in_thread: bool = True
+    text: str
+    blocks: list = Field(default_factory=list, sa_column=Column(JSONDoc, nullable=False))
+    state: str = Field(default="pending", max_length=16, index=True)  # pending, posted, dead
+    attempts: int = 0
+    ts: str | None = None
+    created_at: datetime = _ts(nullable=False)
+    posted_at: datetime | None = _ts(nullable=True)
+
+
 __all__ = [
     "ACTIVE_STATES", "ActionRow", "AuditEvent", "ConnectorHealth", "ConnectorRun", "DecisionRow",
     "DriftRow", "ExecutionRow", "OutboxRow", "QuarantinedRecord", "RecState",
-    "RecommendationRow", "utcnow",
+    "RecommendationRow", "SlackNote", "utcnow",
 ]

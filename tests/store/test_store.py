@@ -19,7 +19,7 @@ from store.transitions import transition
 
 EXPECTED_TABLES = {
     "drifts", "recommendations", "actions", "decisions", "executions", "outbox",
-    "audit_events", "connector_runs", "connector_health", "quarantined_records",
+    "audit_events", "connector_runs", "connector_health", "quarantined_records", "slack_notes",
 }
 
 

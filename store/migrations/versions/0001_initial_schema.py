@@ -98,6 +98,7 @@ def upgrade() -> None:
     sa.Column('snoozed_until', store.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('slack_channel', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
     sa.Column('slack_ts', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.Column('slack_version', sa.Integer(), nullable=False),
     sa.Column('superseded_by', sa.Integer(), nullable=True),
     sa.Column('escalated_at', store.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('created_at', store.types.UTCDateTime(timezone=True), nullable=False),
@@ -161,6 +162,27 @@ def upgrade() -> None:
     with op.batch_alter_table('quarantined_records', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_quarantined_records_connector'), ['connector'], unique=False)
 
+    op.create_table('slack_notes',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('dedupe_key', sqlmodel.sql.sqltypes.AutoString(length=120), nullable=False),
+    sa.Column('recommendation_id', sa.Integer(), nullable=True),
+    sa.Column('channel', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.Column('in_thread', sa.Boolean(), nullable=False),
+    sa.Column('text', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('blocks', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('state', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('ts', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.Column('created_at', store.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('posted_at', store.types.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['recommendation_id'], ['recommendations.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('dedupe_key')
+    )
+    with op.batch_alter_table('slack_notes', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_slack_notes_recommendation_id'), ['recommendation_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_slack_notes_state'), ['state'], unique=False)
+
     op.create_table('executions',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('action_id', sa.Integer(), nullable=False),
@@ -208,6 +230,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_executions_action_id'))
 
     op.drop_table('executions')
+    with op.batch_alter_table('slack_notes', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_slack_notes_state'))
+        batch_op.drop_index(batch_op.f('ix_slack_notes_recommendation_id'))
+
+    op.drop_table('slack_notes')
     with op.batch_alter_table('quarantined_records', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_quarantined_records_connector'))
 

@@ -1,0 +1,248 @@
+"""Detections in, recommendation lifecycle out: upsert, supersede, resolve, snooze, expire.
+
+The invariants live here: one active recommendation per fingerprint (re-detection edits it),
+a material change supersedes it, a drift that went away resolves it. Every state change is a
+compare-and-set with an audit row, so two replicas running this at once cannot both win.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlmodel import Session, select
+
+from bot.config import AlignbotConfig
+from bot.notes import add_note
+from bot.routing import route
+from detectors.model import Action, Drift, Recommendation, action_key
+from store.tables import (
+    ACTIVE_STATES,
+    ActionRow,
+    AuditEvent,
+    DriftRow,
+    RecommendationRow,
+    RecState,
+)
+from store.transitions import transition
+
+DETECTOR = "system:detector"
+MATERIAL_CHANGE = 0.25  # relative change in value or quantity that makes a new recommendation
+
+
+@dataclass
+class LifecycleReport:
+    created: list[int] = field(default_factory=list)
+    updated: list[int] = field(default_factory=list)
+    superseded: list[tuple[int, int]] = field(default_factory=list)  # (old, new)
+    resolved: list[int] = field(default_factory=list)
+
+
+def apply_detection(
+    session: Session,
+    drifts: Iterable[Drift],
+    recommendations: Iterable[Recommendation],
+    config: AlignbotConfig,
+    now: datetime,
+    *,
+    scope: set[str] | None = None,
+) -> LifecycleReport:
+    """Bring the store in line with one detection pass.
+
+    ``scope`` limits which previously open drifts may be closed: None for a full pass, the
+    fingerprints a pushed event could affect for a partial one.
+    """
+    report = LifecycleReport()
+    seen = _upsert_drifts(session, list(drifts), now)
+    _close_missing_drifts(session, seen, scope, now)
+    current: set[str] = set()
+    for rec in recommendations:
+        current.add(rec.fingerprint)
+        _upsert_recommendation(session, rec, config, now, report)
+    _resolve_gone(session, current, now, report)
+    return report
+
+
+def open_fingerprints(session: Session) -> frozenset[str]:
+    """Fingerprints of open drifts; detectors use them for hysteresis."""
+    return frozenset(session.exec(select(DriftRow.fingerprint).where(DriftRow.is_open)).all())
+
+
+def _upsert_drifts(session: Session, drifts: list[Drift], now: datetime) -> set[str]:
+    by_fp = {d.fingerprint: d for d in drifts}
+    existing = {
+        row.fingerprint: row
+        for row in session.exec(select(DriftRow).where(DriftRow.fingerprint.in_(list(by_fp))))
+    } if by_fp else {}
+    for fp, drift in by_fp.items():
+        row = existing.get(fp) or DriftRow(fingerprint=fp, kind=str(drift.kind), first_seen=now,
+                                           severity=str(drift.severity))
+        if row.id is not None and not row.is_open:
+            row.first_seen = now  # a drift that comes back is a new episode
+        row.key, row.cause = drift.key, drift.cause
+        row.evidence = drift.model_dump(mode="json")["evidence"]
+        row.impact = drift.impact.model_dump(mode="json")
+        row.severity = str(drift.severity)
+        row.value_at_risk = drift.impact.value_at_risk
+        row.is_open, row.closed_at, row.last_seen = True, None, now
+        session.add(row)
+    session.flush()
+    return set(by_fp)
+
+
+def _close_missing_drifts(session: Session, seen: set[str], scope: set[str] | None,
+                          now: datetime) -> None:
+    query = select(DriftRow).where(DriftRow.is_open)
+    if scope is not None:
+        query = query.where(DriftRow.fingerprint.in_(list(scope)))
+    for row in session.exec(query):
+        if row.fingerprint not in seen:
+            row.is_open, row.closed_at = False, now
+            session.add(row)
+    session.flush()
+
+
+def _active(session: Session, fingerprint: str) -> RecommendationRow | None:
+    return session.exec(
+        select(RecommendationRow).where(RecommendationRow.fingerprint == fingerprint,
+                                        RecommendationRow.state.in_(ACTIVE_STATES))
+    ).first()
+
+
+def _upsert_recommendation(session: Session, rec: Recommendation, config: AlignbotConfig,
+                           now: datetime, report: LifecycleReport) -> None:
+    row = _active(session, rec.fingerprint)
+    if row is None:
+        report.created.append(create_recommendation(session, rec, config, now).id)
+        return
+    if row.state not in (RecState.OPEN, RecState.SNOOZED):
+        return  # decided: execution owns it now
+    old = Recommendation.model_validate(row.body)
+    if is_material_change(old, rec):
+        reason = describe_change(old, rec)
+        if not transition(session, row.id, from_states=[row.state], to_state=RecState.SUPERSEDED,
+                          actor=DETECTOR, reason=reason, expected_version=row.version):
+            return  # someone decided meanwhile; their decision stands
+        session.flush()
+        new = create_recommendation(session, rec, config, now)
+        row.superseded_by = new.id
+        session.add(row)
+        add_note(session, row.id, f"superseded:{row.id}",
+                 f":arrows_counterclockwise: Superseded — {reason}. "
+                 f"A new recommendation (#{new.id}) replaces this one.")
+        report.superseded.append((row.id, new.id))
+        return
+    body = rec.model_dump(mode="json")
+    if body != row.body:
+        row.body, row.summary = body, rec.summary
+        row.severity, row.value_at_risk = str(rec.severity), rec.impact_if_ignored.value_at_risk
+        row.version += 1  # the message shows the latest numbers
+        row.updated_at = now
+        session.add(row)
+        _replace_actions(session, row, rec.actions, config)
+        report.updated.append(row.id)
+
+
+def create_recommendation(session: Session, rec: Recommendation, config: AlignbotConfig,
+                          now: datetime) -> RecommendationRow:
+    owner = route(rec, config)
+    row = RecommendationRow(
+        fingerprint=rec.fingerprint, kind=str(rec.kind), summary=rec.summary,
+        severity=str(rec.severity), value_at_risk=rec.impact_if_ignored.value_at_risk,
+        body=rec.model_dump(mode="json"), teams=list(owner.teams),
+        approvals_required=owner.approvals, requester_may_approve=owner.requester_may_approve,
+        rule=owner.rule, deadline_at=now + owner.deadline,
+        slack_channel=config.team(owner.teams[0]).channel, created_at=now, updated_at=now,
+    )
+    session.add(row)
+    session.flush()
+    _replace_actions(session, row, rec.actions, config)
+    session.add(AuditEvent(entity="recommendation", entity_id=str(row.id), actor=DETECTOR,
+                           from_state=None, to_state=RecState.OPEN, at=now,
+                           reason=f"routed to {', '.join(owner.teams)} by {owner.rule}"))
+    return row
+
+
+def executing_connector(config: AlignbotConfig, action: Action) -> str:
+    """The connector that carries out an action: named on it, else the first of its system."""
+    if action.connector:
+        return action.connector
+    for conn in config.connectors:
+        if conn.system == action.system and conn.executes:
+            return conn.name
+    return ""
+
+
+def _replace_actions(session: Session, row: RecommendationRow, actions: list[Action],
+                     config: AlignbotConfig) -> None:
+    for old in session.exec(select(ActionRow).where(ActionRow.recommendation_id == row.id)):
+        session.delete(old)
+    session.flush()
+    for position, action in enumerate(actions):
+        session.add(ActionRow(
+            recommendation_id=row.id, position=position, system=action.system,
+            connector=executing_connector(config, action), operation=action.operation,
+            params=action.params, idempotency_key=action_key(row.id, position, action),
+        ))
+    session.flush()
+
+
+def _resolve_gone(session: Session, current: set[str], now: datetime,
+                  report: LifecycleReport) -> None:
+    """Undecided recommendations whose drifts have all closed are resolved."""
+    candidates = session.exec(
+        select(RecommendationRow).where(
+            RecommendationRow.state.in_([RecState.OPEN, RecState.SNOOZED]))
+    ).all()
+    for row in candidates:
+        if row.fingerprint in current:
+            continue
+        drift_fps = row.body.get("drift_fingerprints", [])
+        still_open = session.exec(
+            select(DriftRow.id).where(DriftRow.fingerprint.in_(drift_fps), DriftRow.is_open)
+        ).first()
+        if still_open is not None:
+            continue
+        if transition(session, row.id, from_states=[row.state], to_state=RecState.RESOLVED,
+                      actor=DETECTOR, reason="the drift went away before a decision",
+                      expected_version=row.version, changes={"decided_at": now}, now=now):
+            add_note(session, row.id, f"resolved:{row.id}",
+                     ":white_check_mark: Resolved on its own — plan and execution agree again; "
+                     "nothing to decide.")
+            report.resolved.append(row.id)
+
+
+def is_material_change(old: Recommendation, new: Recommendation) -> bool:
+    if old.severity != new.severity:
+        return True
+    if _relative(old.impact_if_ignored.value_at_risk, new.impact_if_ignored.value_at_risk) \
+            > MATERIAL_CHANGE:
+        return True
+    if _action_shape(old.actions) != _action_shape(new.actions):
+        return True
+    for a, b in zip(old.actions, new.actions):
+        for param in ("qty", "quantity", "units"):
+            if param in a.params and param in b.params and \
+                    _relative(float(a.params[param]), float(b.params[param])) > MATERIAL_CHANGE:
+                return True
+    return False
+
+
+def describe_change(old: Recommendation, new: Recommendation) -> str:
+    if old.severity != new.severity:
+        return f"severity went from {old.severity} to {new.severity}"
+    before, after = old.impact_if_ignored.value_at_risk, new.impact_if_ignored.value_at_risk
+    if _relative(before, after) > MATERIAL_CHANGE:
+        return f"value at risk went from {before:,.0f} to {after:,.0f}"
+    return "the situation changed and the recommended actions with it"
+
+
+def _relative(a: float, b: float) -> float:
+    return abs(b - a) / max(abs(a), 1.0)
+
+
+def _action_shape(actions: list[Action]) -> list[tuple[str, str, tuple[str, ...]]]:
+    return [(a.system, a.operation, tuple(sorted(k for k in a.params
+                                                 if k not in ("qty", "quantity", "units"))))
+            for a in actions]

@@ -1,0 +1,86 @@
+"""Recommendation lifecycle on both backends: one per fingerprint, supersede, resolve."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlmodel import select
+
+from bot.lifecycle import apply_detection
+from store.db import make_engine, session_scope
+from store.tables import ActionRow, AuditEvent, RecommendationRow, SlackNote
+from tests.support.builders import NOW, config, demand_drift, recommendation_for
+
+
+def _poll(engine, drifts, recs, now=NOW):
+    with session_scope(engine) as s:
+        return apply_detection(s, drifts, recs, config(), now)
+
+
+def _recs(engine):
+    with session_scope(engine) as s:
+        return s.exec(select(RecommendationRow).order_by(RecommendationRow.id)).all()
+
+
+def test_repeated_polls_keep_one_recommendation_per_fingerprint(db_url):
+    engine = make_engine(db_url)
+    drift = demand_drift()
+    for minute in range(5):
+        _poll(engine, [drift], [recommendation_for(drift)], NOW + timedelta(minutes=minute))
+    recs = _recs(engine)
+    assert len(recs) == 1
+    assert recs[0].state == "open"
+    assert recs[0].teams == ["planning"]
+    assert recs[0].slack_channel == "C0PLANNING"
+    with session_scope(engine) as s:
+        actions = s.exec(select(ActionRow)).all()
+    assert [(a.system, a.operation, a.connector) for a in actions] == [
+        ("logistics", "create_transfer", "tms"), ("planning", "update_forecast", "plan")]
+    assert len({a.idempotency_key for a in actions}) == 2
+
+
+def test_small_change_edits_the_recommendation_in_place(db_url):
+    engine = make_engine(db_url)
+    _poll(engine, [demand_drift(latest=1400)], [recommendation_for(demand_drift(latest=1400))])
+    _poll(engine, [demand_drift(latest=1420)], [recommendation_for(demand_drift(latest=1420))])
+    (rec,) = _recs(engine)
+    assert rec.state == "open"
+    assert rec.version == 2  # bumped so the Slack message is edited with the new numbers
+    assert rec.body["actions"][0]["params"]["qty"] == 420
+
+
+def test_material_change_supersedes_and_links_the_new_recommendation(db_url):
+    engine = make_engine(db_url)
+    _poll(engine, [demand_drift(latest=1400)], [recommendation_for(demand_drift(latest=1400))])
+    report = _poll(engine, [demand_drift(latest=3000)],
+                   [recommendation_for(demand_drift(latest=3000))])
+    old, new = _recs(engine)
+    assert (old.state, new.state) == ("superseded", "open")
+    assert old.superseded_by == new.id
+    assert report.superseded == [(old.id, new.id)]
+    with session_scope(engine) as s:
+        note = s.exec(select(SlackNote).where(SlackNote.recommendation_id == old.id)).one()
+    assert f"#{new.id}" in note.text and "10,000 to 50,000" in note.text
+
+
+def test_drift_that_disappears_resolves_its_open_recommendation(db_url):
+    engine = make_engine(db_url)
+    drift = demand_drift()
+    _poll(engine, [drift], [recommendation_for(drift)])
+    report = _poll(engine, [], [], NOW + timedelta(minutes=5))
+    (rec,) = _recs(engine)
+    assert rec.state == "resolved"
+    assert report.resolved == [rec.id]
+    with session_scope(engine) as s:
+        audit = s.exec(select(AuditEvent).where(AuditEvent.to_state == "resolved")).one()
+    assert audit.actor == "system:detector" and "went away" in audit.reason
+
+
+def test_partial_pass_only_closes_drifts_in_scope(db_url):
+    engine = make_engine(db_url)
+    dal, atl = demand_drift(location="DC-DAL"), demand_drift(location="DC-ATL")
+    _poll(engine, [dal, atl], [recommendation_for(dal), recommendation_for(atl)])
+    with session_scope(engine) as s:
+        apply_detection(s, [], [], config(), NOW, scope={dal.fingerprint})
+    states = {r.body["affected"][0]["location"]: r.state for r in _recs(engine)}
+    assert states == {"DC-DAL": "resolved", "DC-ATL": "open"}
