@@ -1,0 +1,60 @@
+"""Impact arithmetic: units short/excess, value at risk (= units × unit value), service days, severity."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from detectors._common import severity_of
+from detectors.model import Drift, Impact, Severity
+from detectors.settings import SeveritySettings
+
+__all__ = ["residual", "severity_of", "total", "worst"]
+
+
+def total(impacts: Iterable[Impact]) -> Impact:
+    """Sum units and value; service days are the worst single exposure, not a sum."""
+    out = Impact()
+    for i in impacts:
+        out = Impact(
+            units_short=out.units_short + i.units_short,
+            units_excess=out.units_excess + i.units_excess,
+            value_at_risk=out.value_at_risk + i.value_at_risk,
+            service_days_at_risk=max(out.service_days_at_risk, i.service_days_at_risk),
+            orders_at_risk=out.orders_at_risk + i.orders_at_risk,
+        )
+    return _rounded(out)
+
+
+def residual(ignored: Impact, short_covered: float = 0.0, excess_covered: float = 0.0) -> Impact:
+    """What is left once actions cover some units: value and service days shrink pro rata."""
+    short_left = max(0.0, ignored.units_short - short_covered)
+    excess_left = max(0.0, ignored.units_excess - excess_covered)
+    at_risk = ignored.units_short + ignored.units_excess
+    left = short_left + excess_left
+    share = left / at_risk if at_risk > 0 else 0.0
+    short_share = short_left / ignored.units_short if ignored.units_short > 0 else 0.0
+    return _rounded(
+        Impact(
+            units_short=short_left,
+            units_excess=excess_left,
+            value_at_risk=ignored.value_at_risk * share,
+            service_days_at_risk=ignored.service_days_at_risk * short_share,
+            orders_at_risk=ignored.orders_at_risk,
+        )
+    )
+
+
+def worst(drifts: Iterable[Drift], impact: Impact, settings: SeveritySettings) -> Severity:
+    """A recommendation is as severe as its worst drift or its combined exposure."""
+    ranks = [d.severity for d in drifts] + [severity_of(impact, settings)]
+    return max(ranks, key=lambda s: s.rank)
+
+
+def _rounded(i: Impact) -> Impact:
+    return Impact(
+        units_short=round(i.units_short, 4),
+        units_excess=round(i.units_excess, 4),
+        value_at_risk=round(i.value_at_risk, 2),
+        service_days_at_risk=round(i.service_days_at_risk, 4),
+        orders_at_risk=i.orders_at_risk,
+    )

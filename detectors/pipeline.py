@@ -1,0 +1,136 @@
+"""The one entry point: ``detect(snapshot, settings, now)`` → drifts and recommendations.
+
+Steps, each testable alone: project inventory → run the four detectors → group drifts by cause
+→ recommend (one transfer LP and one reassignment LP for the whole pass).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import polars as pl
+from pydantic import BaseModel, Field
+
+from detectors import capacity_shift, demand_change, disruption, stockout_risk
+from detectors._common import to_drifts
+from detectors.grouping import group_drifts
+from detectors.model import UTC, Drift, Recommendation
+from detectors.recommend import Context, recommend
+from detectors.settings import DetectorSettings
+from detectors.snapshot import ChangedKeys, Snapshot
+
+
+class DetectionResult(BaseModel):
+    drifts: list[Drift] = Field(default_factory=list)
+    recommendations: list[Recommendation] = Field(default_factory=list)
+
+
+def restrict(snapshot: Snapshot, changed: ChangedKeys) -> Snapshot:
+    """The part of the snapshot an incremental pass must look at.
+
+    Changed sku × locations bring their demand and inventory plus every location of the same
+    SKU that could source a transfer (via a lane); changed shipments bring their lines and the
+    positions they feed; changed resources bring their capacity rows and the shipments on them.
+    """
+    ship = snapshot.shipments
+    ship_ids = pl.Series("shipment_id", sorted(changed.shipment_ids), dtype=pl.Utf8)
+    ship_changed = ship.filter(pl.col("shipment_id").is_in(ship_ids)) if len(ship_ids) else ship.clear()
+    pairs = pl.DataFrame(
+        {"sku": [k[0] for k in changed.sku_locations], "location": [k[1] for k in changed.sku_locations]},
+        schema={"sku": pl.Utf8, "location": pl.Utf8},
+    )
+    pairs = pl.concat([pairs, ship_changed.select("sku", pl.col("destination").alias("location"))]).unique()
+    # candidate sources for transfers into the changed positions
+    sources = (
+        pairs.join(snapshot.lanes.select(pl.col("destination").alias("location"), "origin"), on="location")
+        .select("sku", pl.col("origin").alias("location"))
+    )
+    positions = pl.concat([pairs, sources]).unique()
+    skus = positions.get_column("sku").unique()
+    demand = snapshot.demand.filter(pl.col("sku").is_in(skus)).join(positions, on=["sku", "location"], how="semi")
+    inventory = snapshot.inventory.filter(pl.col("sku").is_in(skus)).join(
+        positions, on=["sku", "location"], how="semi")
+    inbound = ship.filter(pl.col("sku").is_in(skus)).join(
+        positions.rename({"location": "destination"}), on=["sku", "destination"], how="semi")
+    res = pl.Series("resource_id", sorted(changed.resources), dtype=pl.Utf8)
+    capacity = snapshot.capacity.filter(pl.col("resource_id").is_in(res)) if len(res) else snapshot.capacity.clear()
+    shipments = pl.concat([ship_changed, inbound]).unique(maintain_order=True)
+    if len(res):
+        shipments = pl.concat([shipments, ship.filter(
+            pl.col("carrier").is_in(res) | pl.col("origin").is_in(res) | pl.col("destination").is_in(res)
+            | pl.concat_str("origin", pl.lit(">"), "destination").is_in(res))]).unique(maintain_order=True)
+    return Snapshot(demand=demand, shipments=shipments, capacity=capacity, inventory=inventory,
+                    lanes=snapshot.lanes)
+
+
+def detect(
+    snapshot: Snapshot,
+    settings: DetectorSettings | None = None,
+    now: datetime | None = None,
+    open_fingerprints: frozenset[str] = frozenset(),
+    changed: ChangedKeys | None = None,
+) -> DetectionResult:
+    """Run every detector over ``snapshot`` at time ``now`` and recommend one change per cause.
+
+    ``open_fingerprints``: drifts currently open, which stay open until they fall below the
+    closing threshold (hysteresis). ``changed``: when given, only those keys are examined —
+    the incremental pass; drifts elsewhere are neither reported nor closed by it.
+    """
+    if now is None:
+        raise ValueError("detect needs `now`: detectors never read the clock")
+    if now.tzinfo is None:
+        raise ValueError("`now` must carry a time zone, e.g. 2026-11-26T08:00:00Z")
+    now = now.astimezone(UTC)
+    settings = settings or DetectorSettings()
+    if changed is not None:
+        snapshot = restrict(snapshot, changed)
+    drifts, projection = detect_frames(snapshot, settings, now, open_fingerprints)
+    if changed is not None:
+        drifts = [d for d in drifts if _concerns(d, snapshot, changed)]
+    groups = group_drifts(drifts, settings.group_by)
+    ctx = Context(projection=projection, shipments=snapshot.shipments, capacity=snapshot.capacity,
+                  lanes=snapshot.lanes, settings=settings, now=now)
+    return DetectionResult(drifts=drifts, recommendations=recommend(groups, ctx))
+
+
+def _concerns(d: Drift, snapshot: Snapshot, changed: ChangedKeys) -> bool:
+    """In an incremental pass, report a drift only if a changed key feeds it (not mere sources)."""
+    kind = d.kind.value
+    if kind == "disruption":
+        return d.key["shipment_id"] in changed.shipment_ids
+    if kind == "capacity_shift":
+        return d.key["resource_id"] in changed.resources
+    pair = (d.key["sku"], d.key["location"])
+    if pair in changed.sku_locations:
+        return True
+    if kind == "stockout_risk":  # fed by a changed inbound shipment
+        return pair in _changed_destinations(snapshot, changed)
+    return False
+
+
+def _changed_destinations(snapshot: Snapshot, changed: ChangedKeys) -> set[tuple[str, str]]:
+    if not changed.shipment_ids:
+        return set()
+    rows = snapshot.shipments.filter(
+        pl.col("shipment_id").is_in(pl.Series(sorted(changed.shipment_ids), dtype=pl.Utf8))
+    ).select("sku", "destination").unique()
+    return set(rows.iter_rows())
+
+
+def detect_frames(
+    snapshot: Snapshot, settings: DetectorSettings, now: datetime, open_fingerprints: frozenset[str]
+) -> tuple[list[Drift], pl.DataFrame]:
+    """Drifts of every kind, in a stable order, and the inventory projection they used."""
+    projection = stockout_risk.project(snapshot.demand, snapshot.inventory, snapshot.shipments, settings, now)
+    unit_values = snapshot.demand.group_by("sku").agg(pl.col("unit_value").max())
+    frames = [
+        (demand_change, demand_change.detect_demand_change(snapshot.demand, settings, now, open_fingerprints)),
+        (disruption, disruption.detect_disruption(snapshot.shipments, projection, settings, now, open_fingerprints)),
+        (capacity_shift, capacity_shift.detect_capacity_shift(
+            snapshot.capacity, snapshot.shipments, unit_values, settings, now, open_fingerprints)),
+        (stockout_risk, stockout_risk.detect_stockout_risk(projection, settings, open_fingerprints)),
+    ]
+    drifts: list[Drift] = []
+    for module, frame in frames:
+        drifts += to_drifts(frame, module.KIND, module.KEY, module.EVIDENCE, module.CAUSE, now)
+    return drifts, projection
