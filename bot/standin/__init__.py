@@ -12,15 +12,23 @@ Tests and the demo talk to it like a person in a Slack workspace::
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 from bot.standin import payloads
 from bot.standin._ratelimit import Limit, RateLimiter, RateLimits
 from bot.standin._workspace import (
-    APP_ID, BOT_ID, BOT_USER_ID, TEAM_ID, Call, Channel, Message, UploadedFile, User, Workspace,
+    APP_ID,
+    BOT_ID,
+    BOT_USER_ID,
+    TEAM_ID,
+    Call,
+    Channel,
+    Message,
+    UploadedFile,
+    User,
+    Workspace,
     iter_buttons,
 )
 from bot.standin.client import Delivery, SignedRequest, SigningClient, sign
@@ -71,7 +79,7 @@ class SlackStandin:
         self.workspace.base_url = self._server.url
 
     # -- life ------------------------------------------------------------------------------
-    def start(self) -> SlackStandin:
+    def start(self) -> Self:
         self._server.start()
         return self
 
@@ -79,7 +87,7 @@ class SlackStandin:
         self._server.stop()
         self.signer.close()
 
-    def __enter__(self) -> SlackStandin:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -96,25 +96,34 @@ class RateLimiter:
         if not self.limits.enabled:
             return None
         with self._lock:
-            wait = self._take((method, ""), self.limits.limit_for(method))
-            if wait is None and method == "chat.postMessage" and channel:
-                wait = self._take(("chat.postMessage#channel", channel),
-                                  self.limits.post_message_per_channel)
-            if wait is None:
-                return None
-            self.rejected[method] += 1
-            return max(1, math.ceil(wait))
-
-    def _take(self, key: tuple[str, str], limit: Limit) -> float | None:
-        now = self._clock()
-        rate = limit.per_minute / 60.0
-        tokens, last = self._buckets.get(key, (float(limit.burst), now))
-        tokens = min(float(limit.burst), tokens + (now - last) * rate)
-        if tokens >= 1.0:
-            self._buckets[key] = (tokens - 1.0, now)
+            keys = [((method, ""), self.limits.limit_for(method))]
+            if method == "chat.postMessage" and channel:
+                keys.append((("chat.postMessage#channel", channel),
+                             self.limits.post_message_per_channel))
+            waits = [self._peek(key, limit) for key, limit in keys]
+            wait = max(waits)
+            if wait > 0:  # rejected calls spend nothing, so one busy channel starves no other
+                self.rejected[method] += 1
+                return max(1, math.ceil(wait))
+            for key, _limit in keys:
+                self._spend(key)
             return None
+
+    def _refill(self, key: tuple[str, str], limit: Limit) -> float:
+        now = self._clock()
+        tokens, last = self._buckets.get(key, (float(limit.burst), now))
+        tokens = min(float(limit.burst), tokens + (now - last) * limit.per_minute / 60.0)
         self._buckets[key] = (tokens, now)
-        return (1.0 - tokens) / rate
+        return tokens
+
+    def _peek(self, key: tuple[str, str], limit: Limit) -> float:
+        """Seconds until this bucket has a token (0 if it has one now)."""
+        tokens = self._refill(key, limit)
+        return 0.0 if tokens >= 1.0 else (1.0 - tokens) / (limit.per_minute / 60.0)
+
+    def _spend(self, key: tuple[str, str]) -> None:
+        tokens, last = self._buckets[key]
+        self._buckets[key] = (tokens - 1.0, last)
 
     def reset(self) -> None:
         with self._lock:

@@ -22,8 +22,17 @@ from starlette.routing import Route
 
 from bot.standin._ratelimit import RateLimiter
 from bot.standin._workspace import (
-    APP_ID, BOT_ID, BOT_NAME, BOT_USER_ID, TEAM_DOMAIN, TEAM_ID, TEAM_NAME, Call, Message,
-    UploadedFile, Workspace,
+    APP_ID,
+    BOT_ID,
+    BOT_NAME,
+    BOT_USER_ID,
+    TEAM_DOMAIN,
+    TEAM_ID,
+    TEAM_NAME,
+    Call,
+    Message,
+    UploadedFile,
+    Workspace,
 )
 
 MAX_TEXT = 40_000
@@ -526,9 +535,9 @@ class WebApi:
             try:
                 data = json.loads(raw)
                 if not isinstance(data, dict):
-                    raise ValueError(raw)
+                    raise TypeError("response_url body must be a JSON object")
                 text, blocks, attachments = _content(data)
-            except (ValueError, ApiError):
+            except (ValueError, TypeError, ApiError):
                 return 400, {"ok": False, "error": "invalid_payload"}
             target.uses += 1
             source = ws.messages.get((target.channel, target.source_ts or ""))

@@ -79,3 +79,15 @@ def test_bucket_refills_over_time():
     now[0] += 1.0
     assert limiter.check("views.open") is None
     assert limiter.rejected["views.open"] == 1
+
+
+def test_rejected_posts_do_not_spend_the_workspace_budget(slack, client):
+    limits = RateLimits().with_method("chat.postMessage", per_minute=1, burst=3)
+    slack.rate_limits = limits.with_post_message(per_second=0.1, burst=1)
+    client.chat_postMessage(channel="C1", text="first")
+    for _ in range(3):
+        with pytest.raises(SlackApiError):
+            client.chat_postMessage(channel="C1", text="too soon")
+    client.chat_postMessage(channel="C2", text="other channel")
+    client.chat_postMessage(channel="C3", text="third channel")
+    assert slack.ratelimited("chat.postMessage") == 3

@@ -44,6 +44,7 @@ def test_post_message_returns_ts_channel_message_and_is_stored(slack, client):
     assert resp["message"]["bot_id"]
 
 
+@pytest.mark.filterwarnings("ignore:The top-level `text` argument is missing")
 def test_post_message_errors(client):
     assert error_of(lambda: client.chat_postMessage(channel="C404", text="x")) == \
         "channel_not_found"
