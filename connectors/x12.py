@@ -1,0 +1,649 @@
+"""ANSI X12 004010 over files: 214 status and 856 ASN in from an inbox, 204 load tenders out.
+
+Syntax (separators, envelopes, counts) lives in ``connectors.x12_syntax``; this module gives
+the transaction sets their meaning:
+
+* 214 → one ``ShipmentEvent`` per AT7 (B10-02 shipment id, B10-03 carrier, L11/N1 into the
+  reference, MS1 location, MS2 carrier/equipment, AT8 weight/quantity). AT7 'AG'/'X2'
+  (estimated delivery/arrival) become ``eta_changed`` with the date as ``eta``.
+* 856 → one ``ShipmentRecord`` (BSN, HL S/O/I, TD5 carrier, TD3 equipment, REF BM bill of
+  lading, DTM 011 shipped / 017 estimated delivery / 002 requested delivery, N1 SF/ST, PRF PO,
+  LIN/SN1 lines).
+* 204 ← carrier actions (reassign_carrier, expedite_shipment, create_transfer; a cancel is
+  B2A purpose 01); a 204 also reads back as a planned (or cancelled) ``ShipmentRecord``.
+
+Times: X12 time codes (CT, ES, PD, UT ...) give the zone; "xT" codes follow daylight saving
+through zoneinfo, "xS"/"xD" are fixed offsets. A time without a code uses
+``X12Settings.local_timezone``. Any mapping error quarantines its whole transaction set.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import re
+import shutil
+from dataclasses import dataclass, field
+from datetime import UTC as _UTC
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, Field, ValidationError
+
+from connectors.base import ExecuteResult, Health
+from connectors.x12_syntax import (
+    Segment,
+    Separators,
+    TransactionSet,
+    X12Document,
+    isa_segment,
+    read_interchanges,
+    segment,
+)
+from detectors.model import (
+    Action,
+    Quarantined,
+    ReadResult,
+    ShipmentEvent,
+    ShipmentLine,
+    ShipmentRecord,
+)
+
+# X12 element 1650 (shipment status code) → canonical event status
+AT7_STATUS = {
+    "AF": "departed",  # carrier departed pick-up location with shipment
+    "P1": "in_transit",  # departed terminal location
+    "X3": "in_transit",  # arrived at pick-up location
+    "X4": "in_transit",  # arrived at terminal location
+    "X6": "in_transit",  # en route to delivery location
+    "J1": "in_transit",  # delivered to connecting line
+    "AM": "in_transit",  # loaded on truck
+    "SD": "delayed",  # shipment delayed
+    "AG": "eta_changed",  # estimated delivery
+    "X2": "eta_changed",  # estimated date/time of arrival at consignee
+    "AB": "eta_changed",  # delivery appointment (AT7-03)
+    "X1": "arrived",  # arrived at delivery location
+    "D1": "delivered",  # completed unloading at delivery location
+    "CD": "delivered",  # carrier departed delivery location
+    "A9": "exception",  # shipment damaged
+    "A7": "exception",  # refused by consignee
+    "AP": "exception",  # delivery not completed
+    "CA": "exception",  # shipment cancelled
+}
+ETA_CODES = frozenset({"AG", "X2", "AB"})
+
+_FIXED = {"S": 0, "D": 1}
+# X12 element 623 (time code): generic codes follow DST, S/D codes are fixed offsets
+_ZONES = {
+    "C": ("America/Chicago", -6), "E": ("America/New_York", -5),
+    "M": ("America/Denver", -7), "P": ("America/Los_Angeles", -8),
+    "A": ("America/Anchorage", -9), "H": ("Pacific/Honolulu", -10),
+    "T": ("America/Halifax", -4), "N": ("America/St_Johns", -3.5),
+}
+TRANSPORT_MODES = {"M": "TL", "LT": "LTL", "A": "AIR", "AE": "AIR", "R": "RAIL", "S": "OCEAN",
+                   "X": "INTERMODAL", "U": "PARCEL", "E": "EXPEDITED", "H": "TL"}
+CARRIER_OPERATIONS = ("reassign_carrier", "expedite_shipment", "create_transfer",
+                      "cancel_tender")
+
+
+class X12MappingError(ValueError):
+    def __init__(self, seg: Segment | None, reason: str):
+        super().__init__(reason)
+        self.segment = seg
+
+
+def zone_for(code: str, default: str) -> Any:
+    """tzinfo for an X12 time code; '' or LT means the configured local zone."""
+    code = code.strip().upper()
+    if code in ("", "LT"):
+        return ZoneInfo(default)
+    if code in ("UT", "GM", "UTC", "Z"):
+        return _UTC
+    if len(code) == 2 and code[0] in _ZONES and code[1] in "TSD":
+        name, standard = _ZONES[code[0]]
+        if code[1] == "T":
+            return ZoneInfo(name)
+        return timezone(timedelta(hours=standard + _FIXED[code[1]]))
+    raise ValueError(f"unknown X12 time code {code!r} (expected e.g. CT, ES, PD, UT, LT)")
+
+
+def parse_x12_datetime(day: str, clock: str, code: str, default_zone: str) -> datetime:
+    """CCYYMMDD (or YYMMDD) + HHMM[SS[DD]] + time code → aware UTC datetime."""
+    if re.fullmatch(r"\d{6}", day):
+        day = "20" + day
+    if not re.fullmatch(r"\d{8}", day):
+        raise ValueError(f"date {day!r} is not CCYYMMDD")
+    try:
+        parsed_day = date(int(day[:4]), int(day[4:6]), int(day[6:]))
+    except ValueError:
+        raise ValueError(f"date {day!r} does not exist") from None
+    clock = clock or "0000"
+    if not re.fullmatch(r"\d{4}(\d{2}(\d{1,2})?)?", clock):
+        raise ValueError(f"time {clock!r} is not HHMM[SS]")
+    hour, minute = int(clock[:2]), int(clock[2:4])
+    second = int(clock[4:6]) if len(clock) >= 6 else 0
+    if hour > 23 or minute > 59 or second > 59:
+        raise ValueError(f"time {clock!r} does not exist")
+    local = datetime(parsed_day.year, parsed_day.month, parsed_day.day, hour, minute, second,
+                     tzinfo=zone_for(code, default_zone))
+    return local.astimezone(_UTC)
+
+
+def _time(seg: Segment, day_pos: int, time_pos: int, code_pos: int | None,
+          default_zone: str) -> datetime:
+    code = seg.get(code_pos) if code_pos else ""
+    try:
+        return parse_x12_datetime(seg.get(day_pos), seg.get(time_pos), code, default_zone)
+    except ValueError as exc:
+        raise X12MappingError(seg, f"{seg.id} {exc}") from None
+
+
+# --- 214 -------------------------------------------------------------------------------------
+
+
+def map_214(tx: TransactionSet, *, default_zone: str = "UTC",
+            shipment_key: Literal["shipment_id", "bol"] = "shipment_id") -> list[ShipmentEvent]:
+    """A 214 transaction set as events, one per AT7."""
+    b10 = next((s for s in tx.segments if s.id == "B10"), None)
+    if b10 is None:
+        raise X12MappingError(None, "214 has no B10 (shipment identification)")
+    shipment_id = b10.get(2) or b10.get(1)
+    carrier = b10.get(3)
+    header: dict[str, str] = {"x12": f"214 {tx.position}"}
+    if b10.get(1):
+        header["carrier_ref"] = b10.get(1)
+    events: list[dict[str, Any]] = []
+    current: dict[str, Any] | None = None
+    lx = ""
+    for seg in tx.segments[1:-1]:
+        if seg.id == "L11" and seg.get(1):
+            header[f"L11:{seg.get(2) or 'untyped'}"] = seg.get(1)
+        elif seg.id == "N1" and current is None:
+            header[f"N1:{seg.get(1)}"] = seg.get(4) or seg.get(2)
+        elif seg.id == "LX":
+            lx, current = seg.get(1), None
+        elif seg.id == "AT7":
+            current = {"at7": seg, "lx": lx, "ref": {}}
+            events.append(current)
+        elif current is not None and seg.id == "MS1":
+            current["location"] = ", ".join(v for v in (seg.get(1), seg.get(2), seg.get(3)) if v)
+        elif current is not None and seg.id == "MS2":
+            if seg.get(1):
+                current["carrier"] = seg.get(1)
+            if seg.get(2):
+                current["ref"]["equipment"] = seg.get(2)
+        elif current is not None and seg.id == "AT8":
+            if seg.get(3):
+                current["ref"]["weight"] = f"{seg.get(3)} {seg.get(2)}".strip()
+            if seg.get(4):
+                current["ref"]["lading_qty"] = seg.get(4)
+    if not events:
+        raise X12MappingError(b10, "214 has no AT7 status segment")
+    if shipment_key == "bol":
+        shipment_id = header.get("L11:BM", "") or shipment_id
+        header["shipment_id"] = b10.get(2)
+    if not shipment_id:
+        raise X12MappingError(b10, "B10 has neither a shipment id (B10-02) nor a reference "
+                                   "(B10-01)")
+    out = []
+    group_time = _group_time(tx, default_zone)
+    for item in events:
+        at7: Segment = item["at7"]
+        code, reason = at7.get(1), at7.get(2)
+        if not code and at7.get(3):  # appointment status instead of shipment status
+            code, reason = at7.get(3), at7.get(4)
+        if code not in AT7_STATUS:
+            raise X12MappingError(at7, f"AT7 status code {code!r} is not one alignbot maps "
+                                       f"(known: {', '.join(sorted(AT7_STATUS))})")
+        when = _time(at7, 5, 6, 7, default_zone)
+        is_eta = code in ETA_CODES
+        reference = {**header, **item["ref"]}
+        if item["lx"]:
+            reference["lx"] = item["lx"]
+        try:
+            out.append(ShipmentEvent(
+                shipment_id=shipment_id,
+                # an estimate's date is the ETA; the message's own time is the group's
+                event_time=(group_time or when) if is_eta else when,
+                status=AT7_STATUS[code], status_code=code, reason_code=reason,
+                location=item.get("location", ""), eta=when if is_eta else None,
+                carrier=item.get("carrier", carrier), reference=reference))
+        except ValidationError as exc:
+            raise X12MappingError(at7, f"AT7 does not make a valid event: "
+                                       f"{exc.errors()[0]['msg']}") from None
+    return out
+
+
+def _group_time(tx: TransactionSet, default_zone: str) -> datetime | None:
+    try:
+        return parse_x12_datetime(tx.group_date, tx.group_time, "", default_zone)
+    except ValueError:
+        return None
+
+
+# --- 856 -------------------------------------------------------------------------------------
+
+
+def map_856(tx: TransactionSet, *, default_zone: str = "UTC",
+            shipment_key: Literal["shipment_id", "bol"] = "shipment_id",
+            sku_qualifiers: tuple[str, ...] = ("SK", "BP", "VP", "IN", "UP")) -> ShipmentRecord:
+    """An 856 ASN as one shipment with its lines."""
+    bsn = next((s for s in tx.segments if s.id == "BSN"), None)
+    if bsn is None:
+        raise X12MappingError(None, "856 has no BSN (beginning segment for ship notice)")
+    fields: dict[str, Any] = {"shipment_id": bsn.get(2), "origin": "", "destination": "",
+                              "status": "cancelled" if bsn.get(1) == "01" else "in_transit"}
+    bol = ""
+    levels: dict[str, str] = {}
+    level = ""
+    lines: list[ShipmentLine] = []
+    sku = ""
+    hl_count = 0
+    for seg in tx.segments[1:-1]:
+        if seg.id == "HL":
+            hl_count += 1
+            hl_id, parent, level = seg.get(1), seg.get(2), seg.get(3)
+            if not hl_id or hl_id in levels:
+                raise X12MappingError(seg, f"HL id {hl_id!r} is missing or repeated")
+            if parent and parent not in levels:
+                raise X12MappingError(seg, f"HL {hl_id} names parent {parent!r}, which does "
+                                           "not come before it")
+            if not parent and level != "S":
+                raise X12MappingError(seg, f"HL {hl_id} level {level!r} has no parent; only "
+                                           "the shipment (S) level may be the root")
+            levels[hl_id] = level
+            sku = ""
+        elif seg.id == "TD5" and level == "S":
+            fields["carrier"] = seg.get(3) or fields.get("carrier", "")
+            if seg.get(4):
+                fields["mode"] = TRANSPORT_MODES.get(seg.get(4), seg.get(4))
+        elif seg.id == "REF" and seg.get(1) == "BM":
+            bol = seg.get(2)
+        elif seg.id == "DTM":
+            qualifier = seg.get(1)
+            target = {"011": "planned_ship", "017": "eta", "002": "planned_arrival"}.get(qualifier)
+            if target:
+                fields[target] = _time(seg, 2, 3, 4, default_zone)
+        elif seg.id == "N1" and level == "S":
+            party = seg.get(4) or seg.get(2)
+            if seg.get(1) in ("SF", "SH"):
+                fields["origin"] = party
+            elif seg.get(1) in ("ST", "CN"):
+                fields["destination"] = party
+        elif seg.id == "LIN":
+            pairs = {seg.get(i): seg.get(i + 1) for i in range(2, len(seg.elements) - 1, 2)}
+            sku = next((pairs[q] for q in sku_qualifiers if pairs.get(q)), "")
+            if not sku:
+                raise X12MappingError(seg, "LIN has no item id with a qualifier among "
+                                           f"{', '.join(sku_qualifiers)}")
+        elif seg.id == "SN1":
+            if not sku:
+                raise X12MappingError(seg, "SN1 quantity without a LIN item before it")
+            try:
+                qty = float(seg.get(2))
+            except ValueError:
+                raise X12MappingError(seg, f"SN1 quantity {seg.get(2)!r} is not a number") from None
+            if not qty > 0:
+                raise X12MappingError(seg, f"SN1 quantity {seg.get(2)!r} is not positive")
+            lines.append(ShipmentLine(sku=sku, qty=qty))
+        elif seg.id == "CTT" and seg.get(1).isdigit() and int(seg.get(1)) != hl_count:
+            raise X12MappingError(seg, f"CTT01 says {seg.get(1)} HL levels but there are "
+                                       f"{hl_count}")
+    if bsn.get(3):
+        fields["last_event_at"] = _time(bsn, 3, 4, 5, default_zone)
+    if shipment_key == "bol" and bol:
+        fields["shipment_id"] = bol
+    if not fields["shipment_id"]:
+        raise X12MappingError(bsn, "BSN02 shipment identification is empty")
+    try:
+        return ShipmentRecord(lines=tuple(lines), **fields)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise X12MappingError(bsn, f"856 does not make a valid shipment: "
+                                   f"{'.'.join(map(str, first['loc']))} {first['msg']}") from None
+
+
+# --- 204 -------------------------------------------------------------------------------------
+
+
+class LoadTender(BaseModel):
+    """What a 204 says: one load, two stops, its lines; purpose 'cancel' withdraws it."""
+
+    shipment_id: str = Field(min_length=1)
+    carrier: str = Field(min_length=2, max_length=4, description="SCAC of the carrier")
+    origin: str = Field(min_length=1)
+    destination: str = Field(min_length=1)
+    lines: list[ShipmentLine] = Field(default_factory=list)
+    pickup: date | None = None
+    deliver_by: date | None = None
+    expedite: bool = False
+    purpose: Literal["original", "cancel"] = "original"
+    reference: str = ""  # our idempotency key, echoed in L11 so the carrier's 990 can cite it
+
+
+def map_204(tx: TransactionSet, *, default_zone: str = "UTC") -> ShipmentRecord:
+    """A 204 read back as the planned (or cancelled) shipment it tenders."""
+    b2 = next((s for s in tx.segments if s.id == "B2"), None)
+    if b2 is None:
+        raise X12MappingError(None, "204 has no B2 (beginning segment for load tender)")
+    fields: dict[str, Any] = {"shipment_id": b2.get(4), "carrier": b2.get(2), "origin": "",
+                              "destination": "", "status": "planned"}
+    lines: list[ShipmentLine] = []
+    stop_reason = ""
+    for seg in tx.segments[1:-1]:
+        if seg.id == "B2A" and seg.get(1) == "01":
+            fields["status"] = "cancelled"
+        elif seg.id == "S5":
+            stop_reason = seg.get(2)
+        elif seg.id == "G62" and seg.get(1) in ("10", "02"):
+            key = "planned_ship" if seg.get(1) == "10" else "planned_arrival"
+            fields[key] = _time(seg, 2, 4, 5, default_zone)
+        elif seg.id == "N1" and seg.get(1) in ("SF", "ST"):
+            fields["origin" if seg.get(1) == "SF" else "destination"] = seg.get(4) or seg.get(2)
+        elif seg.id == "OID" and stop_reason in ("CL", "LD"):
+            try:
+                lines.append(ShipmentLine(sku=seg.get(3), qty=float(seg.get(5))))
+            except (ValueError, ValidationError):
+                raise X12MappingError(seg, f"OID item {seg.get(3)!r} × {seg.get(5)!r} is not "
+                                           "a sku with a positive quantity") from None
+    try:
+        return ShipmentRecord(lines=tuple(lines), **fields)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise X12MappingError(b2, f"204 does not make a valid shipment: "
+                                  f"{'.'.join(map(str, first['loc']))} {first['msg']}") from None
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """Who sends to whom, and the separators to write with."""
+
+    sender_id: str
+    receiver_id: str
+    sender_qualifier: str = "ZZ"
+    receiver_qualifier: str = "ZZ"
+    usage: Literal["P", "T"] = "P"
+    separators: Separators = field(default_factory=lambda: Separators("*", ">", "~"))
+
+
+def write_204(tender: LoadTender, envelope: Envelope, control: int, now: datetime) -> str:
+    """A complete interchange holding one 204, with matching counts and control numbers."""
+    seps = envelope.separators
+    seg = lambda *parts: segment(seps, *parts)  # noqa: E731
+    body = [
+        seg("ST", "204", "0001"),
+        seg("B2", "", tender.carrier, "", tender.shipment_id, "", "PP"),
+        seg("B2A", "01" if tender.purpose == "cancel" else "00", "LT"),
+    ]
+    if tender.reference:
+        body.append(seg("L11", tender.reference[:30], "CR"))
+    if tender.expedite:
+        body.append(seg("NTE", "GEN", "EXPEDITE"))
+    total = sum(line.qty for line in tender.lines)
+    body.append(seg("S5", "1", "CL", "", "", _qty(total) if total else "", "CA" if total else ""))
+    if tender.pickup:
+        body.append(seg("G62", "10", tender.pickup.strftime("%Y%m%d")))
+    body.append(seg("N1", "SF", tender.origin[:60], "93", tender.origin[:80]))
+    for line in tender.lines:
+        body.append(seg("OID", tender.shipment_id[:30], "", line.sku[:30], "CA", _qty(line.qty)))
+    body.append(seg("S5", "2", "CU"))
+    if tender.deliver_by:
+        body.append(seg("G62", "02", tender.deliver_by.strftime("%Y%m%d")))
+    body.append(seg("N1", "ST", tender.destination[:60], "93", tender.destination[:80]))
+    body.append(seg("SE", str(len(body) + 1), "0001"))
+    stamp = now.astimezone(_UTC)
+    return "".join([
+        isa_segment(seps, sender_qualifier=envelope.sender_qualifier,
+                    sender_id=envelope.sender_id, receiver_qualifier=envelope.receiver_qualifier,
+                    receiver_id=envelope.receiver_id, date=stamp.strftime("%y%m%d"),
+                    time=stamp.strftime("%H%M"), control=control, usage=envelope.usage),
+        seg("GS", "SM", envelope.sender_id, envelope.receiver_id, stamp.strftime("%Y%m%d"),
+            stamp.strftime("%H%M"), str(control), "X", "004010"),
+        *body,
+        seg("GE", "1", str(control)),
+        seg("IEA", "1", f"{control:09d}"),
+    ])
+
+
+def _qty(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:.3f}".rstrip("0")
+
+
+# --- whole files -----------------------------------------------------------------------------
+
+
+@dataclass
+class X12Parse:
+    records: list[ShipmentRecord | ShipmentEvent] = field(default_factory=list)
+    quarantined: list[Quarantined] = field(default_factory=list)
+
+
+def parse_x12(data: bytes | str, source: str, *, default_zone: str = "UTC",
+              shipment_key: Literal["shipment_id", "bol"] = "shipment_id",
+              sku_qualifiers: tuple[str, ...] = ("SK", "BP", "VP", "IN", "UP")) -> X12Parse:
+    """Every transaction set in every interchange; never raises on bad input."""
+    result = X12Parse()
+    try:
+        ZoneInfo(default_zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"local time zone {default_zone!r} is not an IANA zone name") from None
+    document: X12Document = read_interchanges(data)
+    for warning in document.warnings:
+        result.quarantined.append(Quarantined(source=source, position=warning.position,
+                                              reason=f"envelope: {warning.reason}"))
+    for tx in document.transactions:
+        mapped: list[ShipmentRecord | ShipmentEvent] = []
+        try:
+            if tx.set_id == "214":
+                mapped = list(map_214(tx, default_zone=default_zone, shipment_key=shipment_key))
+            elif tx.set_id == "856":
+                mapped = [map_856(tx, default_zone=default_zone, shipment_key=shipment_key,
+                                  sku_qualifiers=sku_qualifiers)]
+            elif tx.set_id == "204":
+                mapped = [map_204(tx, default_zone=default_zone)]
+            else:
+                raise X12MappingError(tx.segments[0], f"transaction set {tx.set_id!r} is not "
+                                                      "one alignbot reads (214, 856, 204)")
+        except X12MappingError as exc:
+            tx.error(exc.segment, str(exc))
+        if tx.errors:  # syntax and meaning problems together, in segment order
+            result.quarantined.append(Quarantined(source=source, position=tx.where(),
+                                                  reason=tx.reason(), raw=_raw(tx)))
+        else:
+            result.records.extend(mapped)
+    if not document.interchanges and not result.quarantined:
+        result.quarantined.append(Quarantined(source=source, position="start of file",
+                                              reason="no X12 interchange found"))
+    return result
+
+
+def _raw(tx: TransactionSet) -> str:
+    return "~".join("*".join(s.elements) for s in tx.segments)[:2000]
+
+
+# --- the connector ---------------------------------------------------------------------------
+
+
+class X12Settings(BaseModel):
+    """Folders (relative to the connector's base path) and the trading-partner envelope."""
+
+    inbox: str = "inbox"
+    archive: str = "archive"
+    outbox: str = "outbox"
+    sender_id: str = Field(default="ALIGNBOT", min_length=1, max_length=15)
+    sender_qualifier: str = Field(default="ZZ", min_length=2, max_length=2)
+    receiver_id: str = Field(default="CARRIER", min_length=1, max_length=15)
+    receiver_qualifier: str = Field(default="ZZ", min_length=2, max_length=2)
+    usage: Literal["P", "T"] = "P"
+    local_timezone: str = "UTC"  # for X12 times sent without a time code
+    shipment_key: Literal["shipment_id", "bol"] = "shipment_id"
+    sku_qualifiers: tuple[str, ...] = ("SK", "BP", "VP", "IN", "UP")
+    default_carrier: str = ""  # SCAC for create_transfer when the action names none
+
+
+_SAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def tender_file_name(idempotency_key: str) -> str:
+    """A file name only this key maps to (readable prefix + hash of the whole key)."""
+    digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:16]
+    return f"204-{_SAFE.sub('_', idempotency_key)[:60]}-{digest}.edi"
+
+
+def tender_from_action(action: Action, default_carrier: str = "") -> LoadTender:
+    """Build the 204 content from an action's params; ValueError names what is missing."""
+    op, p = action.operation, action.params
+    if op not in CARRIER_OPERATIONS:
+        raise ValueError(f"operation {op!r} is not a carrier action (X12 204 handles "
+                         f"{', '.join(CARRIER_OPERATIONS)})")
+    lines = p.get("lines") or ([{"sku": p["sku"], "qty": p.get("qty")}] if p.get("sku") else [])
+    shipment_id = p.get("shipment_id") or (
+        f"TR-{hashlib.sha256(action.idempotency_key.encode()).hexdigest()[:10].upper()}"
+        if op == "create_transfer" else "")
+    carrier = p.get("carrier") or p.get("new_carrier") or default_carrier
+    try:
+        return LoadTender(
+            shipment_id=shipment_id, carrier=carrier, origin=p.get("origin", ""),
+            destination=p.get("destination", ""), lines=lines,
+            pickup=_day(p.get("pickup") or p.get("ship_date")),
+            deliver_by=_day(p.get("deliver_by") or p.get("need_by")),
+            expedite=op == "expedite_shipment" or bool(p.get("expedite")),
+            purpose="cancel" if op == "cancel_tender" or p.get("cancel") else "original",
+            reference=action.idempotency_key)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ValueError(f"{op} params do not make a load tender: {problems}") from None
+
+
+def _day(value: Any) -> Any:
+    """A date from a date, an aware datetime (its UTC day) or an ISO string."""
+    if isinstance(value, datetime):
+        return value.astimezone(_UTC).date() if value.tzinfo else value.date()
+    if isinstance(value, str) and len(value) > 10 and value[10] in "T ":
+        try:
+            return _day(datetime.fromisoformat(value.replace("Z", "+00:00")))
+        except ValueError:
+            return value
+    return value
+
+
+class X12Connector:
+    """Reads 214/856 files dropped in an inbox; writes 204 load tenders to an outbox."""
+
+    def __init__(self, name: str, settings: X12Settings, base_path: Path):
+        self.name = name
+        self.settings = settings
+        self.base_path = Path(base_path)
+        self.inbox = self.base_path / settings.inbox
+        self.archive = self.base_path / settings.archive
+        self.outbox = self.base_path / settings.outbox
+        zone_for("", settings.local_timezone)  # fail at start-up on a bad zone name
+
+    def read(self, since: str | None = None) -> ReadResult:
+        """Each new *.edi/*.x12 file once: parsed, then moved to the archive folder."""
+        result = ReadResult(cursor=since)
+        if not self.inbox.is_dir():
+            return result
+        self.archive.mkdir(parents=True, exist_ok=True)
+        files = sorted(p for p in self.inbox.iterdir()
+                       if p.is_file() and p.suffix.lower() in (".edi", ".x12"))
+        for path in files:
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                result.quarantined.append(Quarantined(source=self.name, position=path.name,
+                                                      reason=f"cannot read file: {exc}"))
+                continue
+            parsed = parse_x12(data, f"{self.name}:{path.name}",
+                               default_zone=self.settings.local_timezone,
+                               shipment_key=self.settings.shipment_key,
+                               sku_qualifiers=self.settings.sku_qualifiers)
+            result.records.extend(parsed.records)
+            result.quarantined.extend(parsed.quarantined)
+            self._archive(path)
+            result.cursor = path.name
+        return result
+
+    def _archive(self, path: Path) -> None:
+        target = self.archive / path.name
+        counter = 1
+        while target.exists():
+            target = self.archive / f"{path.stem}.{counter}{path.suffix}"
+            counter += 1
+        shutil.move(str(path), target)
+
+    def _next_control(self) -> int:
+        """Interchange control numbers 1..999999999, kept in the outbox under a file lock."""
+        self.outbox.mkdir(parents=True, exist_ok=True)
+        with open(self.outbox / ".x12-control", "a+", encoding="ascii") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            handle.seek(0)
+            text = handle.read().strip()
+            number = int(text) % 999_999_999 + 1 if text.isdigit() else 1
+            handle.seek(0)
+            handle.truncate()
+            handle.write(str(number))
+            handle.flush()
+            os.fsync(handle.fileno())
+        return number
+
+    def execute(self, action: Action) -> ExecuteResult:
+        """Write one 204 named after the idempotency key; the same key never writes twice."""
+        if not action.idempotency_key:
+            return ExecuteResult(ok=False, status="rejected",
+                                 detail="an X12 204 needs the action's idempotency key")
+        name = tender_file_name(action.idempotency_key)
+        target = self.outbox / name
+        if target.exists():
+            return ExecuteResult(ok=True, status="duplicate", external_id=name,
+                                 detail=f"204 already written as {target}")
+        try:
+            tender = tender_from_action(action, self.settings.default_carrier)
+        except ValueError as exc:
+            return ExecuteResult(ok=False, status="rejected", detail=str(exc))
+        envelope = Envelope(sender_id=self.settings.sender_id,
+                            receiver_id=self.settings.receiver_id,
+                            sender_qualifier=self.settings.sender_qualifier,
+                            receiver_qualifier=self.settings.receiver_qualifier,
+                            usage=self.settings.usage)
+        try:
+            control = self._next_control()
+            text = write_204(tender, envelope, control, datetime.now(_UTC))
+        except ValueError as exc:
+            return ExecuteResult(ok=False, status="rejected", detail=f"cannot write 204: {exc}")
+        except OSError as exc:
+            return ExecuteResult(ok=False, status="error", retryable=True,
+                                 detail=f"cannot use outbox {self.outbox}: {exc}")
+        temp = self.outbox / f".{name}.{os.getpid()}.tmp"
+        try:
+            with open(temp, "w", encoding="ascii") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.link(temp, target)  # atomic and never overwrites: a racing twin gets EEXIST
+        except FileExistsError:
+            return ExecuteResult(ok=True, status="duplicate", external_id=name,
+                                 detail=f"204 already written as {target}")
+        except OSError as exc:
+            return ExecuteResult(ok=False, status="error", retryable=True,
+                                 detail=f"cannot write {target}: {exc}")
+        finally:
+            temp.unlink(missing_ok=True)
+        verb = "cancel" if tender.purpose == "cancel" else "tender"
+        return ExecuteResult(ok=True, status="done", external_id=name,
+                             detail=f"204 {verb} of {tender.shipment_id} to {tender.carrier} "
+                                    f"written as {target} (ISA {control:09d})")
+
+    def health(self) -> Health:
+        problems = []
+        if not self.inbox.is_dir():
+            problems.append(f"inbox {self.inbox} does not exist")
+        for folder in (self.outbox, self.archive):
+            parent = folder if folder.exists() else folder.parent
+            if not os.access(parent, os.W_OK):
+                problems.append(f"{folder} is not writable")
+        return Health(ok=not problems, detail="; ".join(problems) or
+                      f"inbox {self.inbox}, outbox {self.outbox}")
