@@ -269,7 +269,7 @@ class RestConnector:
         path = ep.path or f"/{entity}"
         url = self._url(path)
         pg = ep.pagination
-        params: dict[str, Any] = dict(ep.params)
+        params: dict[str, Any] | None = dict(ep.params)
         headers: dict[str, str] = {}
         if ep.incremental == "updated_since" and state.get("since"):
             params[ep.updated_since_param] = state["since"]
@@ -330,7 +330,10 @@ class RestConnector:
                 if _origin(url) != _origin(self._base):
                     raise ConnectorError(f"{self.name}: next link {url!r} leaves "
                                          f"{self._base}; refusing to send credentials there")
-                params = {}
+                if url in seen_tokens:
+                    raise ConnectorError(f"{self.name}: GET {path} repeated next link {url!r}")
+                seen_tokens.add(url)
+                params = None  # the link carries its own query (an empty dict would erase it)
             elif pg.style == "cursor":
                 token = get_path(body, pg.next_cursor_path)
                 if is_missing(token) or token in (None, "") or not items:
@@ -338,11 +341,11 @@ class RestConnector:
                 if str(token) in seen_tokens:
                     raise ConnectorError(f"{self.name}: GET {path} repeated cursor {token!r}")
                 seen_tokens.add(str(token))
-                params[pg.cursor_param] = token
+                params[pg.cursor_param] = token  # type: ignore[index]
             else:  # page_number
                 if not items or (pg.page_size and len(items) < pg.page_size):
                     break
-                params[pg.page_param] += 1
+                params[pg.page_param] += 1  # type: ignore[index]
         else:
             raise ConnectorError(f"{self.name}: GET {path} has more than {pg.max_pages} pages; "
                                  f"raise pagination.max_pages", retryable=False)
