@@ -33,7 +33,6 @@ import hashlib
 import json
 import os
 import re
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
@@ -42,6 +41,7 @@ import httpx
 from pydantic import BaseModel, Field, ValidationError
 
 from connectors.base import ConnectorError, ExecuteResult, Health
+from connectors.http_retry import RetryPolicy
 from detectors.model import UTC, Action, Quarantined, ReadResult, ShipmentEvent
 
 EVENT_TYPES = (
@@ -403,6 +403,8 @@ class EpcisConnector:
         self.settings = settings
         self._client = client
         self._events_url = httpx.URL(settings.base_url.rstrip("/") + "/events")
+        self._retry = RetryPolicy(max_attempts=settings.retries + 1, timeout=settings.timeout_s,
+                                  backoff_base=settings.backoff_s)
 
     def _headers(self) -> dict[str, str]:
         headers = {"Accept": "application/json, application/ld+json",
@@ -416,35 +418,31 @@ class EpcisConnector:
         return headers
 
     def _get(self, url: httpx.URL, params: dict[str, str] | None) -> httpx.Response:
-        """GET with a bounded retry on timeouts, transport errors, 429 and 5xx."""
-        attempts = self.settings.retries + 1
-        for attempt in range(1, attempts + 1):
-            retry_detail = ""
-            try:
-                response = self._client.get(url, params=params, headers=self._headers(),
-                                            timeout=self.settings.timeout_s)
-            except httpx.TimeoutException:
-                retry_detail = f"timed out after {self.settings.timeout_s}s"
-            except httpx.TransportError as exc:
-                retry_detail = f"could not connect ({type(exc).__name__})"
-            else:
-                if response.status_code == 429 or response.status_code >= 500:
-                    retry_detail = f"HTTP {response.status_code}"
-                elif response.status_code in (401, 403):
-                    raise ConnectorError(
-                        f"{self.name}: EPCIS repository refused the request "
-                        f"(HTTP {response.status_code}); check the token in "
-                        f"{self.settings.token_env or 'token_env (not configured)'}")
-                elif response.status_code >= 400:
-                    raise ConnectorError(f"{self.name}: GET {url} answered HTTP "
-                                         f"{response.status_code}: {response.text[:200]}")
-                else:
-                    return response
-            if attempt == attempts:
-                raise ConnectorError(f"{self.name}: GET {url} {retry_detail} "
-                                     f"({attempts} attempts)", retryable=True)
-            time.sleep(self.settings.backoff_s * 2 ** (attempt - 1))
-        raise AssertionError("unreachable")
+        """GET through the shared bounded retry policy (timeouts, 429 with Retry-After, 5xx)."""
+        attempts = self._retry.max_attempts
+        try:
+            response = self._retry.send(self._client, "GET", str(url), params=params,
+                                        headers=self._headers())
+        except httpx.TimeoutException:
+            raise ConnectorError(f"{self.name}: GET {url} timed out after "
+                                 f"{self.settings.timeout_s}s ({attempts} attempts)",
+                                 retryable=True) from None
+        except httpx.TransportError as exc:
+            raise ConnectorError(f"{self.name}: GET {url} could not connect "
+                                 f"({type(exc).__name__}, {attempts} attempts)",
+                                 retryable=True) from None
+        status = response.status_code
+        if status == 429 or status >= 500:
+            raise ConnectorError(f"{self.name}: GET {url} answered HTTP {status} "
+                                 f"({attempts} attempts)", retryable=True)
+        if status in (401, 403):
+            raise ConnectorError(
+                f"{self.name}: EPCIS repository refused the request (HTTP {status}); check "
+                f"the token in {self.settings.token_env or 'token_env (not configured)'}")
+        if status >= 400:
+            raise ConnectorError(f"{self.name}: GET {url} answered HTTP {status}: "
+                                 f"{response.text[:200]}")
+        return response
 
     def _first_params(self, since_time: datetime | None) -> dict[str, str]:
         params = {"perPage": str(self.settings.per_page)}

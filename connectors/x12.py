@@ -372,7 +372,10 @@ class Envelope:
 def write_204(tender: LoadTender, envelope: Envelope, control: int, now: datetime) -> str:
     """A complete interchange holding one 204, with matching counts and control numbers."""
     seps = envelope.separators
-    seg = lambda *parts: segment(seps, *parts)  # noqa: E731
+
+    def seg(*parts: str) -> str:
+        return segment(seps, *parts)
+
     body = [
         seg("ST", "204", "0001"),
         seg("B2", "", tender.carrier, "", tender.shipment_id, "", "PP"),
@@ -524,7 +527,7 @@ def _day(value: Any) -> Any:
         return value.astimezone(_UTC).date() if value.tzinfo else value.date()
     if isinstance(value, str) and len(value) > 10 and value[10] in "T ":
         try:
-            return _day(datetime.fromisoformat(value.replace("Z", "+00:00")))
+            return _day(datetime.fromisoformat(value))
         except ValueError:
             return value
     return value

@@ -212,8 +212,8 @@ def _read_one(body: str, seps: Separators, warnings: list[EnvelopeWarning]) -> I
                 warnings.append(EnvelopeWarning(f"{where} / GS {group[0]}",
                                                 "group has no GE before the next GS"))
             groups += 1
-            get = (lambda i: row[i].strip() if i < len(row) else "")
-            group = (get(6), [], get(1), get(4), get(5))
+            gs = Segment("GS", row, number)
+            group = (gs.get(6), [], gs.get(1), gs.get(4), gs.get(5))
         elif seg_id == "GE":
             close_tx_without_se("no SE before GE: transaction set is truncated")
             if group is None:

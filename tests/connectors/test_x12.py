@@ -156,10 +156,11 @@ def test_time_codes_follow_daylight_saving() -> None:
 
 
 def _tender(**overrides: object) -> LoadTender:
-    values: dict[str, object] = dict(
-        shipment_id="SHP-40021", carrier="FXFE", origin="PLANT-CHI", destination="DC-DAL",
-        lines=[ShipmentLine(sku="SKU-10042", qty=1200), ShipmentLine(sku="SKU-10077", qty=840)],
-        pickup=date(2026, 11, 18), deliver_by=date(2026, 11, 20), reference="alignbot-abc")
+    values: dict[str, object] = {
+        "shipment_id": "SHP-40021", "carrier": "FXFE", "origin": "PLANT-CHI",
+        "destination": "DC-DAL", "pickup": date(2026, 11, 18), "deliver_by": date(2026, 11, 20),
+        "lines": [ShipmentLine(sku="SKU-10042", qty=1200), ShipmentLine(sku="SKU-10077", qty=840)],
+        "reference": "alignbot-abc"}
     values.update(overrides)
     return LoadTender(**values)
 
