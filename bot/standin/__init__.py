@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Self, TypeVar
 
 from bot.standin import payloads
+from bot.standin._control import control_routes
 from bot.standin._ratelimit import Limit, RateLimiter, RateLimits
 from bot.standin._workspace import (
     APP_ID,
@@ -73,7 +74,7 @@ class SlackStandin:
             bot_token, [_as_channel(c) for c in channels], [_as_user(u) for u in users],
             {k: list(v) for k, v in (usergroups or {}).items()}, trigger_ttl=trigger_ttl)
         self.limiter = RateLimiter(rate_limits or RateLimits())
-        self.webapi = WebApi(self.workspace, self.limiter)
+        self.webapi = WebApi(self.workspace, self.limiter, extra_routes=control_routes(self))
         self.signer = SigningClient(signing_secret, app_url, timeout=ack_timeout)
         self._server = BackgroundServer(self.webapi.app, port=port)
         self.workspace.base_url = self._server.url
@@ -136,6 +137,14 @@ class SlackStandin:
         delivery = self.signer.send_form(fields, **send)
         if delivery.ok and delivery.body.strip():
             self._show_ack_reply(delivery, ch.id, user.id)
+        elif not delivery.ok:
+            # What Slack shows the user when the app did not answer in time or failed.
+            error = delivery.error or "dispatch_failed"
+            delivery.error = error
+            ws = self.workspace
+            ws.add_message(Message(channel=ch.id, ts=ws.next_ts(), user="USLACKBOT",
+                                   bot_id=None, ephemeral_to=user.id,
+                                   text=f'{command} failed with the error "{error}"'))
         return delivery
 
     def click(self, target: Message | Mapping[str, Any], button: str,
@@ -280,6 +289,39 @@ class SlackStandin:
                 raise TimeoutError(message or f"Slack stand-in: condition not met in {timeout}s")
             with self.workspace.changed:
                 self.workspace.changed.wait(min(remaining, 0.05))
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything a person could see, as JSON (for the demo UI and for debugging)."""
+        ws = self.workspace
+        with ws.lock:
+            channels = []
+            for ch in ws.channels.values():
+                top = [m for m in ws.all_messages()
+                       if m.channel == ch.id and not m.thread_ts and not m.is_ephemeral]
+                channels.append({
+                    **ch.to_api(ws.member_count(ch)),
+                    "messages": [{**m.to_api(), "edit_count": len(m.edits),
+                                  "thread": [r.to_api() for r in self.thread(m)]}
+                                 for m in top],
+                })
+            ephemeral: dict[str, list] = {}
+            for m in ws.all_messages():
+                if m.ephemeral_to:
+                    ephemeral.setdefault(m.ephemeral_to, []).append(
+                        {**m.to_api(), "channel": m.channel})
+            return {
+                "team": {"id": TEAM_ID, "bot_user_id": BOT_USER_ID, "app_id": APP_ID},
+                "app_url": self.app_url,
+                "users": [u.to_api() for u in ws.users.values()],
+                "usergroups": {k: list(v) for k, v in ws.usergroups.items()},
+                "channels": channels,
+                "ephemeral": ephemeral,
+                "homes": dict(ws.homes),
+                "modals": {u: ws.views[s[-1]] for u, s in ws.modal_stacks.items() if s},
+                "files": [f.to_api(ws.base_url) for f in ws.files.values() if f.completed],
+                "ratelimited": dict(self.limiter.rejected),
+                "calls": len(ws.calls),
+            }
 
     # -- helpers ---------------------------------------------------------------------------
     def _user(self, user_id: str | None) -> User:

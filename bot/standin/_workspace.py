@@ -246,12 +246,15 @@ class Workspace:
 
     # -- conversations -----------------------------------------------------------------------
     def resolve_channel(self, channel_id: str) -> Channel | None:
-        """Channel by id; a user id opens (or finds) the DM with that user, as Slack does."""
+        """Channel by id or ``#name``; a user id opens (or finds) the DM with that user."""
         with self.lock:
             if channel_id in self.channels:
                 return self.channels[channel_id]
             if channel_id in self.users:
                 return self.im_for(channel_id)
+            if channel_id.startswith("#"):
+                return next((c for c in self.channels.values()
+                             if not c.is_im and c.name == channel_id[1:]), None)
             return None
 
     def im_for(self, user_id: str) -> Channel:

@@ -429,10 +429,11 @@ def files_complete_upload_external(ws: Workspace, args: dict[str, Any]) -> dict[
 class WebApi:
     """The Starlette app. ``WebApi(workspace, limiter).app`` is what gets served."""
 
-    def __init__(self, workspace: Workspace, limiter: RateLimiter):
+    def __init__(self, workspace: Workspace, limiter: RateLimiter,
+                 extra_routes: list[Route] | None = None):
         self.ws = workspace
         self.limiter = limiter
-        self.app = Starlette(routes=[
+        self.app = Starlette(routes=[*(extra_routes or []),
             Route("/api/{method}", self.api, methods=["GET", "POST"]),
             Route("/upload/v1/{token}", self.upload, methods=["POST"]),
             Route("/files/{file_id}", self.download, methods=["GET"]),

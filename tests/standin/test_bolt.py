@@ -125,3 +125,23 @@ def test_bolt_rejects_a_timestamp_older_than_five_minutes(slack, bolt):
     d = slack.command("/drift SKU-1", as_user="U1", channel="C1",
                       timestamp=int(time.time()) - 60)  # a minute of clock skew is fine
     assert d.status == 200
+
+
+def test_demo_ui_drives_the_bot_through_the_control_routes(slack, bolt):
+    import httpx
+
+    with httpx.Client(base_url=slack.url, timeout=5) as ui:
+        r = ui.post("/standin/command", json={"text": "/drift SKU-9", "user": "U1",
+                                              "channel": "C1"})
+        assert r.json()["ok"] and r.json()["delivery"]["status"] == 200
+        msg = slack.wait_for(lambda: slack.last_message("C1"))
+        r = ui.post("/standin/click", json={"channel": "C1", "ts": msg.ts,
+                                            "button": "Approve", "user": "U2"})
+        assert r.json()["ok"]
+        slack.wait_for(lambda: slack.last_message("C1").edits)
+        (c1,) = [c for c in ui.get("/standin/state").json()["channels"] if c["id"] == "C1"]
+        assert [(m["text"], m["edit_count"]) for m in c1["messages"]] == \
+            [("Approved by <@U2>", 1)]
+        bad = ui.post("/standin/click", json={"channel": "C1", "ts": msg.ts,
+                                              "button": "Nope", "user": "U2"})
+        assert bad.status_code == 400 and "Nope" in bad.json()["error"]

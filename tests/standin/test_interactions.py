@@ -217,6 +217,16 @@ def test_slow_app_times_out_like_slack(slack, receiver):
     receiver.delay = 1.0
     d = slack.command("/drift", as_user="U1", channel="C1")
     assert d.timed_out and not d.ok and d.error == "operation_timeout"
+    (shown,) = slack.ephemeral_for("U1")
+    assert shown.text == '/drift failed with the error "operation_timeout"'
+
+
+def test_failing_app_is_reported_to_the_user(slack, receiver):
+    receiver.reply = (500, "")
+    d = slack.command("/drift", as_user="U1", channel="C1")
+    assert d.status == 500 and not d.ok
+    assert [m.text for m in slack.ephemeral_for("U1")] == [
+        '/drift failed with the error "dispatch_failed"']
 
 
 def test_files_upload_v2_round_trip(slack, client):
