@@ -32,7 +32,7 @@ def add_fingerprints(frame: pl.DataFrame, kind: DriftKind, key_cols: list[str]) 
 def is_open(open_fingerprints: frozenset[str]) -> pl.Expr:
     if not open_fingerprints:
         return pl.lit(False)
-    return pl.col("fingerprint").is_in(pl.Series(list(open_fingerprints), dtype=pl.Utf8))
+    return pl.col("fingerprint").is_in(sorted(open_fingerprints))
 
 
 def severity_expr(s: SeveritySettings) -> pl.Expr:

@@ -33,7 +33,7 @@ def restrict(snapshot: Snapshot, changed: ChangedKeys) -> Snapshot:
     positions they feed; changed resources bring their capacity rows and the shipments on them.
     """
     ship = snapshot.shipments
-    ship_ids = pl.Series("shipment_id", sorted(changed.shipment_ids), dtype=pl.Utf8)
+    ship_ids = sorted(changed.shipment_ids)
     ship_changed = ship.filter(pl.col("shipment_id").is_in(ship_ids)) if len(ship_ids) else ship.clear()
     pairs = pl.DataFrame(
         {"sku": [k[0] for k in changed.sku_locations], "location": [k[1] for k in changed.sku_locations]},
@@ -47,12 +47,12 @@ def restrict(snapshot: Snapshot, changed: ChangedKeys) -> Snapshot:
     )
     positions = pl.concat([pairs, sources]).unique()
     skus = positions.get_column("sku").unique()
-    demand = snapshot.demand.filter(pl.col("sku").is_in(skus)).join(positions, on=["sku", "location"], how="semi")
-    inventory = snapshot.inventory.filter(pl.col("sku").is_in(skus)).join(
+    demand = snapshot.demand.filter(pl.col("sku").is_in(skus.implode())).join(positions, on=["sku", "location"], how="semi")
+    inventory = snapshot.inventory.filter(pl.col("sku").is_in(skus.implode())).join(
         positions, on=["sku", "location"], how="semi")
-    inbound = ship.filter(pl.col("sku").is_in(skus)).join(
+    inbound = ship.filter(pl.col("sku").is_in(skus.implode())).join(
         positions.rename({"location": "destination"}), on=["sku", "destination"], how="semi")
-    res = pl.Series("resource_id", sorted(changed.resources), dtype=pl.Utf8)
+    res = sorted(changed.resources)
     capacity = snapshot.capacity.filter(pl.col("resource_id").is_in(res)) if len(res) else snapshot.capacity.clear()
     shipments = pl.concat([ship_changed, inbound]).unique(maintain_order=True)
     if len(res):
@@ -112,7 +112,7 @@ def _changed_destinations(snapshot: Snapshot, changed: ChangedKeys) -> set[tuple
     if not changed.shipment_ids:
         return set()
     rows = snapshot.shipments.filter(
-        pl.col("shipment_id").is_in(pl.Series(sorted(changed.shipment_ids), dtype=pl.Utf8))
+        pl.col("shipment_id").is_in(sorted(changed.shipment_ids))
     ).select("sku", "destination").unique()
     return set(rows.iter_rows())
 
