@@ -82,10 +82,13 @@ class SlackStandin:
     # -- life ------------------------------------------------------------------------------
     def start(self) -> Self:
         self._server.start()
+        self._started = True
         return self
 
     def stop(self) -> None:
-        self._server.stop()
+        if getattr(self, "_started", False):
+            self._server.stop()
+            self._started = False
         self.signer.close()
 
     def __enter__(self) -> Self:

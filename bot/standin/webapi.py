@@ -156,7 +156,7 @@ def chat_post_message(ws: Workspace, args: dict[str, Any]) -> dict[str, Any]:
 def chat_update(ws: Workspace, args: dict[str, Any]) -> dict[str, Any]:
     ch = _channel(ws, args)
     msg = ws.get_message(ch.id, str(args.get("ts") or ""))
-    if msg is None:
+    if msg is None or msg.is_ephemeral:  # Slack cannot update ephemeral messages
         raise ApiError("message_not_found")
     if msg.user != BOT_USER_ID:
         raise ApiError("cant_update_message")
