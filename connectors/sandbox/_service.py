@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import bisect
 import hashlib
 import json
 import random
@@ -104,6 +105,7 @@ class SandboxService:
         self.operations = operations
         self.faults = Faults(world.seed * 31 + fault_seed)
         self.ledger: dict[str, dict[str, Any]] = {}
+        self._order_cache: dict[str, tuple[int, list]] = {}
         routes = [Route(path, self._collection(table), methods=["GET"])
                   for path, table in collections.items()]
         routes += [
@@ -115,6 +117,17 @@ class SandboxService:
             Route("/scenario/faults", self.set_faults, methods=["POST"]),
         ]
         self.app = Starlette(routes=routes)
+
+    def _ordered(self, table: str) -> list[tuple[str, str, dict[str, Any]]]:
+        """Rows by (updated_at, key), cached until the table changes; call under the lock."""
+        version = self.world.versions[table]
+        cached = self._order_cache.get(table)
+        if cached is None or cached[0] != version:
+            rows = sorted(((r["updated_at"], "|".join(k), r)
+                           for k, r in self.world.tables[table].items()),
+                          key=lambda t: (t[0], t[1]))
+            cached = self._order_cache[table] = (version, rows)
+        return cached[1]
 
     async def _fault(self) -> Response | None:
         """The injected fault for this call, if any; 'timeout' delays and then lets it through."""
@@ -166,17 +179,15 @@ class SandboxService:
                 etag = 'W/"' + hashlib.sha256(json.dumps(etag_basis).encode()).hexdigest()[:20] + '"'
                 if request.headers.get("if-none-match") == etag:
                     return Response(status_code=304, headers={"ETag": etag})
-                rows = sorted(((r["updated_at"], "|".join(k), r)
-                               for k, r in self.world.tables[table].items()),
-                              key=lambda t: (t[0], t[1]))
+                rows = self._ordered(table)
                 if since:
-                    rows = [t for t in rows if t[0] > since]
+                    rows = rows[bisect.bisect_right(rows, since, key=lambda t: t[0]):]
                 if page is not None:
                     chunk = rows[(page - 1) * limit: page * limit]
                     more = len(rows) > page * limit
                 else:
                     if after:
-                        rows = [t for t in rows if (t[0], t[1]) > after]
+                        rows = rows[bisect.bisect_right(rows, after, key=lambda t: (t[0], t[1])):]
                     chunk = rows[:limit]
                     more = len(rows) > limit
                 next_url = next_cursor = None

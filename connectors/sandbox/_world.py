@@ -80,13 +80,17 @@ class World:
 
     # -- clock and writes
 
+    def clock(self) -> datetime:
+        """Scenario time: ``now`` at creation plus the real time elapsed since."""
+        return self.now + timedelta(seconds=time.monotonic() - self._auto_started)
+
     def tick(self) -> str:
         """A strictly increasing microsecond timestamp: no two writes share an updated_at."""
         stamp = datetime.now(UTC)
         if stamp <= self._last_tick:
             stamp = self._last_tick + timedelta(microseconds=1)
         self._last_tick = stamp
-        return stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return stamp.isoformat(timespec="microseconds")[:-6] + "Z"  # fixed width: sorts as time
 
     def put(self, table: str, key: tuple, row: dict[str, Any]) -> dict[str, Any]:
         row["updated_at"] = self.tick()
@@ -247,7 +251,7 @@ class World:
             row = self.tables["shipments"][key]
             eta = parse_ts(row["eta"], "eta") + timedelta(hours=rng.uniform(36, 96))
             row.update(eta=ts(eta), status="delayed", exception_code=code,
-                       last_event_at=ts(datetime.now(UTC)))
+                       last_event_at=ts(self.clock()))
             self.touch("shipments", key)
             delayed.append(row["shipment_id"])
         return {"kind": "shipment_delay", "origin": origin, "carrier": carrier,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from connectors.sandbox._ops import number, text, week
@@ -38,13 +38,13 @@ def expedite_shipment(world: World, params: dict[str, Any]) -> dict[str, Any]:
         new_eta = parse_ts(text(params, "new_eta"), "params.new_eta")
     else:
         new_eta = eta - timedelta(days=number(params, "days", minimum=0.1, default=1.0))
-    floor = datetime.now(UTC) + timedelta(hours=2)
-    new_eta = max(new_eta, floor) if new_eta < eta else eta
+    floor = world.clock() + timedelta(hours=2)  # nothing arrives sooner than that
+    new_eta = min(eta, max(new_eta, floor))
     row["eta"] = ts(new_eta)
     if new_eta <= parse_ts(row["planned_arrival"], "planned_arrival") + timedelta(hours=2):
         row["status"] = "in_transit" if row["last_event_at"] else "planned"
         row["exception_code"] = None
-    row["last_event_at"] = ts(datetime.now(UTC))
+    row["last_event_at"] = ts(world.clock())
     world.touch("shipments", key)
     return {"shipment_id": key[0], "eta": row["eta"], "status": row["status"]}
 
@@ -73,7 +73,7 @@ def create_transfer(world: World, params: dict[str, Any]) -> dict[str, Any]:
                           + (f" served by {params['carrier']}" if "carrier" in params else ""))
     lane = min(lanes, key=lambda r: (r["cost_per_unit"], r["carrier"]))
     ship = (parse_ts(text(params, "ship_date"), "params.ship_date") if "ship_date" in params
-            else datetime.now(UTC).replace(microsecond=0) + timedelta(hours=4))
+            else world.clock().replace(microsecond=0) + timedelta(hours=4))
     arrive = ship + timedelta(days=lane["transit_days"])
     sid = world.next_transfer_id()
     total = sum(line["qty"] for line in clean)
