@@ -226,10 +226,11 @@ class SlackStandin:
 
     # -- what people see -------------------------------------------------------------------------
     def messages(self, channel: str) -> list[Message]:
-        """Top-level channel messages everyone sees, oldest first (no replies, no ephemerals)."""
+        """Channel messages everyone sees, oldest first: no ephemerals, and thread replies
+        only when they were also sent to the channel (reply_broadcast)."""
         return [m for m in self.workspace.all_messages()
                 if m.channel == self._channel_id(channel) and not m.is_ephemeral
-                and not m.thread_ts]
+                and (not m.thread_ts or m.broadcast)]
 
     def last_message(self, channel: str) -> Message | None:
         msgs = self.messages(channel)

@@ -97,6 +97,7 @@ class Message:
     edited_ts: str | None = None
     deleted: bool = False
     ephemeral_to: str | None = None  # set for ephemeral messages: the only user who sees it
+    broadcast: bool = False  # a thread reply also sent to the channel (reply_broadcast)
     replies: list[str] = field(default_factory=list)  # ts of replies, for a thread parent
 
     @property
@@ -118,6 +119,8 @@ class Message:
             out["attachments"] = copy.deepcopy(self.attachments)
         if self.thread_ts:
             out["thread_ts"] = self.thread_ts
+            if self.broadcast:
+                out["subtype"] = "thread_broadcast"
         if self.replies:
             out.update(thread_ts=self.ts, reply_count=len(self.replies),
                        latest_reply=self.replies[-1])

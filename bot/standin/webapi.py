@@ -148,6 +148,7 @@ def chat_post_message(ws: Workspace, args: dict[str, Any]) -> dict[str, Any]:
     msg = ws.add_message(Message(
         channel=ch.id, ts=ws.next_ts(), text=text or "", blocks=blocks or [],
         attachments=attachments or [], thread_ts=thread_ts,
+        broadcast=bool(thread_ts) and _bool_arg(args, "reply_broadcast"),
         metadata=_json_arg(args, "metadata", "invalid_metadata")))
     return {"ok": True, "channel": ch.id, "ts": msg.ts, "message": msg.to_api()}
 

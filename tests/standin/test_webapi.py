@@ -63,6 +63,10 @@ def test_thread_replies_attach_to_their_parent(slack, client):
     assert root.text == "parent"  # replies stay out of the channel timeline
     assert [m.text for m in slack.thread(root)] == ["first", "second"]
     assert root.to_api()["reply_count"] == 2
+    shout = client.chat_postMessage(channel="C1", text="executed", thread_ts=parent["ts"],
+                                    reply_broadcast=True)
+    assert slack.last_message("C1").ts == shout["ts"]  # broadcast replies show in the channel
+    assert [m.text for m in slack.thread(root)] == ["first", "second", "executed"]
 
 
 def test_update_edits_in_place_and_keeps_history(slack, client):
