@@ -38,7 +38,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
 import httpx
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, SecretStr, ValidationError
 
 from connectors.base import ConnectorError, ExecuteResult, Health
 from connectors.http_retry import RetryPolicy
@@ -366,8 +366,10 @@ class EpcisSettings(BaseModel):
     timeout_s: float = Field(default=10.0, gt=0)
     retries: int = Field(default=2, ge=0, le=10)
     backoff_s: float = Field(default=0.5, ge=0)
+    token: SecretStr | None = Field(default=None, description="bearer token (a secret the "
+                                    "caller resolves, e.g. registry secrets {'token': ...})")
     token_env: str | None = Field(default=None,
-                                  description="env var holding a bearer token, if any")
+                                  description="else: env var holding the bearer token")
     shipment_id_form: Literal["uri", "local"] = "uri"
     order_by_event_time: bool = True  # ask for orderBy=eventTime ASC so a bounded read resumes
 
@@ -409,13 +411,22 @@ class EpcisConnector:
     def _headers(self) -> dict[str, str]:
         headers = {"Accept": "application/json, application/ld+json",
                    "GS1-EPCIS-Min": "2.0.0"}
-        if self.settings.token_env:
+        if self.settings.token is not None:
+            headers["Authorization"] = f"Bearer {self.settings.token.get_secret_value()}"
+        elif self.settings.token_env:
             token = os.environ.get(self.settings.token_env)
             if not token:
                 raise ConnectorError(f"{self.name}: environment variable "
                                      f"{self.settings.token_env} (EPCIS token) is not set")
             headers["Authorization"] = f"Bearer {token}"
         return headers
+
+    def _token_origin(self) -> str:
+        if self.settings.token is not None:
+            return "settings token"
+        if self.settings.token_env:
+            return f"environment variable {self.settings.token_env}"
+        return "none configured: set token or token_env"
 
     def _get(self, url: httpx.URL, params: dict[str, str] | None) -> httpx.Response:
         """GET through the shared bounded retry policy (timeouts, 429 with Retry-After, 5xx)."""
@@ -438,7 +449,7 @@ class EpcisConnector:
         if status in (401, 403):
             raise ConnectorError(
                 f"{self.name}: EPCIS repository refused the request (HTTP {status}); check "
-                f"the token in {self.settings.token_env or 'token_env (not configured)'}")
+                f"the bearer token ({self._token_origin()})")
         if status >= 400:
             raise ConnectorError(f"{self.name}: GET {url} answered HTTP {status}: "
                                  f"{response.text[:200]}")

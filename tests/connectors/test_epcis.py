@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from connectors.base import ConnectorError
 from connectors.epcis import (
     EpcisConnector,
     EpcisSettings,
@@ -173,11 +174,14 @@ class Repository:
         self.events = events
         self.requests: list[dict[str, str]] = []
         self.fail_next = 0
+        self.token = ""
         self.app = Starlette(routes=[Route("/epcis/events", self.events_endpoint)])
 
     async def events_endpoint(self, request: Request) -> Response:
         query = dict(request.query_params)
         self.requests.append(query)
+        if self.token and request.headers.get("authorization") != f"Bearer {self.token}":
+            return Response("unauthorized", status_code=401)
         if self.fail_next:
             self.fail_next -= 1
             return Response("overloaded", status_code=503)
@@ -274,3 +278,14 @@ def test_execute_is_rejected_and_health_reports(repo: Repository) -> None:
     dead = EpcisConnector("dead", EpcisSettings(base_url="http://127.0.0.1:9", timeout_s=1,
                                                 retries=0), httpx.Client())
     assert not dead.health().ok
+
+
+def test_bearer_token_is_sent_and_a_refusal_is_explained(repo: Repository, monkeypatch) -> None:
+    repo.token = "s3cret"
+    assert len(_connector(repo, token="s3cret").read().records) == 7
+    monkeypatch.setenv("EPCIS_TEST_TOKEN", "s3cret")
+    assert len(_connector(repo, token_env="EPCIS_TEST_TOKEN").read().records) == 7
+    with pytest.raises(ConnectorError) as info:
+        _connector(repo, token="wrong").read()
+    assert "HTTP 401" in str(info.value) and "wrong" not in str(info.value)
+    assert not info.value.retryable
