@@ -178,6 +178,15 @@ class SlackStandin:
                 user, view, payloads.button_action(block_id, element), trigger_id)
         return self.signer.send_interaction(payload, **send)
 
+    def double_click(self, target: Message | Mapping[str, Any], button: str,
+                     as_user: str | None = None, times: int = 2) -> list[Delivery]:
+        """Click the same button ``times`` times at once, as impatient people do."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=times) as pool:
+            futures = [pool.submit(self.click, target, button, as_user) for _ in range(times)]
+            return [f.result() for f in futures]
+
     def submit(self, view: Mapping[str, Any] | None = None,
                values: Mapping[str, Any] | None = None, as_user: str | None = None,
                **send: Any) -> Delivery:

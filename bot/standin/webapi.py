@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import secrets
 import time
 from collections.abc import Callable
 from typing import Any
@@ -102,11 +103,45 @@ def _content(args: dict[str, Any]) -> tuple[str | None, list | None, list | None
     if blocks is not None and (not isinstance(blocks, list) or len(blocks) > MAX_BLOCKS
                                or not all(isinstance(b, dict) and "type" in b for b in blocks)):
         raise ApiError("invalid_blocks")
+    if blocks is not None:
+        try:
+            blocks = normalize_blocks(blocks)
+        except ValueError as exc:
+            raise ApiError("invalid_blocks",
+                           response_metadata={"messages": [f"[ERROR] {exc}"]}) from None
     if attachments is not None and not isinstance(attachments, list):
         raise ApiError("invalid_attachments")
     if text is not None and len(str(text)) > MAX_TEXT:
         raise ApiError("msg_too_long")
     return (None if text is None else str(text)), blocks, attachments
+
+
+def normalize_blocks(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Fill in block_id/action_id where missing, as Slack does; refuse duplicates, as Slack does."""
+    out = copy.deepcopy(blocks)
+    block_ids: set[str] = set()
+    for block in out:
+        if not isinstance(block, dict) or "type" not in block:
+            raise ValueError("every block needs a type")
+        block_id = block.setdefault("block_id", secrets.token_urlsafe(4))
+        if block_id in block_ids:
+            raise ValueError(f"duplicate block_id {block_id!r}")
+        block_ids.add(block_id)
+        elements = list(block.get("elements") or []) if block["type"] == "actions" else []
+        for key in ("accessory", "element"):
+            if isinstance(block.get(key), dict):
+                elements.append(block[key])
+        action_ids: set[str] = set()
+        for element in elements:
+            if not isinstance(element, dict) or "type" not in element:
+                raise ValueError(f"element without a type in block {block_id!r}")
+            if element["type"] in ("image", "plain_text", "mrkdwn"):
+                continue
+            action_id = element.setdefault("action_id", secrets.token_urlsafe(4))
+            if action_id in action_ids:
+                raise ValueError(f"duplicate action_id {action_id!r} in block {block_id!r}")
+            action_ids.add(action_id)
+    return out
 
 
 def _channel(ws: Workspace, args: dict[str, Any], key: str = "channel"):
@@ -277,6 +312,10 @@ def _view_arg(args: dict[str, Any], expected_type: str) -> dict[str, Any]:
     if not isinstance(blocks, list) or len(blocks) > MAX_VIEW_BLOCKS:
         raise _invalid_arguments("[ERROR] must provide an array of at most 100 blocks "
                                  "[json-pointer:/view/blocks]")
+    try:
+        view = {**view, "blocks": normalize_blocks(blocks)}
+    except ValueError as exc:
+        raise _invalid_arguments(f"[ERROR] {exc} [json-pointer:/view/blocks]") from None
     if expected_type == "modal" and not isinstance(view.get("title"), dict):
         raise _invalid_arguments("[ERROR] missing required field: title [json-pointer:/view]")
     if len(json.dumps(view)) > 250_000:

@@ -248,3 +248,13 @@ def test_files_upload_v2_round_trip(slack, client):
     with pytest.raises(SlackApiError) as info:
         client.files_completeUploadExternal(files=[{"id": "F404"}], channel_id="C1")
     assert info.value.response["error"] == "file_not_found"
+
+
+def test_double_click_sends_two_distinct_block_actions(slack, client, receiver):
+    client.chat_postMessage(channel="C1", text="open", blocks=APPROVAL)
+    deliveries = slack.double_click(slack.last_message("C1"), "Approve", as_user="U2")
+    assert [d.status for d in deliveries] == [200, 200]
+    first, second = receiver.payload(-2), receiver.payload(-1)
+    assert first["actions"][0]["action_id"] == second["actions"][0]["action_id"] == "approve"
+    assert first["trigger_id"] != second["trigger_id"]
+    assert all(verified(r) for r in receiver.requests[-2:])

@@ -167,3 +167,20 @@ def test_publish_home_tab_per_user(slack, client):
     assert error_of(lambda: client.views_publish(user_id="U1", view={"type": "modal",
                                                                        "blocks": []})) == \
         "invalid_arguments"
+
+
+def test_blocks_get_ids_filled_in_and_duplicates_refused(client):
+    resp = client.chat_postMessage(channel="C1", text="x", blocks=[
+        {"type": "actions", "elements": [
+            {"type": "button", "text": {"type": "plain_text", "text": "Go"}}]}])
+    block = resp["message"]["blocks"][0]
+    assert block["block_id"] and block["elements"][0]["action_id"]
+    twice = [{"type": "section", "block_id": "a", "text": {"type": "mrkdwn", "text": "1"}},
+             {"type": "section", "block_id": "a", "text": {"type": "mrkdwn", "text": "2"}}]
+    assert error_of(lambda: client.chat_postMessage(channel="C1", text="x", blocks=twice)) == \
+        "invalid_blocks"
+    same_action = [{"type": "actions", "elements": [
+        {"type": "button", "action_id": "go", "text": {"type": "plain_text", "text": "A"}},
+        {"type": "button", "action_id": "go", "text": {"type": "plain_text", "text": "B"}}]}]
+    assert error_of(lambda: client.chat_postMessage(channel="C1", text="x",
+                                                    blocks=same_action)) == "invalid_blocks"
