@@ -133,6 +133,8 @@ class SlackStandin:
             raise ValueError(f"A slash command starts with '/': {line!r}")
         user = self._user(as_user)
         ch = self._channel(channel)
+        if not ch.has_member(user.id):
+            raise PermissionError(f"{user.id} is not in {ch.id} and cannot type there")
         fields = payloads.slash_command(
             command, text.strip(), user, ch.id, ch.name,
             self.workspace.issue_response_url(ch.id, user.id, None),
@@ -163,8 +165,10 @@ class SlackStandin:
             if msg.ephemeral_to not in (None, user.id):
                 raise PermissionError(f"{user.id} cannot see an ephemeral message for "
                                       f"{msg.ephemeral_to}")
-            block_id, element = self._find_button(msg.blocks, button)
             ch = ws.resolve_channel(msg.channel)
+            if ch is not None and not ch.has_member(user.id):
+                raise PermissionError(f"{user.id} is not in {ch.id} and cannot see the message")
+            block_id, element = self._find_button(msg.blocks, button)
             payload = payloads.block_actions_on_message(
                 user, msg, ch.name if ch else msg.channel,
                 payloads.button_action(block_id, element),

@@ -258,3 +258,12 @@ def test_double_click_sends_two_distinct_block_actions(slack, client, receiver):
     assert first["actions"][0]["action_id"] == second["actions"][0]["action_id"] == "approve"
     assert first["trigger_id"] != second["trigger_id"]
     assert all(verified(r) for r in receiver.requests[-2:])
+
+
+def test_people_act_only_where_they_are(slack, client, receiver):
+    client.chat_postMessage(channel="C2", text="logistics only", blocks=APPROVAL)
+    with pytest.raises(PermissionError):
+        slack.click(slack.last_message("C2"), "Approve", as_user="U1")  # U1 is not in C2
+    with pytest.raises(PermissionError):
+        slack.command("/drift", as_user="U1", channel="C2")
+    assert receiver.requests == []
