@@ -8,7 +8,6 @@ format.
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
 from dataclasses import dataclass, field
@@ -70,22 +69,38 @@ def _looks_like_epcis(document: Any) -> bool:
 
 
 def _parse_csv(path: Path, data: bytes) -> Inspection:
-    """CSV goes through the CSV drop connector's own parser, whatever it exposes."""
+    """CSV through the CSV drop connector's parser, as whichever entity the header fits.
+
+    The header decides: every entity (demand, shipments, capacity, inventory, lanes) whose
+    required columns are all present is a candidate; the one yielding most records wins.
+    """
     try:
-        module = importlib.import_module("connectors.csv_drop")
+        from connectors._mapping import ENTITIES
+        from connectors.csv_drop import CsvDropSettings, FilePattern, parse_csv
     except ImportError:
         raise UnknownFormat("CSV inspection needs connectors.csv_drop, which this build "
                             "lacks") from None
-    for name in ("parse_csv_file", "parse_file", "parse_csv", "read_csv_file"):
-        parser = getattr(module, name, None)
-        if callable(parser):
-            break
-    else:
-        raise UnknownFormat("connectors.csv_drop exposes no parse function inspect knows")
-    result = parser(path)
-    records = list(getattr(result, "records", []))
-    quarantined = list(getattr(result, "quarantined", []))
-    return Inspection("csv", records=records, quarantined=quarantined)
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise UnknownFormat(f"{path.name} is not UTF-8 text: {exc}") from None
+    first_line = text.split("\n", 1)[0]
+    delimiter = max(",;\t|", key=first_line.count)
+    best: Inspection | None = None
+    misses = []
+    for entity in ENTITIES:
+        settings = CsvDropSettings(path=".", delimiter=delimiter,
+                                   files=[FilePattern(glob="*", entity=entity)])
+        records, bad = parse_csv(text, settings.files[0], settings, path.name)
+        if bad and bad[0].position == "line 1" and not records:
+            misses.append(f"{entity}: {bad[0].reason.split(';')[0]}")
+            continue
+        if best is None or len(records) > len(best.records):
+            best = Inspection(f"csv ({entity})", records=records, quarantined=bad)
+    if best is None:
+        raise UnknownFormat(f"{path.name}: the CSV header fits no canonical table ("
+                            + "; ".join(misses) + ")")
+    return best
 
 
 def inspect_file(path: Path, fmt: str = "auto") -> Inspection:

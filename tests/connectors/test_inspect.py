@@ -104,3 +104,19 @@ def test_missing_file_and_bad_format_flag_exit_2(run, tmp_path: Path) -> None:
 def test_forced_format_overrides_detection(run) -> None:
     result = run(X12 / "856_asn.edi", "--format", "epcis")
     assert result.exit_code == 1 and "not valid JSON" in result.stderr
+
+
+def test_csv_is_read_as_the_table_its_header_fits(run, tmp_path: Path) -> None:
+    pytest.importorskip("connectors.csv_drop")
+    path = tmp_path / "stock.csv"
+    path.write_text("sku;location;on_hand;safety_stock\nSKU-1;DC-DAL;120;40\nSKU-2;DC-DAL;abc;10\n")
+    result = run(path, "--json")
+    assert result.exit_code == 0
+    (line,) = [json.loads(x) for x in result.stdout.splitlines()]
+    assert line == {"kind": "InventoryRecord", "sku": "SKU-1", "location": "DC-DAL",
+                    "on_hand": 120.0, "safety_stock": 40.0}
+    assert "line 3" in result.stderr and "'abc' is not a number" in result.stderr
+    other = tmp_path / "other.csv"
+    other.write_text("a,b\n1,2\n")
+    result = run(other)
+    assert result.exit_code == 2 and "fits no canonical table" in result.stderr
