@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import os
 import re
-import shutil
+import time
 from dataclasses import dataclass, field
 from datetime import UTC as _UTC
 from datetime import date, datetime, timedelta, timezone
@@ -476,6 +477,9 @@ class X12Settings(BaseModel):
     inbox: str = "inbox"
     archive: str = "archive"
     outbox: str = "outbox"
+    archive_when: Literal["acknowledged", "read"] = "acknowledged"
+    min_age_seconds: float = Field(default=0.0, ge=0)  # younger files may still be arriving
+    max_file_bytes: int = Field(default=100_000_000, gt=0)
     sender_id: str = Field(default="ALIGNBOT", min_length=1, max_length=15)
     sender_qualifier: str = Field(default="ZZ", min_length=2, max_length=2)
     receiver_id: str = Field(default="CARRIER", min_length=1, max_length=15)
@@ -488,6 +492,22 @@ class X12Settings(BaseModel):
 
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def _load_cursor(cursor: str | None) -> dict[str, str]:
+    """Cursor = {"v": 1, "read": {file name: sha256}}; anything else means nothing read yet."""
+    if not cursor:
+        return {}
+    try:
+        state = json.loads(cursor)
+    except ValueError:
+        return {}
+    files = state.get("read") if isinstance(state, dict) else None
+    return {str(k): str(v) for k, v in files.items()} if isinstance(files, dict) else {}
+
+
+def _dump_cursor(files: dict[str, str]) -> str:
+    return json.dumps({"v": 1, "read": files}, sort_keys=True)
 
 
 def tender_file_name(idempotency_key: str) -> str:
@@ -546,37 +566,88 @@ class X12Connector:
         zone_for("", settings.local_timezone)  # fail at start-up on a bad zone name
 
     def read(self, since: str | None = None) -> ReadResult:
-        """Each new *.edi/*.x12 file once: parsed, then moved to the archive folder."""
-        result = ReadResult(cursor=since)
+        """Each new *.edi/*.x12 file once. Files the cursor ``since`` recorded are archived
+        first (the caller saved that cursor, so they are safely read); with
+        ``archive_when="read"`` a file is archived as soon as it is parsed."""
+        done = _load_cursor(since)
+        if self.settings.archive_when == "acknowledged":
+            gone = self._archive(done)
+            done = {n: h for n, h in done.items() if n not in gone}
+        result = ReadResult()
         if not self.inbox.is_dir():
+            result.cursor = _dump_cursor(done)
             return result
-        self.archive.mkdir(parents=True, exist_ok=True)
-        files = sorted(p for p in self.inbox.iterdir()
-                       if p.is_file() and p.suffix.lower() in (".edi", ".x12"))
-        for path in files:
+        now = time.time()
+        candidates = []
+        for path in self.inbox.iterdir():
+            if (not path.is_file() or path.name.startswith(".")
+                    or path.suffix.lower() not in (".edi", ".x12")):
+                continue
+            stat = path.stat()
+            if now - stat.st_mtime >= self.settings.min_age_seconds:
+                candidates.append((stat.st_mtime, path.name, path, stat.st_size))
+        fresh: dict[str, str] = {}
+        for _, file_name, path, size in sorted(candidates, key=lambda c: (c[0], c[1])):
+            source = f"{self.name}:{file_name}"
+            if size > self.settings.max_file_bytes:
+                fresh[file_name] = marker = f"too-large:{size}"
+                if done.get(file_name) != marker:  # say so once, not on every poll
+                    result.quarantined.append(Quarantined(
+                        source=source, position="file",
+                        reason=f"{size} bytes exceeds max_file_bytes="
+                               f"{self.settings.max_file_bytes}; raise it or split the file"))
+                continue
             try:
                 data = path.read_bytes()
-            except OSError as exc:
-                result.quarantined.append(Quarantined(source=self.name, position=path.name,
-                                                      reason=f"cannot read file: {exc}"))
-                continue
-            parsed = parse_x12(data, f"{self.name}:{path.name}",
-                               default_zone=self.settings.local_timezone,
+            except OSError:
+                continue  # still being written or vanished: the next poll sees it
+            digest = hashlib.sha256(data).hexdigest()
+            fresh[file_name] = digest
+            if done.get(file_name) == digest:
+                continue  # read before; waits for the caller to acknowledge
+            parsed = parse_x12(data, source, default_zone=self.settings.local_timezone,
                                shipment_key=self.settings.shipment_key,
                                sku_qualifiers=self.settings.sku_qualifiers)
             result.records.extend(parsed.records)
             result.quarantined.extend(parsed.quarantined)
-            self._archive(path)
-            result.cursor = path.name
+        if self.settings.archive_when == "read":
+            self._archive(fresh)
+            fresh = {}
+        result.cursor = _dump_cursor(fresh)
         return result
 
-    def _archive(self, path: Path) -> None:
-        target = self.archive / path.name
-        counter = 1
-        while target.exists():
-            target = self.archive / f"{path.stem}.{counter}{path.suffix}"
-            counter += 1
-        shutil.move(str(path), target)
+    def acknowledge(self, cursor: str) -> None:
+        """Archive the files ``cursor`` recorded as read (``read(cursor)`` does this too)."""
+        self._archive(_load_cursor(cursor))
+
+    def _archive(self, processed: dict[str, str]) -> set[str]:
+        """Move read files (same name and content) to the archive; returns names moved or gone."""
+        if not processed:
+            return set()
+        self.archive.mkdir(parents=True, exist_ok=True)
+        moved = set()
+        for file_name, digest in processed.items():
+            source = self.inbox / file_name
+            try:
+                data = source.read_bytes()
+            except FileNotFoundError:
+                moved.add(file_name)
+                continue
+            except OSError:
+                continue
+            if not digest.startswith("too-large:") and hashlib.sha256(data).hexdigest() != digest:
+                continue  # replaced by a new file of the same name: it will be read first
+            target = self.archive / file_name
+            counter = 1
+            while target.exists():
+                target = self.archive / f"{source.stem}.{counter}{source.suffix}"
+                counter += 1
+            try:
+                source.replace(target)
+                moved.add(file_name)
+            except OSError:
+                continue
+        return moved
 
     def _next_control(self) -> int:
         """Interchange control numbers 1..999999999, kept in the outbox under a file lock."""

@@ -205,25 +205,56 @@ def _connector(tmp_path: Path, **settings: object) -> X12Connector:
     return X12Connector("x12-test", config, tmp_path)
 
 
-def test_reads_inbox_files_once_and_archives_them(tmp_path: Path) -> None:
-    connector = _connector(tmp_path)
-    (tmp_path / "inbox").mkdir()
-    for name in ("214_status_batch.edi", "856_asn.edi", "214_damaged.edi"):
+def _drop(tmp_path: Path, *names: str) -> None:
+    (tmp_path / "inbox").mkdir(exist_ok=True)
+    for name in names:
         (tmp_path / "inbox" / name).write_bytes((FIXTURES / name).read_bytes())
+
+
+def _names(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def test_reads_inbox_files_once_and_archives_when_acknowledged(tmp_path: Path) -> None:
+    connector = _connector(tmp_path)
+    _drop(tmp_path, "214_status_batch.edi", "856_asn.edi", "214_damaged.edi")
     (tmp_path / "inbox" / "notes.txt").write_text("not edi")
     assert connector.health().ok
     first = connector.read()
     assert len(first.records) == 5 + 1 + 1
     assert len(first.quarantined) == 2
     assert all(q.source == "x12-test:214_damaged.edi" for q in first.quarantined)
-    assert sorted(p.name for p in (tmp_path / "archive").iterdir()) == [
+    # a crash before the caller saves the cursor loses nothing: the files are still there
+    assert _names(tmp_path / "archive") == []
+    assert len(connector.read().records) == 7
+    # handing the cursor back acknowledges: those files move to the archive, none re-read
+    second = connector.read(first.cursor)
+    assert second.records == [] and second.quarantined == []
+    assert _names(tmp_path / "archive") == [
         "214_damaged.edi", "214_status_batch.edi", "856_asn.edi"]
-    assert [p.name for p in (tmp_path / "inbox").iterdir()] == ["notes.txt"]
-    assert connector.read(first.cursor).records == []
-    # the same file name arriving again is a new file and must not overwrite the archive
-    (tmp_path / "inbox" / "856_asn.edi").write_bytes((FIXTURES / "856_asn.edi").read_bytes())
-    assert len(connector.read().records) == 1
-    assert (tmp_path / "archive" / "856_asn.1.edi").exists()
+    assert _names(tmp_path / "inbox") == ["notes.txt"]
+    # the same name arriving again is a new file and must not overwrite the archived one
+    _drop(tmp_path, "856_asn.edi")
+    third = connector.read(second.cursor)
+    assert len(third.records) == 1
+    connector.acknowledge(third.cursor)
+    assert "856_asn.1.edi" in _names(tmp_path / "archive")
+
+
+def test_read_mode_archives_at_once_and_a_rewritten_file_is_read_again(tmp_path: Path) -> None:
+    connector = _connector(tmp_path, archive_when="read")
+    _drop(tmp_path, "214_status_batch.edi")
+    assert len(connector.read().records) == 5
+    assert _names(tmp_path / "inbox") == []
+    assert connector.read().records == []
+
+    eager = _connector(tmp_path)
+    _drop(tmp_path, "856_asn.edi")
+    cursor = eager.read().cursor
+    text = (FIXTURES / "856_asn.edi").read_text().replace("SN1**1200*CA", "SN1**1100*CA")
+    (tmp_path / "inbox" / "856_asn.edi").write_text(text)  # partner re-sends a correction
+    corrected = eager.read(cursor)
+    assert corrected.records[0].lines[0].qty == 1100
 
 
 def _action(operation: str = "reassign_carrier", key: str = "alignbot-k1", **params: object):
