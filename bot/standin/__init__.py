@@ -8,6 +8,9 @@ Tests and the demo talk to it like a person in a Slack workspace::
         slack.command("/drift SKU-1", as_user="U1", channel="C1")
         msg = slack.wait_for(lambda: slack.last_message("C1"))
         slack.click(msg, "Approve", as_user="U2")
+
+Messages returned are live: an edit changes them in place and ``msg.edits`` keeps the earlier
+versions. ``slack.calls("chat.update")`` lists what the app called, with args and responses.
 """
 
 from __future__ import annotations
@@ -365,6 +368,9 @@ class SlackStandin:
         return found
 
     def _channel_id(self, channel: str) -> str:
+        """Accept an id, ``#name``, or a user id (meaning the app's DM with that user)."""
+        if channel in self.workspace.users:
+            return self.workspace.im_for(channel).id
         name = channel.lstrip("#")
         for c in self.workspace.channels.values():
             if c.id == channel or (channel.startswith("#") and c.name == name):
