@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import logging
 import secrets
 import time
 from collections.abc import Callable
@@ -35,6 +36,8 @@ from bot.standin._workspace import (
     UploadedFile,
     Workspace,
 )
+
+log = logging.getLogger(__name__)
 
 MAX_TEXT = 40_000
 MAX_BLOCKS = 50
@@ -528,6 +531,10 @@ class WebApi:
                 body.setdefault("response_metadata", {})["warnings"] = warnings
         except ApiError as exc:
             body = {"ok": False, "error": exc.error, **exc.extra}
+        except Exception as exc:  # a stand-in bug: fail loudly, and still record the call
+            log.exception("Slack stand-in failed on %s", name)
+            status, body = 500, {"ok": False, "error": "fatal_error",
+                                 "standin_bug": f"{type(exc).__name__}: {exc}"}
         self.ws.record(Call(name, args, time.time(), status, body))
         return JSONResponse(body, status_code=status, headers=headers)
 

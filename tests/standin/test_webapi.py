@@ -184,3 +184,16 @@ def test_blocks_get_ids_filled_in_and_duplicates_refused(client):
         {"type": "button", "action_id": "go", "text": {"type": "plain_text", "text": "B"}}]}]
     assert error_of(lambda: client.chat_postMessage(channel="C1", text="x",
                                                     blocks=same_action)) == "invalid_blocks"
+
+
+def test_a_standin_bug_fails_loudly_and_is_recorded(slack, client, monkeypatch):
+    from bot.standin import webapi
+
+    def broken(ws, args):
+        raise RuntimeError("boom")
+
+    monkeypatch.setitem(webapi.METHODS, "auth.test", broken)
+    with pytest.raises(SlackApiError) as info:
+        client.auth_test()
+    assert info.value.response.status_code == 500
+    assert "boom" in slack.calls("auth.test")[-1].response["standin_bug"]
