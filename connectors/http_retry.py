@@ -20,7 +20,7 @@ import httpx
 
 log = logging.getLogger(__name__)
 
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 # Errors where the request may not have reached the server, or its answer never came back.
 RETRY_EXCEPTIONS: tuple[type[Exception], ...] = (
     httpx.ConnectError,
@@ -59,6 +59,7 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
 class RetryPolicy:
     """How often and how patiently to retry one HTTP call.
 
+    Any method is retried, so send a non-idempotent request only with an idempotency key.
     ``sleep`` and ``rng`` are injectable so tests run in milliseconds and deterministically.
     """
 

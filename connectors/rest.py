@@ -406,7 +406,9 @@ def _classify(operation: str, resp: httpx.Response) -> ExecuteResult:
         return ExecuteResult(ok=True, status="duplicate", external_id=external,
                              detail=f"{operation}: HTTP 409, already applied")
     detail = f"{operation}: HTTP {code}: {resp.text[:300]}"
-    if code == 429 or code >= 500:
+    if code in (401, 403):
+        detail += " (check the connector's credentials and their permissions)"
+    if code in (408, 429) or code >= 500:
         return ExecuteResult(ok=False, status="error", detail=detail, retryable=True)
     return ExecuteResult(ok=False, status="rejected", detail=detail)
 

@@ -57,6 +57,7 @@ class Vendor:
         self.token_requests: list[dict[str, str]] = []
         self.token_lifetime = 3600
         self.valid_tokens: set[str] = set()
+        self.accept_tokens = True
         self.fail_next: list[int] = []
         self.rows = list(ROWS)
         self.actions: list[tuple[str, str, dict, str | None]] = []
@@ -71,7 +72,7 @@ class Vendor:
         if self.auth == "api_key":
             return request.headers.get("x-api-key") == "k3y"
         if self.auth == "oauth2":
-            return header.removeprefix("Bearer ") in self.valid_tokens
+            return self.accept_tokens and header.removeprefix("Bearer ") in self.valid_tokens
         return True
 
     def _gate(self, request: Request) -> Response | None:
@@ -344,6 +345,22 @@ def test_oauth2_refreshes_once_on_401(vendor_server, vendor, client, policy):
     vendor.valid_tokens.clear()  # the server revoked every token
     assert len(conn.read().records) == 7
     assert len(vendor.token_requests) == 2
+
+
+def test_oauth2_refreshes_only_once_when_the_api_keeps_refusing(vendor_server, vendor, client,
+                                                                policy):
+    vendor.auth = "oauth2"
+    ep = vendor_endpoint("/v2/plan", "data.rows", Pagination(next_link_path="links.next"))
+    conn = connector(vendor_server.url, client, policy, ep, auth=oauth(),
+                     actions=ActionsSettings(path="/v2/changes"))
+    vendor.accept_tokens = False  # issued tokens are never accepted
+    with pytest.raises(ConnectorError, match="401"):
+        conn.read()
+    assert len(vendor.token_requests) == 2 and len(vendor.calls) == 2
+    result = conn.execute(Action(system="planning", operation="x", params={},
+                                 idempotency_key="k"))
+    assert result.status == "rejected" and "credentials" in result.detail
+    assert len(vendor.token_requests) == 3  # one refresh per call, never a loop
 
 
 def test_oauth2_bad_client_secret_is_a_clear_error(vendor_server, vendor, client, policy):
