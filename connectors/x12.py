@@ -477,6 +477,7 @@ class X12Settings(BaseModel):
     inbox: str = "inbox"
     archive: str = "archive"
     outbox: str = "outbox"
+    state: str = ".x12-state"
     archive_when: Literal["acknowledged", "read"] = "acknowledged"
     min_age_seconds: float = Field(default=0.0, ge=0)  # younger files may still be arriving
     max_file_bytes: int = Field(default=100_000_000, gt=0)
@@ -563,6 +564,9 @@ class X12Connector:
         self.inbox = self.base_path / settings.inbox
         self.archive = self.base_path / settings.archive
         self.outbox = self.base_path / settings.outbox
+        # control numbers and the keys already tendered; outside the outbox, which a
+        # transmitter may empty after sending
+        self.state = self.base_path / settings.state
         zone_for("", settings.local_timezone)  # fail at start-up on a bad zone name
 
     def read(self, since: str | None = None) -> ReadResult:
@@ -650,9 +654,9 @@ class X12Connector:
         return moved
 
     def _next_control(self) -> int:
-        """Interchange control numbers 1..999999999, kept in the outbox under a file lock."""
-        self.outbox.mkdir(parents=True, exist_ok=True)
-        with open(self.outbox / ".x12-control", "a+", encoding="ascii") as handle:
+        """Interchange control numbers 1..999999999, kept under a file lock in the state dir."""
+        self.state.mkdir(parents=True, exist_ok=True)
+        with open(self.state / "control", "a+", encoding="ascii") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             handle.seek(0)
             text = handle.read().strip()
@@ -671,7 +675,8 @@ class X12Connector:
                                  detail="an X12 204 needs the action's idempotency key")
         name = tender_file_name(action.idempotency_key)
         target = self.outbox / name
-        if target.exists():
+        marker = self.state / "sent" / name
+        if target.exists() or marker.exists():
             return ExecuteResult(ok=True, status="duplicate", external_id=name,
                                  detail=f"204 already written as {target}")
         try:
@@ -686,11 +691,12 @@ class X12Connector:
         try:
             control = self._next_control()
             text = write_204(tender, envelope, control, datetime.now(_UTC))
+            self.outbox.mkdir(parents=True, exist_ok=True)
         except ValueError as exc:
             return ExecuteResult(ok=False, status="rejected", detail=f"cannot write 204: {exc}")
         except OSError as exc:
             return ExecuteResult(ok=False, status="error", retryable=True,
-                                 detail=f"cannot use outbox {self.outbox}: {exc}")
+                                 detail=f"cannot use {self.state} or {self.outbox}: {exc}")
         temp = self.outbox / f".{name}.{os.getpid()}.tmp"
         try:
             with open(temp, "w", encoding="ascii") as handle:
@@ -706,6 +712,11 @@ class X12Connector:
                                  detail=f"cannot write {target}: {exc}")
         finally:
             temp.unlink(missing_ok=True)
+        try:
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.touch()
+        except OSError:
+            pass  # the outbox file itself still guards against a second write until it is sent
         verb = "cancel" if tender.purpose == "cancel" else "tender"
         return ExecuteResult(ok=True, status="done", external_id=name,
                              detail=f"204 {verb} of {tender.shipment_id} to {tender.carrier} "

@@ -277,6 +277,11 @@ def test_execute_writes_one_204_per_idempotency_key(tmp_path: Path) -> None:
     (record,) = parse_x12(files[0].read_text(), "out").records
     assert record.carrier == "FXFE" and record.planned_arrival == datetime(2026, 11, 20, tzinfo=UTC)
 
+    # the transmitter takes the file away after sending; the key still must not tender again
+    files[0].rename(tmp_path / "sent.edi")
+    assert connector.execute(_action()).status == "duplicate"
+    assert list((tmp_path / "outbox").glob("*.edi")) == []
+
     expedite = connector.execute(_action("expedite_shipment", "alignbot-k2"))
     text = (tmp_path / "outbox" / tender_file_name("alignbot-k2")).read_text()
     assert expedite.status == "done" and "NTE*GEN*EXPEDITE" in text
