@@ -56,11 +56,11 @@ def apply_detection(
     report = LifecycleReport()
     seen = _upsert_drifts(session, list(drifts), now)
     _close_missing_drifts(session, seen, scope, now)
-    current: set[str] = set()
-    for rec in recommendations:
-        current.add(rec.fingerprint)
-        _upsert_recommendation(session, rec, config, now, report)
-    _resolve_gone(session, current, now, report)
+    recs = list(recommendations)
+    active = _active_by_fingerprint(session, [r.fingerprint for r in recs])
+    for rec in recs:
+        _upsert_recommendation(session, rec, active.get(rec.fingerprint), config, now, report)
+    _resolve_gone(session, {r.fingerprint for r in recs}, now, report)
     return report
 
 
@@ -103,16 +103,21 @@ def _close_missing_drifts(session: Session, seen: set[str], scope: set[str] | No
     session.flush()
 
 
-def _active(session: Session, fingerprint: str) -> RecommendationRow | None:
-    return session.exec(
-        select(RecommendationRow).where(RecommendationRow.fingerprint == fingerprint,
-                                        RecommendationRow.state.in_(ACTIVE_STATES))
-    ).first()
+def _active_by_fingerprint(session: Session,
+                           fingerprints: list[str]) -> dict[str, RecommendationRow]:
+    rows: dict[str, RecommendationRow] = {}
+    for start in range(0, len(fingerprints), 500):  # keep IN lists a sane size
+        chunk = fingerprints[start:start + 500]
+        for row in session.exec(select(RecommendationRow).where(
+                RecommendationRow.fingerprint.in_(chunk),
+                RecommendationRow.state.in_(ACTIVE_STATES))):
+            rows[row.fingerprint] = row
+    return rows
 
 
-def _upsert_recommendation(session: Session, rec: Recommendation, config: AlignbotConfig,
+def _upsert_recommendation(session: Session, rec: Recommendation,
+                           row: RecommendationRow | None, config: AlignbotConfig,
                            now: datetime, report: LifecycleReport) -> None:
-    row = _active(session, rec.fingerprint)
     if row is None:
         report.created.append(create_recommendation(session, rec, config, now).id)
         return
@@ -195,14 +200,12 @@ def _resolve_gone(session: Session, current: set[str], now: datetime,
         select(RecommendationRow).where(
             RecommendationRow.state.in_([RecState.OPEN, RecState.SNOOZED]))
     ).all()
+    candidates = [row for row in candidates if row.fingerprint not in current]
+    if not candidates:
+        return
+    open_drifts = set(open_fingerprints(session))
     for row in candidates:
-        if row.fingerprint in current:
-            continue
-        drift_fps = row.body.get("drift_fingerprints", [])
-        still_open = session.exec(
-            select(DriftRow.id).where(DriftRow.fingerprint.in_(drift_fps), DriftRow.is_open)
-        ).first()
-        if still_open is not None:
+        if open_drifts.intersection(row.body.get("drift_fingerprints", [])):
             continue
         if transition(session, row.id, from_states=[row.state], to_state=RecState.RESOLVED,
                       actor=DETECTOR, reason="the drift went away before a decision",
@@ -214,19 +217,15 @@ def _resolve_gone(session: Session, current: set[str], now: datetime,
 
 
 def is_material_change(old: Recommendation, new: Recommendation) -> bool:
+    """A change people must look at again: another severity, or value at risk moved a lot.
+
+    A different choice of source or carrier for the same problem is not material: the message
+    is edited in place instead, so people are not asked to re-decide on every poll.
+    """
     if old.severity != new.severity:
         return True
-    if _relative(old.impact_if_ignored.value_at_risk, new.impact_if_ignored.value_at_risk) \
-            > MATERIAL_CHANGE:
-        return True
-    if _action_shape(old.actions) != _action_shape(new.actions):
-        return True
-    for a, b in zip(old.actions, new.actions):
-        for param in ("qty", "quantity", "units"):
-            if param in a.params and param in b.params and \
-                    _relative(float(a.params[param]), float(b.params[param])) > MATERIAL_CHANGE:
-                return True
-    return False
+    before, after = old.impact_if_ignored.value_at_risk, new.impact_if_ignored.value_at_risk
+    return _relative(before, after) > MATERIAL_CHANGE
 
 
 def describe_change(old: Recommendation, new: Recommendation) -> str:
@@ -235,14 +234,10 @@ def describe_change(old: Recommendation, new: Recommendation) -> str:
     before, after = old.impact_if_ignored.value_at_risk, new.impact_if_ignored.value_at_risk
     if _relative(before, after) > MATERIAL_CHANGE:
         return f"value at risk went from {before:,.0f} to {after:,.0f}"
-    return "the situation changed and the recommended actions with it"
+    return "the situation changed"
 
 
 def _relative(a: float, b: float) -> float:
     return abs(b - a) / max(abs(a), 1.0)
 
 
-def _action_shape(actions: list[Action]) -> list[tuple[str, str, tuple[str, ...]]]:
-    return [(a.system, a.operation, tuple(sorted(k for k in a.params
-                                                 if k not in ("qty", "quantity", "units"))))
-            for a in actions]

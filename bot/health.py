@@ -1,0 +1,51 @@
+"""``GET /healthz``: is the database migrated, does Slack accept the token, is data fresh?"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from slack_sdk.errors import SlackApiError
+from sqlmodel import select
+
+from store.db import session_scope
+from store.migrate import ensure_migrated
+from store.tables import ConnectorHealth
+from store.types import utcnow
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
+
+
+def health_report(runtime: Runtime) -> dict[str, Any]:
+    checks: dict[str, Any] = {}
+    try:
+        ensure_migrated(runtime.engine)
+        checks["database"] = {"ok": True}
+    except Exception as exc:  # unreachable or behind: either way not healthy
+        checks["database"] = {"ok": False, "error": str(exc)[:300]}
+    try:
+        runtime.client.auth_test()
+        checks["slack"] = {"ok": True}
+    except SlackApiError as exc:
+        checks["slack"] = {"ok": False, "error": exc.response.get("error")}
+    except Exception as exc:
+        checks["slack"] = {"ok": False, "error": type(exc).__name__}
+    now = utcnow()
+    connectors = {}
+    if checks["database"]["ok"]:
+        with session_scope(runtime.engine) as s:
+            rows = {h.connector: h for h in s.exec(select(ConnectorHealth))}
+        for conn in runtime.config.connectors:
+            row = rows.get(conn.name)
+            last = row.last_success_at if row else None
+            age = (now - last).total_seconds() if last else None
+            stale = bool(row and row.stale) or (
+                age is not None and age > conn.stale_after.total_seconds())
+            connectors[conn.name] = {
+                "ok": last is not None and not stale, "last_success": last.isoformat()
+                if last else None, "age_seconds": round(age, 1) if age is not None else None,
+                "stale": stale, "last_error": row.last_error if row else ""}
+    checks["connectors"] = connectors
+    ok = checks["database"]["ok"] and checks["slack"]["ok"] and all(
+        c["ok"] for c in connectors.values())
+    return {"ok": ok, "worker": runtime.worker, **checks}

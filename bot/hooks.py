@@ -1,0 +1,110 @@
+"""``POST /hooks/<connector>``: events pushed by logistics or planning systems.
+
+The sender signs ``{timestamp}.{body}`` with HMAC-SHA256 and the connector's shared secret and
+sends ``X-Alignbot-Timestamp`` and ``X-Alignbot-Signature: v1=<hex>``. Requests older than five
+minutes or with a bad signature are refused before the body is parsed. Accepted records run
+through detection for the keys they touch at once, not at the next poll.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from detectors.model import (
+    CapacityRecord,
+    DemandRecord,
+    InventoryRecord,
+    Quarantined,
+    ShipmentEvent,
+    ShipmentRecord,
+)
+
+MAX_AGE_SECONDS = 300
+MAX_BODY_BYTES = 5 * 1024 * 1024
+RECORD_TYPES: dict[str, Any] = {
+    "shipment_event": ShipmentEvent, "shipment": ShipmentRecord, "demand": DemandRecord,
+    "capacity": CapacityRecord, "inventory": InventoryRecord,
+}
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return "v1=" + mac.hexdigest()
+
+
+def verify(secret: str, timestamp: str | None, signature: str | None, body: bytes,
+           now: float | None = None) -> str | None:
+    """None if the request is authentic and fresh, else the reason to refuse it."""
+    if not timestamp or not signature:
+        return "missing X-Alignbot-Timestamp or X-Alignbot-Signature"
+    try:
+        age = abs((now or time.time()) - int(timestamp))
+    except ValueError:
+        return "X-Alignbot-Timestamp must be Unix seconds"
+    if age > MAX_AGE_SECONDS:
+        return "stale request (timestamp more than 5 minutes off)"
+    if not hmac.compare_digest(sign(secret, timestamp, body), signature):
+        return "bad signature"
+    return None
+
+
+def parse_records(payload: Any, source: str) -> tuple[list[Any], list[Quarantined]]:
+    """``{"records": [{"type": "shipment_event", ...}, ...]}`` → canonical records + rejects."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("records"), list):
+        raise ValueError('body must be a JSON object with a "records" list')
+    good, bad = [], []
+    for i, item in enumerate(payload["records"]):
+        kind = item.get("type") if isinstance(item, dict) else None
+        model = RECORD_TYPES.get(kind)
+        if model is None:
+            bad.append(Quarantined(source=source, position=f"record #{i}",
+                                   reason=f"unknown type {kind!r}; use one of "
+                                          + ", ".join(RECORD_TYPES),
+                                   raw=json.dumps(item, default=str)[:2000]))
+            continue
+        fields = {k: v for k, v in item.items() if k != "type"}
+        try:
+            good.append(TypeAdapter(model).validate_python(fields))
+        except ValidationError as exc:
+            reason = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
+                               for e in exc.errors())
+            bad.append(Quarantined(source=source, position=f"record #{i}", reason=reason,
+                                   raw=json.dumps(item, default=str)[:2000]))
+    return good, bad
+
+
+def webhook_endpoint(secrets: Mapping[str, str],
+                     accept: Callable[[str, list[Any], list[Quarantined]], None]):  # type: ignore[no-untyped-def]
+    """A Starlette endpoint; ``accept(connector, records, quarantined)`` runs after the reply."""
+
+    async def endpoint(request: Request) -> JSONResponse:
+        name = request.path_params["connector"]
+        secret = secrets.get(name)
+        if secret is None:
+            return JSONResponse({"error": f"no webhook configured for {name!r}"}, 404)
+        body = await request.body()
+        if len(body) > MAX_BODY_BYTES:
+            return JSONResponse({"error": "body too large"}, 413)
+        problem = verify(secret, request.headers.get("x-alignbot-timestamp"),
+                         request.headers.get("x-alignbot-signature"), body)
+        if problem:
+            return JSONResponse({"error": problem}, 401)
+        try:
+            records, quarantined = parse_records(json.loads(body), f"webhook:{name}")
+        except (ValueError, UnicodeDecodeError) as exc:
+            return JSONResponse({"error": f"unreadable body: {exc}"}, 400)
+        return JSONResponse(
+            {"accepted": len(records), "quarantined": [q.model_dump() for q in quarantined]},
+            202, background=BackgroundTask(accept, name, records, quarantined))
+
+    return endpoint

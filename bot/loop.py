@@ -1,0 +1,204 @@
+"""The decision loop in one place: poll → snapshot → detect → upsert → route; drain; sweep.
+
+Each step is a method that can be called alone (the scheduler, the webhook endpoint and tests
+all drive it the same way). Slack is not here: the loop writes state and notes, and the Slack
+sync renders them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from bot.config import AlignbotConfig
+from bot.executor import Executor, RetryPolicy
+from bot.lifecycle import (
+    LifecycleReport,
+    apply_detection,
+    describe_change,
+    is_material_change,
+    open_fingerprints,
+)
+from bot.notes import add_note
+from bot.snapshot_cache import SnapshotCache
+from bot.sweeps import SweepReport, sweep
+from connectors.base import Connector
+from detectors.model import Recommendation
+from detectors.pipeline import DetectionResult, detect
+from detectors.settings import DetectorSettings
+from detectors.snapshot import ChangedKeys
+from store.db import session_scope
+from store.tables import (
+    ConnectorHealth,
+    ConnectorRun,
+    DriftRow,
+    QuarantinedRecord,
+    RecommendationRow,
+)
+from store.types import utcnow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PollOutcome:
+    connector: str
+    ok: bool
+    records: int = 0
+    quarantined: int = 0
+    changed: int = 0
+    error: str = ""
+
+
+class DecisionLoop:
+    def __init__(self, config: AlignbotConfig, engine: Engine,
+                 connectors: Mapping[str, Connector], *, worker: str = "main",
+                 clock: Callable[[], datetime] = utcnow, retry: RetryPolicy = RetryPolicy()):
+        self.config = config
+        self.engine = engine
+        self.connectors = dict(connectors)
+        self.clock = clock
+        self.cache = SnapshotCache()
+        self.settings = DetectorSettings.model_validate(config.detectors)
+        self.executor = Executor(engine, self.connectors, worker=worker,
+                                 revalidate=self.revalidate, retry=retry, clock=clock)
+        self._detect_lock = threading.Lock()
+        self._read_once: set[str] = set()
+
+    # -- poll ------------------------------------------------------------------------------
+
+    def poll(self, name: str) -> PollOutcome:
+        """Read one connector incrementally into the picture; record the run and its health."""
+        connector = self.connectors[name]
+        now = self.clock()
+        with session_scope(self.engine) as s:
+            health = s.get(ConnectorHealth, name) or ConnectorHealth(connector=name)
+            cursor = health.cursor if name in self._read_once else None  # full read at start
+            run = ConnectorRun(connector=name, started_at=now)
+            s.add(run)
+            s.flush()
+            run_id = run.id
+        try:
+            result = connector.read(cursor)
+        except Exception as exc:  # a source that is down degrades that source, never the bot
+            return self._record_failure(name, run_id, f"{type(exc).__name__}: {exc}")
+        changed = self.cache.apply(result.records)
+        finished = self.clock()
+        with session_scope(self.engine) as s:
+            run = s.get(ConnectorRun, run_id)
+            run.finished_at, run.ok = finished, True
+            run.records, run.quarantined = len(result.records), len(result.quarantined)
+            for bad in result.quarantined:
+                s.add(QuarantinedRecord(connector=name, run_id=run_id, source=bad.source,
+                                        position=bad.position, reason=bad.reason,
+                                        raw=bad.raw[:4000], at=finished))
+            health = s.get(ConnectorHealth, name) or ConnectorHealth(connector=name)
+            if health.stale:
+                add_note(s, None, f"fresh:{name}:{finished.isoformat()}",
+                         f":white_check_mark: Connector *{name}* is reading again.",
+                         channel=self._notice_channel(), in_thread=False)
+            health.cursor = result.cursor
+            health.last_success_at = health.last_attempt_at = finished
+            health.consecutive_failures, health.last_error = 0, ""
+            health.stale = health.stale_notified = False
+            s.add_all([run, health])
+        self._read_once.add(name)
+        return PollOutcome(name, True, len(result.records), len(result.quarantined), changed)
+
+    def _record_failure(self, name: str, run_id: int, error: str) -> PollOutcome:
+        now = self.clock()
+        log.warning("connector %s failed: %s", name, error)
+        stale_after = self.config.connector(name).stale_after
+        with session_scope(self.engine) as s:
+            run = s.get(ConnectorRun, run_id)
+            run.finished_at, run.ok, run.error = now, False, error[:2000]
+            health = s.get(ConnectorHealth, name) or ConnectorHealth(connector=name)
+            health.last_attempt_at, health.last_error = now, error[:2000]
+            health.consecutive_failures += 1
+            since = health.last_success_at
+            health.stale = since is None or now - since > stale_after \
+                or health.consecutive_failures >= 3
+            if health.stale and not health.stale_notified:
+                add_note(s, None, f"stale:{name}:{since.isoformat() if since else 'never'}",
+                         f":warning: Connector *{name}* is not answering ({error[:200]}). Its "
+                         "data is marked stale; recommendations that depend on it wait.",
+                         channel=self._notice_channel(), in_thread=False)
+                health.stale_notified = True
+            s.add_all([run, health])
+        return PollOutcome(name, False, error=error)
+
+    def _notice_channel(self) -> str:
+        return self.config.team(self.config.routing.default_team).channel
+
+    # -- detect ----------------------------------------------------------------------------
+
+    def detect(self, changed: ChangedKeys | None = None) -> LifecycleReport:
+        """One detection pass: everything, or only the keys in ``changed`` (pushed events)."""
+        with self._detect_lock:
+            now = self.clock()
+            snapshot = self.cache.snapshot()
+            with session_scope(self.engine) as s:
+                result = detect(snapshot, self.settings, now, open_fingerprints(s), changed)
+                scope = self._closable(s, changed)
+                return apply_detection(s, result.drifts, result.recommendations, self.config,
+                                       now, scope=scope)
+
+    def _closable(self, s: Session, changed: ChangedKeys | None) -> set[str] | None:
+        """Which open drifts this pass may close; none while any source is stale or unread."""
+        unread = set(self.connectors) - self._read_once
+        stale = s.exec(select(ConnectorHealth.connector).where(ConnectorHealth.stale)).all()
+        if unread or stale:
+            return set()
+        if changed is None:
+            return None
+        scope = set()
+        for row in s.exec(select(DriftRow).where(DriftRow.is_open)):
+            key = row.key
+            if ((key.get("sku"), key.get("location")) in changed.sku_locations
+                    or key.get("shipment_id") in changed.shipment_ids
+                    or key.get("resource_id") in changed.resources):
+                scope.add(row.fingerprint)
+        return scope
+
+    def poll_and_detect(self, name: str) -> PollOutcome:
+        outcome = self.poll(name)
+        self.cache.take_changes()  # a full pass covers them
+        self.detect()
+        return outcome
+
+    def push(self, records: Iterable[object]) -> LifecycleReport:
+        """Records pushed by a webhook: detect on the keys they touch, right now."""
+        self.cache.apply(records)
+        return self.detect(self.cache.take_changes())
+
+    # -- execute and sweep -----------------------------------------------------------------
+
+    def drain(self, limit: int = 20) -> int:
+        return self.executor.drain(limit)
+
+    def sweep(self) -> SweepReport:
+        with session_scope(self.engine) as s:
+            return sweep(s, self.config, self.clock())
+
+    def current_detection(self) -> DetectionResult:
+        with session_scope(self.engine) as s:
+            fps = open_fingerprints(s)
+        return detect(self.cache.snapshot(), self.settings, self.clock(), fps)
+
+    def revalidate(self, rec: RecommendationRow) -> str | None:
+        """None if the drift still holds as recommended; otherwise why not to execute."""
+        if not self._read_once:
+            return None  # no picture yet (e.g. the executor runs alone): trust the approval
+        fresh = {r.fingerprint: r for r in self.current_detection().recommendations}
+        now = fresh.get(rec.fingerprint)
+        if now is None:
+            return "the drift it answered is gone"
+        approved = Recommendation.model_validate(rec.body)
+        # The situation, not the actions: a person may have modified the quantities.
+        return describe_change(approved, now) if is_material_change(approved, now) else None

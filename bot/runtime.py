@@ -1,0 +1,199 @@
+"""Assemble and run the bot: store, connectors, loop, Slack app, scheduler, HTTP server.
+
+``Runtime`` wires the parts once; ``serve`` runs it until stopped. In HTTP mode one path,
+``/slack/events``, takes events, commands and interactivity; with ``SLACK_APP_TOKEN`` set the
+Slack side runs over Socket Mode instead and HTTP serves only hooks and health.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import signal
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_response
+from sqlalchemy.engine import Engine, make_url
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from bot.config import AlignbotConfig, connector_secrets, database_url
+from bot.executor import RetryPolicy
+from bot.hooks import webhook_endpoint
+from bot.loop import DecisionLoop
+from bot.membership import TeamDirectory
+from bot.notes import add_note
+from bot.scheduler import Jobs
+from bot.slack_app import SlackDeps, build_slack_app
+from bot.slack_client import make_web_client
+from bot.slack_sync import SlackSync
+from connectors.base import Connector
+from connectors.registry import build_connector
+from detectors.model import Quarantined
+from store.db import make_engine, session_scope
+from store.migrate import NotMigratedError, ensure_migrated
+from store.tables import QuarantinedRecord
+
+log = logging.getLogger(__name__)
+
+
+class StartupError(RuntimeError):
+    """The bot cannot start; the message says what to do."""
+
+
+class Runtime:
+    def __init__(self, config: AlignbotConfig, *, environ: Mapping[str, str] | None = None,
+                 connectors: Mapping[str, Connector] | None = None, worker: str | None = None,
+                 fast: bool = False, retry: RetryPolicy = RetryPolicy()):
+        env = dict(os.environ if environ is None else environ)
+        self.config = config
+        self.env = env
+        self.worker = worker or f"{os.uname().nodename}:{os.getpid()}"
+        self.engine = self._open_database(database_url(config, env))
+        self.connectors = dict(connectors) if connectors is not None else {
+            c.name: build_connector(c.name, c.kind, c.settings, connector_secrets(c, env),
+                                    timeout=c.timeout.total_seconds())
+            for c in config.connectors}
+        self.loop = DecisionLoop(config, self.engine, self.connectors, worker=self.worker,
+                                 retry=retry)
+        slack = config.slack
+        self.bot_token = env[slack.bot_token_env]
+        self.signing_secret = env[slack.signing_secret_env]
+        self.app_token = env.get(slack.app_token_env) or None
+        self.client = make_web_client(self.bot_token, env.get(slack.api_url_env))
+        self.directory = TeamDirectory(config, self.client)
+        self.sync = SlackSync(self.engine, self.client, config)
+        self.jobs = Jobs()
+        self.slack_app = build_slack_app(
+            SlackDeps(config, self.engine, self.directory, on_change=self.wake),
+            token=self.bot_token, signing_secret=self.signing_secret, client=self.client)
+        self.jobs.register(config, poll=self.loop.poll_and_detect, drain=self._drain,
+                           sync=self.sync.run, sweep=self.loop.sweep, digest=self.post_digest,
+                           fast=fast)
+        self._stopped = threading.Event()
+
+    # -- parts -----------------------------------------------------------------------------
+
+    def _open_database(self, url: str) -> Engine:
+        engine = make_engine(url)
+        try:
+            ensure_migrated(engine)
+        except NotMigratedError as exc:
+            raise StartupError(str(exc)) from None
+        if engine.dialect.name == "sqlite":
+            self._lock_sqlite(engine)
+        return engine
+
+    def _lock_sqlite(self, engine: Engine) -> None:
+        """SQLite serves one replica: a second process on the same file is refused."""
+        database = make_url(str(engine.url)).database
+        if not database or database == ":memory:":
+            return
+        self._lock_file = open(Path(database).with_suffix(".lock"), "w")  # noqa: SIM115
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StartupError(
+                f"another alignbot is already running on {database}. SQLite supports one "
+                "replica; for several, use PostgreSQL (set DATABASE_URL).") from None
+
+    def _drain(self) -> None:
+        while self.loop.drain() and not self._stopped.is_set():
+            self.jobs.wake(Jobs.SYNC)
+
+    def wake(self) -> None:
+        self.jobs.wake(Jobs.DRAIN, Jobs.SYNC)
+
+    def accept_push(self, connector: str, records: list[Any],
+                    quarantined: list[Quarantined]) -> None:
+        if quarantined:
+            with session_scope(self.engine) as s:
+                for bad in quarantined:
+                    s.add(QuarantinedRecord(connector=connector, source=bad.source,
+                                            position=bad.position, reason=bad.reason,
+                                            raw=bad.raw))
+        if records:
+            self.loop.push(records)
+            self.jobs.wake(Jobs.SYNC)
+
+    def post_digest(self, team: str) -> None:
+        from bot.digest import build_digest
+
+        with session_scope(self.engine) as s:
+            digest = build_digest(s, team, self.config, self.loop.clock())
+        self.client.files_upload_v2(
+            channel=digest.channel, content=digest.chart_png, filename="drift-week.png",
+            title=f"Drift opened vs closed — {team}", initial_comment=digest.text)
+        with session_scope(self.engine) as s:
+            add_note(s, None, f"digest:{team}:{self.loop.clock():%G-W%V}", digest.text,
+                     channel=digest.channel, in_thread=False, blocks=digest.blocks)
+        self.jobs.wake(Jobs.SYNC)
+
+    # -- HTTP ------------------------------------------------------------------------------
+
+    def asgi_app(self) -> Starlette:
+        async def slack_events(request: Request) -> Response:
+            body = (await request.body()).decode("utf-8")
+            bolt_request = to_bolt_request(request, body)
+            # Bolt's dispatch blocks until ack(); keep the event loop free for other requests.
+            bolt_response = await run_in_threadpool(self.slack_app.dispatch, bolt_request)
+            return to_starlette_response(bolt_response)
+
+        secrets = {c.name: self.env[c.webhook_secret_env] for c in self.config.connectors
+                   if c.webhook_secret_env and self.env.get(c.webhook_secret_env)}
+
+        async def healthz(_: Request) -> JSONResponse:
+            report = await run_in_threadpool(self.health)
+            return JSONResponse(report, 200 if report["ok"] else 503)
+
+        return Starlette(routes=[
+            Route("/slack/events", slack_events, methods=["POST"]),
+            Route("/hooks/{connector}", webhook_endpoint(secrets, self._accept_in_thread),
+                  methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+        ])
+
+    def _accept_in_thread(self, connector: str, records: list[Any],
+                          quarantined: list[Quarantined]) -> None:
+        threading.Thread(target=self.accept_push, args=(connector, records, quarantined),
+                         name=f"push-{connector}", daemon=True).start()
+
+    def health(self) -> dict[str, Any]:
+        from bot.health import health_report
+
+        return health_report(self)
+
+    # -- life ------------------------------------------------------------------------------
+
+    def start(self) -> Runtime:
+        self.jobs.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self.jobs.shutdown()
+
+
+def serve(config: AlignbotConfig, host: str = "0.0.0.0", port: int = 3000) -> None:
+    runtime = Runtime(config).start()
+    try:
+        if runtime.app_token:
+            from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+            socket = SocketModeHandler(runtime.slack_app, runtime.app_token)
+            socket.connect()
+            log.info("Socket Mode connected; HTTP serves /hooks and /healthz only")
+        server = uvicorn.Server(uvicorn.Config(runtime.asgi_app(), host=host, port=port,
+                                               log_level="info", lifespan="off"))
+        signal.signal(signal.SIGTERM, lambda *_: setattr(server, "should_exit", True))
+        server.run()
+    finally:
+        runtime.stop()

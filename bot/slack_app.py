@@ -1,0 +1,185 @@
+"""The Bolt app: buttons, modals, /drift and App Home, each handler acking well inside 3 s.
+
+Handlers verify (Bolt checks the signature), authorize, record the decision in one short
+transaction and ack; Slack edits and execution happen after the ack, in the sync and executor
+jobs that ``on_change`` wakes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from slack_bolt import Ack, App, BoltContext, Respond
+from slack_sdk import WebClient
+from sqlalchemy.engine import Engine
+from sqlmodel import select
+
+from bot.config import AlignbotConfig
+from bot.decisions import DecisionError, DecisionResult, decide
+from bot.drift_query import DRIFT_USAGE, Usage, drift_response, parse_drift_args
+from bot.home import render_home
+from bot.membership import TeamDirectory
+from bot.modals import modify_modal, modify_values, reject_modal
+from store.db import session_scope
+from store.tables import ActionRow, RecommendationRow
+from store.types import utcnow
+
+log = logging.getLogger(__name__)
+
+SNOOZE_CHOICES = {"1h": timedelta(hours=1), "4h": timedelta(hours=4), "1d": timedelta(days=1),
+                  "1w": timedelta(weeks=1)}
+
+
+@dataclass
+class SlackDeps:
+    config: AlignbotConfig
+    engine: Engine
+    directory: TeamDirectory
+    on_change: Callable[[], None]  # wake the Slack sync and the executor
+
+
+def build_slack_app(deps: SlackDeps, *, token: str, signing_secret: str,
+                    client: WebClient) -> App:
+    app = App(token=token, signing_secret=signing_secret, client=client,
+              process_before_response=False, token_verification_enabled=False,
+              ignoring_self_events_enabled=True)
+    register_handlers(app, deps)
+    return app
+
+
+def register_handlers(app: App, deps: SlackDeps) -> None:
+    def record(rec_id: int, user: str, verdict: str, **kw) -> DecisionResult:
+        teams = deps.directory.teams_of(user)
+        with session_scope(deps.engine) as s:
+            result = decide(s, rec_id, user, teams, verdict, now=utcnow(), **kw)
+        if result.recorded:
+            deps.on_change()
+        return result
+
+    def tell(client: WebClient, body: dict, text: str) -> None:
+        client.chat_postEphemeral(channel=body["channel"]["id"], user=body["user"]["id"],
+                                  text=text)
+
+    def may_decide(rec_id: int, user: str) -> tuple[bool, str]:
+        with session_scope(deps.engine) as s:
+            rec = s.get(RecommendationRow, rec_id)
+        if rec is None:
+            return False, f"Recommendation #{rec_id} no longer exists."
+        if not set(rec.teams) & deps.directory.teams_of(user):
+            return False, ("Only members of " + " or ".join(rec.teams)
+                           + " can decide on this recommendation.")
+        return True, ""
+
+    @app.action("rec_approve")
+    def approve(ack: Ack, body: dict, action: dict, client: WebClient) -> None:
+        ack()
+        result = record(int(action["value"]), body["user"]["id"], "approve")
+        if not result.recorded or result.missing:
+            tell(client, body, result.message)
+
+    @app.action("rec_snooze")
+    def snooze(ack: Ack, body: dict, action: dict, client: WebClient) -> None:
+        ack()
+        choice = action["selected_option"]["value"]
+        rec_id = int(action["block_id"].rpartition(":")[2])  # a select carries no value
+        result = record(rec_id, body["user"]["id"], "snooze", snooze_for=SNOOZE_CHOICES[choice])
+        if not result.recorded:
+            tell(client, body, result.message)
+
+    @app.action("rec_reject")
+    def open_reject(ack: Ack, body: dict, action: dict, client: WebClient) -> None:
+        ack()
+        rec_id, user = int(action["value"]), body["user"]["id"]
+        allowed, why = may_decide(rec_id, user)
+        if not allowed:
+            tell(client, body, why)
+            return
+        with session_scope(deps.engine) as s:
+            rec = s.get(RecommendationRow, rec_id)
+        client.views_open(trigger_id=body["trigger_id"], view=reject_modal(rec))
+
+    @app.view("reject_modal")
+    def submit_reject(ack: Ack, body: dict, view: dict, client: WebClient) -> None:
+        reason = view["state"]["values"]["reason"]["reason_input"].get("value") or ""
+        if not reason.strip():
+            ack(response_action="errors", errors={"reason": "Say why, so the team learns."})
+            return
+        try:
+            result = record(int(view["private_metadata"]), body["user"]["id"], "reject",
+                            reason=reason)
+        except DecisionError as exc:
+            ack(response_action="errors", errors={"reason": str(exc)})
+            return
+        ack()
+        if not result.recorded:
+            client.chat_postMessage(channel=body["user"]["id"], text=result.message)
+
+    @app.action("rec_modify")
+    def open_modify(ack: Ack, body: dict, action: dict, client: WebClient) -> None:
+        ack()
+        rec_id, user = int(action["value"]), body["user"]["id"]
+        allowed, why = may_decide(rec_id, user)
+        if not allowed:
+            tell(client, body, why)
+            return
+        with session_scope(deps.engine) as s:
+            rec = s.get(RecommendationRow, rec_id)
+            actions = list(s.exec(select(ActionRow).where(ActionRow.recommendation_id == rec_id)
+                                  .order_by(ActionRow.position)))
+        client.views_open(trigger_id=body["trigger_id"], view=modify_modal(rec, actions))
+
+    @app.view("modify_modal")
+    def submit_modify(ack: Ack, body: dict, view: dict, client: WebClient) -> None:
+        changes = modify_values(view["state"]["values"])
+        try:
+            result = record(int(view["private_metadata"]), body["user"]["id"], "modify",
+                            changes=changes)
+        except DecisionError as exc:
+            field = next((k for k in changes if k.split(".")[-1] in str(exc)), None)
+            ack(response_action="errors", errors={field or next(iter(changes), "x"): str(exc)})
+            return
+        ack()
+        if not result.recorded or result.missing:
+            client.chat_postMessage(channel=body["user"]["id"], text=result.message)
+
+    @app.command("/drift")
+    def drift_command(ack: Ack, command: dict, respond: Respond) -> None:
+        ack()
+        query = parse_drift_args(command.get("text", ""))
+        if isinstance(query, Usage):
+            respond(response_type="ephemeral", text=query.text,
+                    blocks=query.blocks if hasattr(query, "blocks") else None)
+            return
+        teams = deps.directory.teams_of(command["user_id"])
+        with session_scope(deps.engine) as s:
+            blocks = drift_response(s, query, teams, deps.config, page=0, now=utcnow())
+        respond(response_type="ephemeral", text="Open drift", blocks=blocks)
+
+    @app.action("drift_page")
+    def drift_page(ack: Ack, body: dict, action: dict, respond: Respond) -> None:
+        ack()
+        state = json.loads(action["value"])
+        query = parse_drift_args(state.get("q", ""))
+        if isinstance(query, Usage):
+            respond(response_type="ephemeral", replace_original=True, text=DRIFT_USAGE)
+            return
+        teams = deps.directory.teams_of(body["user"]["id"])
+        with session_scope(deps.engine) as s:
+            blocks = drift_response(s, query, teams, deps.config, page=int(state.get("page", 0)),
+                                    now=utcnow())
+        respond(response_type="ephemeral", replace_original=True, text="Open drift",
+                blocks=blocks)
+
+    @app.event("app_home_opened")
+    def home(event: dict, client: WebClient, context: BoltContext) -> None:
+        if event.get("tab", "home") != "home":
+            return
+        user = event["user"]
+        teams = deps.directory.teams_of(user)
+        with session_scope(deps.engine) as s:
+            view = render_home(s, user, teams, deps.config, utcnow())
+        client.views_publish(user_id=user, view=view)
