@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from connectors.base import ExecuteResult, Health
 from connectors.x12_syntax import (
@@ -313,16 +313,25 @@ def map_856(tx: TransactionSet, *, default_zone: str = "UTC",
 class LoadTender(BaseModel):
     """What a 204 says: one load, two stops, its lines; purpose 'cancel' withdraws it."""
 
-    shipment_id: str = Field(min_length=1)
+    shipment_id: str = Field(min_length=1, max_length=30)  # B2-04 is AN 1/30
     carrier: str = Field(min_length=2, max_length=4, description="SCAC of the carrier")
-    origin: str = Field(min_length=1)
-    destination: str = Field(min_length=1)
+    origin: str = Field(min_length=1, max_length=80)  # N1-04 is AN 2/80
+    destination: str = Field(min_length=1, max_length=80)
     lines: list[ShipmentLine] = Field(default_factory=list)
     pickup: date | None = None
     deliver_by: date | None = None
     expedite: bool = False
     purpose: Literal["original", "cancel"] = "original"
-    reference: str = ""  # our idempotency key, echoed in L11 so the carrier's 990 can cite it
+    reference: str = ""  # our idempotency key; its first 30 characters (L11-01 is AN 1/30)
+    # go out in L11 so the carrier's 990 can cite it
+
+    @field_validator("lines")
+    @classmethod
+    def _sku_fits(cls, lines: list[ShipmentLine]) -> list[ShipmentLine]:
+        for line in lines:
+            if len(line.sku) > 30:
+                raise ValueError(f"sku {line.sku!r} is longer than OID-03 allows (30)")
+        return lines
 
 
 def map_204(tx: TransactionSet, *, default_zone: str = "UTC") -> ShipmentRecord:
@@ -392,7 +401,7 @@ def write_204(tender: LoadTender, envelope: Envelope, control: int, now: datetim
         body.append(seg("G62", "10", tender.pickup.strftime("%Y%m%d")))
     body.append(seg("N1", "SF", tender.origin[:60], "93", tender.origin[:80]))
     for line in tender.lines:
-        body.append(seg("OID", tender.shipment_id[:30], "", line.sku[:30], "CA", _qty(line.qty)))
+        body.append(seg("OID", tender.shipment_id, "", line.sku, "CA", _qty(line.qty)))
     body.append(seg("S5", "2", "CU"))
     if tender.deliver_by:
         body.append(seg("G62", "02", tender.deliver_by.strftime("%Y%m%d")))

@@ -191,9 +191,13 @@ def test_204_cancel_uses_b2a_purpose_01() -> None:
     assert record.status == "cancelled"
 
 
-def test_204_refuses_values_that_contain_separators() -> None:
+def test_204_refuses_values_that_contain_separators_or_do_not_fit() -> None:
     with pytest.raises(ValueError, match="separator"):
         write_204(_tender(origin="DOCK*7"), Envelope("ACME", "FXFE"), 1, datetime.now(UTC))
+    with pytest.raises(ValueError, match="longer than OID-03"):
+        _tender(lines=[ShipmentLine(sku="S" * 31, qty=1)])
+    with pytest.raises(ValueError, match="at most 30"):
+        _tender(shipment_id="X" * 31)
 
 
 # --- the connector over folders ---------------------------------------------------------------
