@@ -12,7 +12,7 @@ import json
 import logging
 import threading
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 from urllib.parse import urljoin, urlsplit
 
@@ -105,6 +105,9 @@ class EndpointSettings(_Settings):
     incremental: Literal["none", "updated_since", "etag"] = "updated_since"
     updated_since_param: str = "updated_since"
     updated_at_field: str = "updated_at"  # source field whose maximum becomes the next since
+    # re-read this much before the last change seen, for systems whose timestamps are coarse or
+    # committed out of order; duplicates are harmless downstream (records are upserted)
+    overlap_seconds: float = Field(default=0.0, ge=0)
 
 
 class OperationSettings(_Settings):
@@ -272,7 +275,7 @@ class RestConnector:
         params: dict[str, Any] | None = dict(ep.params)
         headers: dict[str, str] = {}
         if ep.incremental == "updated_since" and state.get("since"):
-            params[ep.updated_since_param] = state["since"]
+            params[ep.updated_since_param] = _minus(state["since"], ep.overlap_seconds)
         if ep.incremental == "etag" and state.get("etag"):
             headers["If-None-Match"] = state["etag"]
         if pg.style != "none" and pg.page_size_param and pg.page_size:
@@ -425,6 +428,13 @@ def _newer(current: tuple[datetime, str] | None, value: Any) -> tuple[datetime, 
     if current is None or when > current[0]:
         return (when, value)
     return current
+
+
+def _minus(since: str, seconds: float) -> str:
+    if not seconds:
+        return since
+    when = datetime.fromisoformat(since) - timedelta(seconds=seconds)
+    return when.isoformat().replace("+00:00", "Z")
 
 
 def _origin(url: str) -> tuple[str, str]:

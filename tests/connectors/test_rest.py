@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import random
 from datetime import date
@@ -269,6 +270,18 @@ def test_updated_since_reads_only_what_changed(vendor_server, vendor, client, po
                         "modified": "2026-11-21T08:00:00Z"})
     third = conn.read(first.cursor)
     assert [(r.sku, r.latest_qty) for r in third.records] == [("SKU-0", 50.0)]
+
+
+def test_overlap_re_reads_a_margin_before_the_last_change(vendor_server, vendor, client,
+                                                          policy):
+    ep = vendor_endpoint("/v2/plan", "data.rows", Pagination(next_link_path="links.next"),
+                         overlap_seconds=120)
+    conn = connector(vendor_server.url, client, policy, ep)
+    first = conn.read()
+    second = conn.read(first.cursor)
+    assert vendor.calls[-1].query_params["changed_after"] == "2026-11-20T10:04:00Z"
+    assert [r.sku for r in second.records] == ["SKU-5", "SKU-6"]  # read again, harmlessly
+    assert json.loads(second.cursor) == json.loads(first.cursor)
 
 
 # --- quarantine -------------------------------------------------------------------------------
