@@ -591,6 +591,7 @@ class WebApi:
             source = ws.messages.get((target.channel, target.source_ts or ""))
             if _bool_arg(data, "delete_original"):
                 if source is None:
+                    target.uses -= 1
                     return 404, {"ok": False, "error": "message_not_found"}
                 source.deleted = True
             elif _bool_arg(data, "replace_original") and source is not None:

@@ -267,3 +267,12 @@ def test_people_act_only_where_they_are(slack, client, receiver):
     with pytest.raises(PermissionError):
         slack.command("/drift", as_user="U1", channel="C2")
     assert receiver.requests == []
+
+
+def test_response_url_delete_original_removes_the_clicked_message(slack, client, receiver):
+    client.chat_postMessage(channel="C1", text="keep")
+    client.chat_postMessage(channel="C1", text="open", blocks=APPROVAL)
+    slack.click(slack.last_message("C1"), "Reject", as_user="U2")
+    r = httpx.post(receiver.payload()["response_url"], json={"delete_original": True}, timeout=5)
+    assert r.status_code == 200
+    assert [m.text for m in slack.messages("C1")] == ["keep"]
