@@ -15,6 +15,8 @@ from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from detectors.model import lane_id
+
 PLANTS = ("PLT-DAL", "PLT-CHI", "PLT-ATL")
 DCS = ("DC-NJ", "DC-CA", "DC-TX", "DC-OH")
 CARRIERS = ("NORTHLINE", "BLUEWAY", "SWIFTCARGO", "REDROUTE")
@@ -128,7 +130,7 @@ class World:
                     "source": "forecast"})
             cls = self.sku_class[sku]
             self.put("inventory", (sku, dc), {
-                "sku": sku, "location": dc, "on_hand": float(round(weekly * rng.uniform(1.2, 3.0))),
+                "sku": sku, "location": dc, "on_hand": float(round(weekly * rng.uniform(3.2, 5.0))),
                 "safety_stock": float(round(weekly * CLASS_SAFETY_WEEKS[cls]))})
         for sku in skus:
             plant = self.sku_plant[sku]
@@ -160,6 +162,18 @@ class World:
                     "resource_type": "carrier", "resource_id": carrier, "period": week.isoformat(),
                     "planned_capacity": cap, "available_capacity": cap,
                     "planned_load": float(round(cap * rng.uniform(0.6, 0.85), -1)),
+                    "unit": "units"})
+
+        lane_total: dict[str, float] = {}
+        for (origin, dest, _carrier), lane in sorted(self.tables["lanes"].items()):
+            lid = lane_id(origin, dest)
+            lane_total[lid] = lane_total.get(lid, 0.0) + lane["capacity"]
+        for lid, cap in sorted(lane_total.items()):
+            for week in self.weeks:
+                self.put("capacity", ("lane", lid, week.isoformat()), {
+                    "resource_type": "lane", "resource_id": lid, "period": week.isoformat(),
+                    "planned_capacity": cap, "available_capacity": cap,
+                    "planned_load": float(round(cap * rng.uniform(0.5, 0.8), -1)),
                     "unit": "units"})
 
         plant_lanes = [k for k in self.tables["lanes"] if k[0] in PLANTS]
@@ -270,9 +284,17 @@ class World:
             row["available_capacity"] = available
             self.touch("capacity", ("carrier", carrier, period))
         for key, lane in self.tables["lanes"].items():
-            if lane["carrier"] == carrier:
-                lane["capacity"] = float(round(lane["capacity"] * ratio, -1))
-                self.touch("lanes", key)
+            if lane["carrier"] != carrier:
+                continue
+            lost = lane["capacity"] * (1 - ratio)  # the cut carrier's share of the lane
+            for period in periods:
+                week_key = ("lane", lane_id(lane["origin"], lane["destination"]), period)
+                row = self.tables["capacity"][week_key]
+                row["available_capacity"] = float(max(0.0, round(row["available_capacity"]
+                                                                 - lost, -1)))
+                self.touch("capacity", week_key)
+            lane["capacity"] = float(round(lane["capacity"] * ratio, -1))
+            self.touch("lanes", key)
         return {"kind": "capacity_cut", "carrier": carrier, "periods": periods}
 
     # -- helpers the actions use

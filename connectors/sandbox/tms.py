@@ -8,6 +8,7 @@ from typing import Any
 from connectors.sandbox._ops import number, text, week
 from connectors.sandbox._service import SandboxService
 from connectors.sandbox._world import ActionError, World, parse_ts, ts, week_start
+from detectors.model import lane_id
 
 OPEN = ("planned", "in_transit", "delayed")
 
@@ -22,8 +23,8 @@ def _shipment(world: World, params: dict[str, Any]) -> tuple[tuple, dict[str, An
     return key, row
 
 
-def _move_load(world: World, carrier: str, period: str, qty: float) -> None:
-    key = ("carrier", carrier, period)
+def _move_load(world: World, key: tuple[str, str, str], qty: float) -> None:
+    """Add ``qty`` to the planned load of one capacity row (carrier or lane), if planned."""
     if key in world.tables["capacity"]:
         row = world.tables["capacity"][key]
         row["planned_load"] = max(0.0, row["planned_load"] + qty)
@@ -81,7 +82,9 @@ def create_transfer(world: World, params: dict[str, Any]) -> dict[str, Any]:
         "shipment_id": sid, "origin": origin, "destination": dest, "carrier": lane["carrier"],
         "mode": "TL", "lines": clean, "planned_ship": ts(ship), "planned_arrival": ts(arrive),
         "status": "planned", "eta": ts(arrive), "last_event_at": None, "exception_code": None})
-    _move_load(world, lane["carrier"], week_start(ship.date()).isoformat(), total)
+    period = week_start(ship.date()).isoformat()
+    _move_load(world, ("carrier", lane["carrier"], period), total)
+    _move_load(world, ("lane", lane_id(origin, dest), period), total)
     lane["capacity"] = max(0.0, lane["capacity"] - total)
     world.touch("lanes", (origin, dest, lane["carrier"]))
     return {"shipment_id": sid, "carrier": lane["carrier"], "eta": ts(arrive)}
@@ -89,7 +92,8 @@ def create_transfer(world: World, params: dict[str, Any]) -> dict[str, Any]:
 
 def reassign_carrier(world: World, params: dict[str, Any]) -> dict[str, Any]:
     """Move one shipment to another carrier, or ``qty`` of a week's load between carriers."""
-    carriers = {r["resource_id"] for r in world.tables["capacity"].values()}
+    carriers = {r["resource_id"] for r in world.tables["capacity"].values()
+                if r["resource_type"] == "carrier"}
     if "shipment_id" in params:
         key, row = _shipment(world, params)
         carrier = text(params, "carrier")
@@ -97,8 +101,8 @@ def reassign_carrier(world: World, params: dict[str, Any]) -> dict[str, Any]:
             raise ActionError(f"{carrier} does not serve {row['origin']}>{row['destination']}")
         qty = sum(line["qty"] for line in row["lines"])
         period = week_start(parse_ts(row["planned_ship"], "planned_ship").date()).isoformat()
-        _move_load(world, row["carrier"], period, -qty)
-        _move_load(world, carrier, period, qty)
+        _move_load(world, ("carrier", row["carrier"], period), -qty)
+        _move_load(world, ("carrier", carrier, period), qty)
         previous, row["carrier"] = row["carrier"], carrier
         world.touch("shipments", key)
         return {"shipment_id": key[0], "from_carrier": previous, "carrier": carrier}
@@ -113,8 +117,8 @@ def reassign_carrier(world: World, params: dict[str, Any]) -> dict[str, Any]:
     free = target_row["available_capacity"] - target_row["planned_load"]
     if qty > free:
         raise ActionError(f"{target} has only {free:g} units free in week {period}")
-    _move_load(world, source, period, -qty)
-    _move_load(world, target, period, qty)
+    _move_load(world, ("carrier", source, period), -qty)
+    _move_load(world, ("carrier", target, period), qty)
     return {"from_carrier": source, "to_carrier": target, "period": period, "qty": qty}
 
 

@@ -87,9 +87,12 @@ def test_default_mapping_reads_every_entity_from_both_systems(sandboxes, client)
     assert len(shipments) == 48 and all(s.lines for s in shipments)
     assert Counter(s.status for s in shipments) == {"in_transit": 40, "planned": 8}
     assert all(s.eta > NOW for s in shipments if s.status == "in_transit")
-    carriers = t[CapacityRecord]
-    assert {c.resource_id for c in carriers} == set(CARRIERS)
-    assert all(c.available_capacity >= c.planned_load for c in carriers)  # no drift yet
+    capacity = t[CapacityRecord]
+    assert {c.resource_id for c in capacity if c.resource_type == "carrier"} == set(CARRIERS)
+    lane_ids = {c.resource_id for c in capacity if c.resource_type == "lane"}
+    assert {f"{p}>{d}" for p in PLANTS for d in DCS} <= lane_ids
+    assert Counter(c.resource_id for c in capacity) == {r: 8 for r in set(CARRIERS) | lane_ids}
+    assert all(c.available_capacity >= c.planned_load for c in capacity)  # no drift yet
     lanes = t[LaneRecord]
     assert {(plant, dc) for plant in PLANTS for dc in DCS} <= {(ln.origin, ln.destination)
                                                               for ln in lanes}
@@ -119,10 +122,15 @@ def test_a_scenario_step_produces_all_three_drift_signals(sandboxes, client):
         assert s.status == "delayed" and s.exception_code == delay["exception_code"]
         assert s.eta > s.planned_arrival and (s.origin, s.carrier) == (delay["origin"],
                                                                        delay["carrier"])
-    short = [c for c in changed[CapacityRecord] if c.resource_id == cut["carrier"]]
+    short = [c for c in changed[CapacityRecord] if c.resource_type == "carrier"]
+    assert {c.resource_id for c in short} == {cut["carrier"]}
     assert {c.period.isoformat() for c in short} == set(cut["periods"])
     assert all(c.available_capacity < c.planned_load < c.planned_capacity for c in short)
-    assert all(ln.carrier == cut["carrier"] for ln in changed[LaneRecord])
+    served = {f"{ln.origin}>{ln.destination}" for ln in changed[LaneRecord]}
+    assert served and all(ln.carrier == cut["carrier"] for ln in changed[LaneRecord])
+    lane_weeks = [c for c in changed[CapacityRecord] if c.resource_type == "lane"]
+    assert {c.resource_id for c in lane_weeks} == served
+    assert all(c.available_capacity < c.planned_capacity for c in lane_weeks)
 
 
 def test_actions_change_what_the_next_poll_sees(sandboxes, client):
@@ -145,7 +153,7 @@ def test_actions_change_what_the_next_poll_sees(sandboxes, client):
     cut = client.post(tms.url + "/scenario/step").json()["injected"][2]
     week = cut["periods"][0]
     caps = {c.resource_id: c for c in by_type(tms_conn.read().records)[CapacityRecord]
-            if c.period.isoformat() == week}
+            if c.period.isoformat() == week and c.resource_type == "carrier"}
     short = caps[cut["carrier"]]
     excess = short.planned_load - short.available_capacity
     helper = max((c for c in caps.values() if c.resource_id != cut["carrier"]),
@@ -155,7 +163,7 @@ def test_actions_change_what_the_next_poll_sees(sandboxes, client):
                           "period": week, "qty": excess})
     assert tms_conn.execute(move).status == "done"
     after = {c.resource_id: c for c in by_type(tms_conn.read().records)[CapacityRecord]
-             if c.period.isoformat() == week}
+             if c.period.isoformat() == week and c.resource_type == "carrier"}
     assert after[cut["carrier"]].planned_load == short.available_capacity
     assert after[helper.resource_id].planned_load == helper.planned_load + excess
 
