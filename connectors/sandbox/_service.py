@@ -106,6 +106,7 @@ class SandboxService:
         self.faults = Faults(world.seed * 31 + fault_seed)
         self.ledger: dict[str, dict[str, Any]] = {}
         self._order_cache: dict[str, tuple[int, list]] = {}
+        self._applied = 0
         routes = [Route(path, self._collection(table), methods=["GET"])
                   for path, table in collections.items()]
         routes += [
@@ -261,7 +262,8 @@ class SandboxService:
             except ActionError as exc:
                 entry.update(status="rejected", detail=str(exc))
                 return _error(422, str(exc))
-            entry.update(status="done", applied=1, id=f"{self.system}-{len(self.ledger)}",
+            self._applied += 1
+            entry.update(status="done", applied=1, id=f"{self.system}-{self._applied}",
                          result=result, detail="")
             return JSONResponse({"status": "done", "duplicate": False, "id": entry["id"],
                                  "operation": operation, **result})
