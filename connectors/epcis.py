@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 from dataclasses import dataclass, field
@@ -80,6 +81,7 @@ _OFFSET = re.compile(r"^([+-])(\d{2}):(\d{2})$")
 _LONG_FRACTION = re.compile(r"(\.\d{6})\d+")
 _BT_URN = re.compile(r"^urn:epcglobal:cbv:bt:[^:]+:(.+)$")
 _RAW_LIMIT = 2000
+log = logging.getLogger(__name__)
 
 
 def cbv_term(value: Any, kind: Literal["bizstep", "disp", "btt", "sdt"]) -> str:
@@ -313,23 +315,27 @@ class EpcisParse:
     skipped: list[Quarantined] = field(default_factory=list)
 
 
-def parse_events(events: list[Any], source: str, *, position_prefix: str = "",
+def _parse_into(result: EpcisParse, event: Any, source: str, position: str,
+                id_form: Literal["uri", "local"]) -> None:
+    try:
+        result.events.append(parse_event(event, id_form=id_form))
+    except _Skip as skip:
+        result.skipped.append(Quarantined(source=source, position=position,
+                                          reason=str(skip), raw=_raw(event)))
+    except _Bad as bad:
+        result.quarantined.append(Quarantined(source=source, position=position,
+                                              reason=str(bad), raw=_raw(event)))
+    except RecursionError:
+        result.quarantined.append(Quarantined(source=source, position=position,
+                                              reason="event is nested too deeply"))
+
+
+def parse_events(events: list[Any], source: str, *,
                  id_form: Literal["uri", "local"] = "uri") -> EpcisParse:
     """Map each event; a bad one is quarantined at ``event #i`` while the rest go on."""
     result = EpcisParse()
     for index, event in enumerate(events, start=1):
-        position = f"{position_prefix}event #{index}"
-        try:
-            result.events.append(parse_event(event, id_form=id_form))
-        except _Skip as skip:
-            result.skipped.append(Quarantined(source=source, position=position,
-                                              reason=str(skip), raw=_raw(event)))
-        except _Bad as bad:
-            result.quarantined.append(Quarantined(source=source, position=position,
-                                                  reason=str(bad), raw=_raw(event)))
-        except RecursionError:
-            result.quarantined.append(Quarantined(source=source, position=position,
-                                                  reason="event is nested too deeply"))
+        _parse_into(result, event, source, f"event #{index}", id_form)
     return result
 
 
@@ -374,10 +380,11 @@ class EpcisSettings(BaseModel):
     order_by_event_time: bool = True  # ask for orderBy=eventTime ASC so a bounded read resumes
 
 
-def _parse_cursor(since: str | None) -> tuple[datetime | None, set[str]]:
-    """Cursor = JSON {"t": last eventTime, "seen": keys at that time}; a bare ISO time works."""
+def _parse_cursor(since: str | None) -> tuple[datetime | None, set[str], str | None]:
+    """Cursor = JSON {"t": newest eventTime, "seen": keys at that time, "next": the page to
+    continue from when a read stopped at max_pages}; a bare ISO time works too."""
     if not since:
-        return None, set()
+        return None, set(), None
     try:
         data = json.loads(since)
     except json.JSONDecodeError:
@@ -390,7 +397,8 @@ def _parse_cursor(since: str | None) -> tuple[datetime | None, set[str]]:
         raise ConnectorError(f"EPCIS cursor time {data['t']!r} is not ISO 8601") from None
     if moment.tzinfo is None:
         raise ConnectorError(f"EPCIS cursor time {data['t']!r} has no time zone")
-    return moment.astimezone(UTC), set(map(str, data.get("seen") or []))
+    next_page = data.get("next") if isinstance(data.get("next"), str) else None
+    return moment.astimezone(UTC), set(map(str, data.get("seen") or [])), next_page
 
 
 def _format_time(moment: datetime) -> str:
@@ -469,7 +477,9 @@ class EpcisConnector:
         link = response.links.get("next", {}).get("url")
         if not link:
             return None
-        url = response.url.join(link)
+        return self._same_origin(response.url.join(link))
+
+    def _same_origin(self, url: httpx.URL) -> httpx.URL:
         if (url.scheme, url.host, url.port) != (self._events_url.scheme, self._events_url.host,
                                                 self._events_url.port):
             raise ConnectorError(f"{self.name}: next-page link {url} leaves {self._events_url.host};"
@@ -477,49 +487,79 @@ class EpcisConnector:
         return url
 
     def read(self, since: str | None = None) -> ReadResult:
-        """Events since the cursor, following ``Link: rel="next"`` pages up to ``max_pages``."""
-        since_time, seen_at_cursor = _parse_cursor(since)
-        url: httpx.URL | None = self._events_url
-        params: dict[str, str] | None = self._first_params(since_time)
+        """Events since the cursor, following ``Link: rel="next"`` pages up to ``max_pages``.
+
+        A read cut short by ``max_pages`` keeps the next page's link in the cursor and goes on
+        from there; if the repository no longer honours that token (it may expire), the read
+        starts again from ``GE_eventTime`` = the newest time seen, de-duplicated by eventID.
+        """
+        since_time, seen_at_cursor, continue_at = _parse_cursor(since)
         result = ReadResult(cursor=since)
         newest, newest_keys = since_time, set(seen_at_cursor)
         read_keys: set[str] = set()
         visited: set[str] = set()
+        url: httpx.URL | None = self._events_url
+        params: dict[str, str] | None = self._first_params(since_time)
+        response: httpx.Response | None = None
+        if continue_at:
+            url, params = self._same_origin(httpx.URL(continue_at)), None
+            try:
+                response = self._get(url, None)
+            except ConnectorError as exc:
+                if exc.retryable:
+                    raise
+                log.info("%s: saved next-page link refused (%s); querying by eventTime",
+                         self.name, exc)
+                url, params, continue_at = self._events_url, self._first_params(since_time), None
         page = 0
         while url is not None and page < self.settings.max_pages:
             page += 1
             visited.add(str(url.copy_merge_params(params or {})))
-            response = self._get(url, params)
+            if response is None:
+                response = self._get(url, params)
             try:
                 events = event_list(response.json())
             except (json.JSONDecodeError, UnicodeDecodeError, EpcisDocumentError) as exc:
                 raise ConnectorError(f"{self.name}: page {page} of {self._events_url} is not "
                                      f"an EPCIS query document: {exc}") from None
-            fresh: list[Any] = []
-            for event in events:
+            parsed = EpcisParse()
+            for index, event in enumerate(events, start=1):
                 key = event_key(event)
                 when = _safe_time(event)
-                if key in read_keys or (when is not None and since_time is not None and (
-                        when < since_time or (when == since_time and key in seen_at_cursor))):
+                already = key in read_keys or (
+                    when is not None and since_time is not None and when == since_time
+                    and key in seen_at_cursor)
+                # a repository ignoring GE_eventTime would resend old events (not so when
+                # continuing a paged query, whose later pages need not be newer)
+                stale = (not continue_at and when is not None and since_time is not None
+                         and when < since_time)
+                if already or stale:
                     continue
                 read_keys.add(key)
-                fresh.append(event)
+                _parse_into(parsed, event, self.name, f"page {page} event #{index}",
+                            self.settings.shipment_id_form)
                 if when is not None:
                     if newest is None or when > newest:
                         newest, newest_keys = when, {key}
                     elif when == newest:
                         newest_keys.add(key)
-            parsed = parse_events(fresh, self.name, position_prefix=f"page {page} ",
-                                  id_form=self.settings.shipment_id_form)
             result.records.extend(parsed.events)
             result.quarantined.extend(parsed.quarantined)
             url, params = self._next_url(response), None
+            response = None
             if url is not None and str(url) in visited:
                 raise ConnectorError(f"{self.name}: next-page link repeats {url}; "
                                      "the repository's paging is looping")
+        cursor: dict[str, Any] = {}
         if newest is not None:
-            result.cursor = json.dumps({"t": _format_time(newest), "seen": sorted(newest_keys)},
-                                       separators=(",", ":"))
+            cursor = {"t": _format_time(newest), "seen": sorted(newest_keys)}
+        if url is not None:
+            log.info("%s: stopped after max_pages=%d; the next read continues at the next page",
+                     self.name, page)
+            cursor["next"] = str(url)
+            cursor.setdefault("t", _format_time(datetime(1970, 1, 1, tzinfo=UTC)))
+        if cursor:
+            result.cursor = json.dumps(cursor, separators=(",", ":"))
         return result
 
     def execute(self, action: Action) -> ExecuteResult:

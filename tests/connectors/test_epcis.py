@@ -175,6 +175,7 @@ class Repository:
         self.requests: list[dict[str, str]] = []
         self.fail_next = 0
         self.token = ""
+        self.tokens: dict[str, tuple[dict[str, str], int]] = {}
         self.app = Starlette(routes=[Route("/epcis/events", self.events_endpoint)])
 
     async def events_endpoint(self, request: Request) -> Response:
@@ -185,6 +186,13 @@ class Repository:
         if self.fail_next:
             self.fail_next -= 1
             return Response("overloaded", status_code=503)
+        start = 0
+        if "nextPageToken" in query:  # the token stands for the original query and an offset
+            saved = self.tokens.get(query["nextPageToken"])
+            if saved is None:
+                return JSONResponse({"type": "epcisException:QueryParameterException",
+                                     "title": "nextPageToken expired"}, status_code=404)
+            query, start = {**saved[0], "perPage": query.get("perPage", "30")}, saved[1]
         selected = self.events
         if "GE_eventTime" in query:
             floor = datetime.fromisoformat(query["GE_eventTime"])
@@ -196,13 +204,14 @@ class Repository:
             selected = sorted(selected, key=parse_event_time,
                               reverse=query.get("orderDirection", "DESC") == "DESC")
         per_page = int(query.get("perPage", 30))
-        start = int(query.get("nextPageToken", 0))
         page = selected[start:start + per_page]
         headers = {}
         if start + per_page < len(selected):
-            # the spec's Link header; only nextPageToken and perPage ride along
+            token = str(len(self.tokens) + 1)
+            self.tokens[token] = (query, start + per_page)
+            # the spec's Link header: only perPage and nextPageToken ride along
             headers["Link"] = (f'<{request.url.scheme}://{request.url.netloc}/epcis/events?'
-                               f'perPage={per_page}&nextPageToken={start + per_page}>; rel="next"')
+                               f'perPage={per_page}&nextPageToken={token}>; rel="next"')
         body = {"@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"],
                 "type": "EPCISQueryDocument", "schemaVersion": "2.0",
                 "epcisBody": {"queryResults": {"queryName": "SimpleEventQuery",
@@ -231,7 +240,7 @@ def test_reads_every_page_by_link_header_then_resumes_without_duplicates(repo: R
     assert len(first.records) == 7
     assert len({r.reference["event_id"] for r in first.records}) == 7
     assert len(repo.requests) == 7  # 27 events, 4 a page
-    assert repo.requests[1] == {"perPage": "4", "nextPageToken": "4"}
+    assert repo.requests[1] == {"perPage": "4", "nextPageToken": "1"}
     assert first.quarantined == []
     latest = max(e.event_time for e in first.records)
 
@@ -289,3 +298,42 @@ def test_bearer_token_is_sent_and_a_refusal_is_explained(repo: Repository, monke
         _connector(repo, token="wrong").read()
     assert "HTTP 401" in str(info.value) and "wrong" not in str(info.value)
     assert not info.value.retryable
+
+
+def test_bad_event_in_a_page_is_quarantined_at_its_page_position(repo: Repository) -> None:
+    repo.events = [_event(eventTime="2026-11-17T10:00:00Z"),
+                   {"type": "WeirdEvent", "eventTime": "2026-11-17T11:00:00Z"},
+                   _event(eventTime="2026-11-17T12:00:00Z",
+                          bizTransactionList=[{"type": "desadv", "bizTransaction": "ASN-9"}])]
+    result = _connector(repo, per_page=2).read()
+    assert [r.shipment_id for r in result.records] == ["urn:epc:id:sscc:0614141.1111", "ASN-9"]
+    (bad,) = result.quarantined
+    assert bad.position == "page 1 event #2" and bad.source == "epcis-test"
+    assert json.loads(result.cursor)["t"] == "2026-11-17T12:00:00.000000Z"
+
+
+def test_page_bound_stops_and_the_next_read_continues_at_the_next_page(repo: Repository) -> None:
+    # six GS1 sensor examples share one eventTime: more than one bounded read can hold, so
+    # resuming by GE_eventTime alone would never get past them
+    connector = _connector(repo, per_page=3, max_pages=2)
+    seen: list[str] = []
+    cursor = None
+    for _ in range(10):  # bounded: 27 events, 6 a read
+        result = connector.read(cursor)
+        seen.extend(r.reference["event_id"] for r in result.records)
+        cursor = result.cursor
+        if "next" not in json.loads(cursor):
+            break
+    assert len(seen) == len(set(seen)) == 7
+    assert len(repo.requests) == 9  # 27 events / 3 a page, no page fetched twice
+    assert json.loads(cursor)["t"].startswith("2020-06-08T18:11:16")
+
+
+def test_expired_page_token_falls_back_to_event_time(repo: Repository) -> None:
+    connector = _connector(repo, per_page=3, max_pages=1)
+    first = connector.read()
+    state = json.loads(first.cursor)
+    repo.tokens.clear()  # the repository forgot its page tokens
+    rest = connector.read(json.dumps(state))
+    assert repo.requests[-1].get("GE_eventTime", "").startswith(state["t"][:19])
+    assert rest.quarantined == []
