@@ -112,7 +112,7 @@ def inspect_file(path: Path, fmt: str = "auto") -> Inspection:
     if chosen == "x12":
         parsed = parse_x12(data, path.name)
         return Inspection("x12", records=list(parsed.records),
-                          quarantined=parsed.quarantined)
+                          quarantined=parsed.quarantined, skipped=parsed.skipped)
     if chosen == "epcis":
         parsed_epcis = parse_document(data, path.name)
         return Inspection("epcis", records=list(parsed_epcis.events),
@@ -178,7 +178,8 @@ def inspect_command(
                 err.print(f"{label}: {item.position}: {item.reason}", markup=False)
     summary = (f"{file.name}: {result.format}, {len(result.records)} records, "
                f"{len(result.quarantined)} quarantined"
-               + (f", {len(result.skipped)} skipped (not shipment news)" if result.skipped else ""))
+               + (f", {len(result.skipped)} skipped (valid, no shipment data)"
+                  if result.skipped else ""))
     if json_output:
         sys.stderr.flush()
     err.print(summary, markup=False)

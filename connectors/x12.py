@@ -428,10 +428,17 @@ def _qty(value: float) -> str:
 # --- whole files -----------------------------------------------------------------------------
 
 
+# replies a trading partner sends back (acknowledgments, tender responses): valid X12 that
+# alignbot does not turn into records, so they are skipped rather than quarantined
+SKIPPED_SETS = {"997": "functional acknowledgment", "999": "implementation acknowledgment",
+                "990": "response to a load tender", "824": "application advice"}
+
+
 @dataclass
 class X12Parse:
     records: list[ShipmentRecord | ShipmentEvent] = field(default_factory=list)
     quarantined: list[Quarantined] = field(default_factory=list)
+    skipped: list[Quarantined] = field(default_factory=list)  # valid, but not alignbot's
 
 
 def parse_x12(data: bytes | str, source: str, *, default_zone: str = "UTC",
@@ -457,6 +464,11 @@ def parse_x12(data: bytes | str, source: str, *, default_zone: str = "UTC",
                                   sku_qualifiers=sku_qualifiers)]
             elif tx.set_id == "204":
                 mapped = [map_204(tx, default_zone=default_zone)]
+            elif tx.set_id in SKIPPED_SETS and not tx.errors:
+                result.skipped.append(Quarantined(
+                    source=source, position=tx.position,
+                    reason=f"{tx.set_id} ({SKIPPED_SETS[tx.set_id]}) carries no shipment data"))
+                continue
             else:
                 raise X12MappingError(tx.segments[0], f"transaction set {tx.set_id!r} is not "
                                                       "one alignbot reads (214, 856, 204)")

@@ -314,3 +314,17 @@ def test_execute_rejects_what_a_204_cannot_say(tmp_path: Path) -> None:
         ShipmentLine(sku="SKU-10042", qty=300),)
     assert list((tmp_path / "outbox").glob("*.edi")) == [
         tmp_path / "outbox" / tender_file_name("alignbot-t1")]
+
+
+def test_partner_acknowledgments_are_skipped_not_quarantined() -> None:
+    text = (FIXTURES / "214_status_batch.edi").read_text()
+    ack = "ST*997*0003~AK1*SM*42~AK9*A*1*1*1~SE*4*0003~"
+    text = text.replace("GE*2*4711~", ack + "GE*3*4711~")
+    parsed = parse_x12(text, "f", default_zone=CHICAGO)
+    assert len(parsed.records) == 5 and parsed.quarantined == []
+    (skipped,) = parsed.skipped
+    assert skipped.position == "ISA 000004711 / GS 4711 / ST 0003"
+    assert "functional acknowledgment" in skipped.reason
+    unknown = text.replace("ST*997*0003", "ST*810*0003").replace("SE*4*0003", "SE*4*0003")
+    (bad,) = parse_x12(unknown, "f", default_zone=CHICAGO).quarantined
+    assert "transaction set '810' is not one alignbot reads" in bad.reason
