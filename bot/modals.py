@@ -1,0 +1,148 @@
+"""The Reject and Modify modals, and reading the Modify submission back.
+
+Block ids of the Modify inputs are ``"<position>.<param>"`` so a submission maps straight onto
+``bot.decisions.apply_modifications``; the recommendation id travels in ``private_metadata``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+from typing import Any
+
+from slack_sdk.models.blocks import (
+    Block,
+    ContextBlock,
+    DatePickerElement,
+    InputBlock,
+    MarkdownTextObject,
+    NumberInputElement,
+    PlainTextInputElement,
+    PlainTextObject,
+    SectionBlock,
+)
+from slack_sdk.models.views import View
+
+from bot._format import MAX_SECTION_TEXT, MAX_VIEW_BLOCKS, MAX_VIEW_TITLE, clip, num
+from bot.blocks import describe_action
+from store.tables import ActionRow, RecommendationRow
+
+REJECT_CALLBACK = "reject_modal"
+MODIFY_CALLBACK = "modify_modal"
+REASON_BLOCK, REASON_ACTION = "reason", "reason_input"
+VALUE_ACTION = "value"
+MAX_REASON = 2000
+
+NUMBER_PARAMS = ("qty", "quantity", "units")
+DATE_PARAMS = ("date", "new_date", "ship_date", "arrival_date")
+TEXT_PARAMS = ("carrier", "to_carrier")
+EDITABLE = NUMBER_PARAMS + DATE_PARAMS + TEXT_PARAMS
+_PARAM_LABEL = {"qty": "quantity", "quantity": "quantity", "units": "units", "date": "date",
+                "new_date": "new date", "ship_date": "ship date", "arrival_date": "arrival date",
+                "carrier": "carrier", "to_carrier": "new carrier"}
+
+
+def reject_modal(rec: RecommendationRow) -> dict:
+    """Asks for the reason a rejection needs (it goes to the thread and the audit log)."""
+    view = View(
+        type="modal", callback_id=REJECT_CALLBACK, private_metadata=str(rec.id),
+        title=_title(f"Reject #{rec.id}"),
+        submit=PlainTextObject(text="Reject"), close=PlainTextObject(text="Cancel"),
+        blocks=[
+            SectionBlock(text=MarkdownTextObject(text=clip(f"*{rec.summary}*", MAX_SECTION_TEXT))),
+            InputBlock(
+                block_id=REASON_BLOCK, optional=False,
+                label=PlainTextObject(text="Why reject it?"),
+                hint=PlainTextObject(text="Shown in the thread so the team sees why; nothing is "
+                                          "changed in either system."),
+                element=PlainTextInputElement(
+                    action_id=REASON_ACTION, multiline=True, min_length=1, max_length=MAX_REASON,
+                    placeholder=PlainTextObject(text="e.g. the customer order was cancelled")),
+            ),
+        ],
+    )
+    return view.to_dict()
+
+
+def modify_modal(rec: RecommendationRow, actions: Sequence[ActionRow]) -> dict:
+    """One input per editable parameter of each action, pre-filled with the current value."""
+    inputs: list[Block] = []
+    for action in sorted(actions, key=lambda a: a.position):
+        for param in (p for p in action.params if p in EDITABLE):
+            inputs.append(_input(action, param, action.params[param]))
+    blocks: list[Block] = [SectionBlock(text=MarkdownTextObject(text=clip(
+        f"*{rec.summary}*\nChange what you need, then *Approve with changes*. "
+        "Your approval counts once the changes are valid.", MAX_SECTION_TEXT)))]
+    if not inputs:
+        blocks.append(SectionBlock(text=MarkdownTextObject(
+            text="None of these actions has a quantity, date or carrier to change. "
+                 "Approve or reject the recommendation as it is.")))
+        return View(type="modal", callback_id=MODIFY_CALLBACK, private_metadata=str(rec.id),
+                    title=_title(f"Modify #{rec.id}"), close=PlainTextObject(text="Close"),
+                    blocks=blocks).to_dict()
+    room = MAX_VIEW_BLOCKS - len(blocks)
+    if len(inputs) > room:
+        left_out = len(inputs) - (room - 1)
+        inputs = inputs[: room - 1] + [ContextBlock(elements=[MarkdownTextObject(
+            text=f"_+{left_out} more values are not editable here; reject and ask for a new "
+                 "recommendation if they need changing._")])]
+    blocks.extend(inputs)
+    return View(type="modal", callback_id=MODIFY_CALLBACK, private_metadata=str(rec.id),
+                title=_title(f"Modify #{rec.id}"),
+                submit=PlainTextObject(text="Approve with changes"),
+                close=PlainTextObject(text="Cancel"), blocks=blocks).to_dict()
+
+
+def modify_values(view_state_values: dict) -> dict[str, str]:
+    """``view.state.values`` of a Modify submission → ``{"<position>.<param>": value}``."""
+    out: dict[str, str] = {}
+    for block_id, elements in (view_state_values or {}).items():
+        position, _, param = block_id.partition(".")
+        if not position.isdigit() or param not in EDITABLE:
+            continue  # not one of our inputs
+        state = (elements or {}).get(VALUE_ACTION) or {}
+        value = state.get("selected_date") if state.get("type") == "datepicker" \
+            else state.get("value")
+        if value is None:
+            value = state.get("selected_date")
+        if value is not None and str(value).strip() != "":
+            out[block_id] = str(value).strip()
+    return out
+
+
+def _title(text: str) -> PlainTextObject:
+    return PlainTextObject(text=clip(text, MAX_VIEW_TITLE))
+
+
+def _input(action: ActionRow, param: str, current: Any) -> InputBlock:
+    label = clip(f"{action.position + 1}. {describe_action(action.operation, action.params)} — "
+                 f"{_PARAM_LABEL[param]}", 2000)
+    block_id = f"{action.position}.{param}"
+    if param in NUMBER_PARAMS:
+        element = NumberInputElement(action_id=VALUE_ACTION, is_decimal_allowed=True,
+                                     min_value="0", initial_value=_number(current))
+        hint = f"Now {num(current)}." if _number(current) is not None else None
+    elif param in DATE_PARAMS:
+        element = DatePickerElement(action_id=VALUE_ACTION, initial_date=_iso_date(current))
+        hint = None
+    else:
+        element = PlainTextInputElement(action_id=VALUE_ACTION, min_length=1, max_length=200,
+                                        initial_value=str(current) if current else None)
+        hint = None
+    return InputBlock(block_id=block_id, label=PlainTextObject(text=label), element=element,
+                      optional=False, hint=PlainTextObject(text=hint) if hint else None)
+
+
+def _number(value: Any) -> str | None:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return None
+    return str(int(x)) if x == int(x) else str(x)
+
+
+def _iso_date(value: Any) -> str | None:
+    try:
+        return date.fromisoformat(str(value)[:10]).isoformat()
+    except ValueError:
+        return None
