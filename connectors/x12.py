@@ -22,6 +22,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import re
 import time
@@ -52,6 +53,8 @@ from detectors.model import (
     ShipmentLine,
     ShipmentRecord,
 )
+
+log = logging.getLogger(__name__)
 
 # X12 element 1650 (shipment status code) → canonical event status
 AT7_STATUS = {
@@ -635,6 +638,8 @@ class X12Connector:
                                sku_qualifiers=self.settings.sku_qualifiers)
             result.records.extend(parsed.records)
             result.quarantined.extend(parsed.quarantined)
+            for item in parsed.skipped:
+                log.info("%s: %s %s", source, item.position, item.reason)
         if self.settings.archive_when == "read":
             self._archive(fresh)
             fresh = {}
