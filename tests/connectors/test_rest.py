@@ -131,7 +131,9 @@ class Vendor:
         form = dict(parse_qsl((await request.body()).decode()))
         self.token_requests.append({**form, "authorization": request.headers.get("authorization")})
         expected = "Basic " + base64.b64encode(b"alignbot:cl1ent-secret").decode()
-        if request.headers.get("authorization") != expected:
+        in_body = (form.get("client_id"), form.get("client_secret")) == ("alignbot",
+                                                                         "cl1ent-secret")
+        if request.headers.get("authorization") != expected and not in_body:
             return JSONResponse({"error": "invalid_client"}, status_code=401)
         token = f"tok-{len(self.token_requests)}"
         self.valid_tokens.add(token)
@@ -338,6 +340,16 @@ def test_oauth2_token_is_fetched_once_and_reused(vendor_server, vendor, client, 
     assert len(vendor.token_requests) == 1
     assert vendor.token_requests[0]["grant_type"] == "client_credentials"
     assert vendor.token_requests[0]["scope"] == "plan.read plan.write"
+
+
+def test_oauth2_client_secret_in_the_form_body(vendor_server, vendor, client, policy):
+    vendor.auth = "oauth2"
+    ep = vendor_endpoint("/v2/plan", "data.rows", Pagination(next_link_path="links.next"))
+    conn = connector(vendor_server.url, client, policy, ep,
+                     auth=oauth(client_auth="body", audience="https://plan.example"))
+    assert len(conn.read().records) == 7
+    [sent] = vendor.token_requests
+    assert sent["authorization"] is None and sent["audience"] == "https://plan.example"
 
 
 def test_oauth2_token_is_refreshed_when_it_expires(vendor_server, vendor, client, policy):
