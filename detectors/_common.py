@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -17,15 +18,34 @@ def today(now: datetime) -> date:
     return now.astimezone(UTC).date()
 
 
-def add_fingerprints(frame: pl.DataFrame, kind: DriftKind, key_cols: list[str]) -> pl.DataFrame:
-    """Add ``fingerprint`` using ``model.fingerprint`` so the store sees one id per business key.
+_SAFE = r'^[\x20-\x21\x23-\x5b\x5d-\x7e]*$'  # printable ASCII without '"' and '\': JSON as is
 
-    Called only on candidate rows (a small subset), hence the Python loop is off the hot path.
+
+def add_fingerprints(frame: pl.DataFrame, kind: DriftKind, key_cols: list[str]) -> pl.DataFrame:
+    """Add ``fingerprint``, equal to ``model.fingerprint(kind, key)`` for every row.
+
+    The canonical JSON that ``model.fingerprint`` hashes is assembled by polars for keys made of
+    plain ASCII (the norm); other rows take the exact Python path.
     """
     if frame.is_empty():
         return frame.with_columns(pl.lit(None, dtype=pl.Utf8).alias("fingerprint"))
+    fields = sorted(["kind", *key_cols])
+    values = {c: pl.col(c).cast(pl.Utf8) for c in key_cols}
+    values["kind"] = pl.lit(kind.value)
+    parts: list[pl.Expr] = [pl.lit("{")]
+    for i, name in enumerate(fields):
+        parts += [pl.lit(("" if i == 0 else ", ") + f'"{name}": "'), values[name], pl.lit('"')]
+    parts.append(pl.lit("}"))
+    safe = pl.all_horizontal([values[c].str.contains(_SAFE) for c in key_cols])
+    body = frame.select(pl.concat_str(parts).alias("j"), safe.alias("ok"))
+    texts = body.get_column("j").to_list()
+    oks = body.get_column("ok").to_list()
     cols = [frame.get_column(c).cast(pl.Utf8).to_list() for c in key_cols]
-    fps = [fingerprint(kind.value, dict(zip(key_cols, vals))) for vals in zip(*cols)]
+    fps = [
+        hashlib.sha256(t.encode()).hexdigest()[:24] if ok
+        else fingerprint(kind.value, {c: col[i] for c, col in zip(key_cols, cols, strict=True)})
+        for i, (t, ok) in enumerate(zip(texts, oks, strict=True))
+    ]
     return frame.with_columns(pl.Series("fingerprint", fps, dtype=pl.Utf8))
 
 
@@ -59,10 +79,14 @@ def severity_expr(s: SeveritySettings) -> pl.Expr:
 
 
 def severity_of(impact: Impact, s: SeveritySettings) -> Severity:
-    frame = pl.DataFrame(
-        {"value_at_risk": [impact.value_at_risk], "service_days_at_risk": [impact.service_days_at_risk]}
-    )
-    return Severity(frame.select(severity_expr(s)).item())
+    """Same bands as ``severity_expr``, for one impact (no polars round-trip per recommendation)."""
+    def rank(x: float, bands: tuple[float, float, float]) -> int:
+        return sum(x >= b for b in bands)
+
+    r = max(rank(impact.value_at_risk, (s.value_medium, s.value_high, s.value_critical)),
+            rank(impact.service_days_at_risk,
+                 (s.service_days_medium, s.service_days_high, s.service_days_critical)))
+    return (Severity.LOW, Severity.MEDIUM, Severity.HIGH, Severity.CRITICAL)[r]
 
 
 def with_impact_and_severity(frame: pl.DataFrame, settings: DetectorSettings) -> pl.DataFrame:

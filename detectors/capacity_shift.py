@@ -91,12 +91,14 @@ def detect_capacity_shift(
         )
         .collect()
     )
-    cand = add_fingerprints(cand, KIND, KEY)
     opens = pl.when(pl.col("direction") == "cut").then(
         pl.col("utilisation") > cfg.utilisation_threshold
     ).otherwise(
         (pl.col("utilisation") < cfg.well_above_utilisation) & (avail > pl.col("planned_capacity"))
     )
+    if not open_fingerprints:
+        cand = cand.filter(opens)
+    cand = add_fingerprints(cand, KIND, KEY)
     out = cand.filter(opens | is_open(open_fingerprints)).with_columns(
         (load - avail).clip(lower_bound=0).alias("overflow"),
         (avail - load).clip(lower_bound=0).alias("spare_capacity"),

@@ -70,10 +70,12 @@ def detect_demand_change(
         )
         .collect()
     )
-    scored = add_fingerprints(scored, KIND, KEY)
     opens = (pl.col("change_pct").abs() >= pl.col("threshold_pct")) & (
         pl.col("delta").abs() >= pl.col("threshold_units")
     )
+    if not open_fingerprints:  # nothing open: the hysteresis zone cannot matter
+        scored = scored.filter(opens)
+    scored = add_fingerprints(scored, KIND, KEY)
     out = scored.filter(opens | is_open(open_fingerprints)).with_columns(
         pl.when(pl.col("delta") > 0).then(pl.lit("up")).otherwise(pl.lit("down")).alias("direction"),
         pl.col("delta").clip(lower_bound=0).alias("units_short"),

@@ -125,6 +125,8 @@ def detect_disruption(
             pl.lit(0.0).alias("units_excess"),
         )
     )
+    if not open_fingerprints:
+        per_shipment = per_shipment.filter(pl.col("reasons").list.len() > 0)
     per_shipment = add_fingerprints(per_shipment, KIND, KEY)
     out = per_shipment.filter((pl.col("reasons").list.len() > 0) | is_open(open_fingerprints))
     return with_impact_and_severity(out, settings).sort(KEY)

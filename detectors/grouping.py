@@ -14,10 +14,11 @@ class Group:
     drifts: list[Drift] = field(default_factory=list)
     absorbed: list[Drift] = field(default_factory=list)  # drifts of another kind this group answers
 
-    @property
-    def fingerprint(self) -> str:
-        """Stable id of the recommendation: same cause, same id, whatever the order of drifts."""
-        return fingerprint(f"rec:{self.kind.value}", self.key)
+    fingerprint: str = ""  # stable id of the recommendation: same cause, same id
+
+    def __post_init__(self) -> None:
+        if not self.fingerprint:
+            self.fingerprint = fingerprint(f"rec:{self.kind.value}", self.key)
 
 
 def group_drifts(drifts: list[Drift], group_by: dict[str, list[str]]) -> list[Group]:

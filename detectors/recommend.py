@@ -121,9 +121,12 @@ def recommend(groups: list[Group], ctx: Context) -> list[Recommendation]:
 
     cap_plan = _capacity_plan([g for g in kept if g.kind is DriftKind.CAPACITY_SHIFT], ctx)
     inbound = _inbound_lines(kept, ctx)
+    owned: dict[int, list[tuple[str, str]]] = defaultdict(list)
+    for k, o in owner.items():
+        owned[id(o)].append(k)
     out = []
     for g in kept:
-        mine = {k: by_dest.get(k, []) for k, o in owner.items() if o is g}
+        mine = {k: by_dest.get(k, []) for k in owned.get(id(g), [])}
         if g.kind is DriftKind.DEMAND_CHANGE:
             rec = _demand(g, mine, need_qty, inbound, ctx)
         elif g.kind is DriftKind.DISRUPTION:

@@ -69,6 +69,20 @@ def inbound_arrivals(shipments: pl.DataFrame, settings: DetectorSettings, now: d
     )
 
 
+def _segment_stats(level: pl.Expr, length: pl.Expr, t0: pl.Expr, rate: pl.Expr, safety: pl.Expr) -> list[pl.Expr]:
+    """For a straight-line stretch of inventory: end level, days below zero, first day below safety."""
+    end = level - rate * length
+    below_zero = (
+        pl.when(end >= 0).then(0.0)
+        .when(level <= 0).then(length)
+        .otherwise(length - level / rate)
+    )
+    cross = pl.when(end < safety).then(
+        t0 + pl.when(rate > 0).then(((level - safety) / rate).clip(lower_bound=0)).otherwise(0.0)
+    )
+    return [end.alias("end_level"), below_zero.alias("below_zero"), cross.alias("cross_t")]
+
+
 def project(
     demand: pl.DataFrame,
     inventory: pl.DataFrame,
@@ -76,8 +90,13 @@ def project(
     settings: DetectorSettings,
     now: datetime,
 ) -> pl.DataFrame:
-    """Per sku × location: rate, inbound, minimum projected inventory, spare above safety stock."""
+    """Per sku × location: rate, inbound, minimum projected inventory, spare above safety stock.
+
+    Positions are numbered once so the per-arrival work runs on integer keys; positions with no
+    inbound in the horizon are a single straight line and skip the segment step entirely.
+    """
     horizon = float(settings.stockout.horizon_days)
+    rate = pl.col("daily_demand")
     rates = demand_rates(demand, settings, now)
     arrivals = inbound_arrivals(shipments, settings, now)
     inv = inventory.group_by("sku", "location").agg(
@@ -92,65 +111,65 @@ def project(
             pl.col("unit_value").fill_null(0.0),
             pl.col("horizon_demand").fill_null(0.0),
         )
+        .with_row_index("pid")  # row order is irrelevant: pid only links segments back
     )
-    keys = positions.select("sku", "location")
-    events = pl.concat(
-        [
-            keys.with_columns(pl.lit(0.0).alias("t"), pl.lit(0.0).alias("qty")),
-            keys.with_columns(pl.lit(horizon).alias("t"), pl.lit(0.0).alias("qty")),
-            arrivals.join(keys, on=["sku", "location"], how="semi").select("sku", "location", "t", "qty"),
-        ]
+    arr = arrivals.join(positions.select("sku", "location", "pid"), on=["sku", "location"]).select(
+        "pid", "t", "qty"
     )
+    with_inbound = arr.select("pid").unique()
+    # one row per stretch between arrivals; sorted by (pid, t) so neighbours replace window ops
+    ev = pl.concat([
+        with_inbound.with_columns(pl.lit(0.0).alias("t"), pl.lit(0.0).alias("qty")),
+        with_inbound.with_columns(pl.lit(horizon).alias("t"), pl.lit(0.0).alias("qty")),
+        arr,
+    ]).sort("pid", "t", "qty")
+    pid = ev.get_column("pid")
+    ev = ev.with_columns(
+        positions.get_column("on_hand").gather(pid).alias("on_hand"),
+        positions.get_column("daily_demand").gather(pid).alias("daily_demand"),
+        positions.get_column("safety_stock").gather(pid).alias("safety_stock"),
+    )
+    first = pl.col("pid") != pl.col("pid").shift(1, fill_value=-1)
+    same_next = pl.col("pid") == pl.col("pid").shift(-1)
+    cs = pl.col("qty").cum_sum()
     segs = (
-        events.lazy()
-        .group_by("sku", "location", "t")
-        .agg(pl.col("qty").sum())
-        .join(positions.lazy().select("sku", "location", "on_hand", "daily_demand"),
-              on=["sku", "location"])
-        .sort("sku", "location", "t")
+        ev.lazy()
         .with_columns(
-            pl.col("qty").cum_sum().over("sku", "location").alias("cum_in"),
-            pl.col("t").shift(-1).over("sku", "location").alias("t_next"),
+            (cs - pl.when(first).then(cs - pl.col("qty")).otherwise(None).forward_fill()).alias("cum_in"),
+            pl.when(same_next).then(pl.col("t").shift(-1)).alias("t_next"),
         )
         .filter(pl.col("t_next").is_not_null())
         .with_columns(
-            (pl.col("on_hand") + pl.col("cum_in") - pl.col("daily_demand") * pl.col("t")).alias("level"),
+            (pl.col("on_hand") + pl.col("cum_in") - rate * pl.col("t")).alias("level"),
             (pl.col("t_next") - pl.col("t")).alias("len"),
         )
-        .with_columns((pl.col("level") - pl.col("daily_demand") * pl.col("len")).alias("end_level"))
-    )
-    rate = pl.col("daily_demand")
-    below_zero = (
-        pl.when(pl.col("end_level") >= 0).then(0.0)
-        .when(pl.col("level") <= 0).then(pl.col("len"))
-        .otherwise(pl.col("len") - pl.col("level") / rate)
-    )
-    summary = (
-        segs.join(positions.lazy().select("sku", "location", "safety_stock"), on=["sku", "location"])
-        .with_columns(
-            below_zero.alias("below_zero"),
-            pl.when(pl.col("end_level") < pl.col("safety_stock"))
-            .then(
-                pl.col("t")
-                + pl.when(rate > 0)
-                .then(((pl.col("level") - pl.col("safety_stock")) / rate).clip(lower_bound=0))
-                .otherwise(0.0)
-            )
-            .alias("cross_t"),
-        )
-        .group_by("sku", "location")
+        .with_columns(_segment_stats(pl.col("level"), pl.col("len"), pl.col("t"), rate, pl.col("safety_stock")))
+        .group_by("pid")
         .agg(
             pl.col("end_level").min().alias("min_projected"),
             pl.col("below_zero").sum().alias("stockout_days"),
             pl.col("cross_t").min().alias("below_safety_in_days"),
-            (pl.col("cum_in").max()).alias("inbound_qty"),
+            pl.col("cum_in").max().alias("inbound_qty"),
         )
         .collect()
     )
-    return positions.join(summary, on=["sku", "location"], how="left").with_columns(
-        pl.when(rate > 0).then(pl.col("on_hand") / rate).otherwise(float("inf")).alias("days_of_cover"),
-        pl.when(rate > 0).then(pl.col("safety_stock") / rate).otherwise(0.0).alias("safety_days"),
-        (pl.col("min_projected") - pl.col("safety_stock")).clip(lower_bound=0).alias("spare"),
+    straight = _segment_stats(pl.col("on_hand"), pl.lit(horizon), pl.lit(0.0), rate, pl.col("safety_stock"))
+    return (
+        positions.join(segs, on="pid", how="left")
+        .with_columns([e.alias("_" + e.meta.output_name()) for e in straight])
+        .with_columns(
+            pl.coalesce("min_projected", "_end_level").alias("min_projected"),
+            pl.coalesce("stockout_days", "_below_zero").alias("stockout_days"),
+            pl.when(pl.col("inbound_qty").is_null()).then(pl.col("_cross_t"))
+            .otherwise(pl.col("below_safety_in_days")).alias("below_safety_in_days"),
+            pl.col("inbound_qty").fill_null(0.0),
+        )
+        .drop("_end_level", "_below_zero", "_cross_t", "pid")
+        .with_columns(
+            pl.when(rate > 0).then(pl.col("on_hand") / rate).otherwise(float("inf")).alias("days_of_cover"),
+            pl.when(rate > 0).then(pl.col("safety_stock") / rate).otherwise(0.0).alias("safety_days"),
+            (pl.col("min_projected") - pl.col("safety_stock")).clip(lower_bound=0).alias("spare"),
+        )
     )
 
 
@@ -166,8 +185,10 @@ def detect_stockout_risk(
         (pl.col("min_projected") < pl.col("safety_stock") * (1 + band))
         & ((pl.col("safety_stock") > 0) | (pl.col("min_projected") < 0))
     )
-    cand = add_fingerprints(cand, KIND, KEY)
     short = pl.col("safety_stock") - pl.col("min_projected")
+    if not open_fingerprints:
+        cand = cand.filter(short >= min_units)
+    cand = add_fingerprints(cand, KIND, KEY)
     out = cand.filter((short >= min_units) | is_open(open_fingerprints)).with_columns(
         short.clip(lower_bound=0).alias("units_short"),
         pl.lit(0.0).alias("units_excess"),
