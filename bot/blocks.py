@@ -61,6 +61,7 @@ ACTION_STATUS_EMOJI = {
 }
 SYSTEM_LABEL = {"planning": "Planning", "logistics": "Logistics"}
 _APPROVING = ("approve", "modify")
+_EXECUTION_STATES = ("approved", "executing", "executed", "failed", "partially_executed")
 
 # Keys that name the thing an evidence line is about, in the order a reader wants them.
 _IDENTITY_KEYS = ("shipment_id", "sku", "location", "resource_type", "resource_id", "destination",
@@ -114,7 +115,9 @@ def render_recommendation(
         blocks.append(SectionBlock(text=MarkdownTextObject(text=evidence)))
     blocks.append(_impact_block(body))
     blocks.append(DividerBlock())
-    blocks.extend(_action_blocks(actions, show_status=rec.state not in ("open", "snoozed")))
+    # statuses only once something can have run; a rejected proposal's actions never "pend"
+    show_status = rec.state in _EXECUTION_STATES or any(a.status != "pending" for a in actions)
+    blocks.extend(_action_blocks(actions, show_status=show_status))
     why = _why_text(body)
     if why:
         blocks.append(SectionBlock(text=MarkdownTextObject(text=why)))
@@ -129,7 +132,7 @@ def render_recommendation(
         blocks.append(_decision_controls(rec))
 
     blocks = _fit(blocks)
-    return _fallback(rec, status), [b.to_dict() for b in blocks]
+    return _fallback(rec, owners if not decided else ""), [b.to_dict() for b in blocks]
 
 
 def render_note(text: str) -> list[dict]:
@@ -270,11 +273,15 @@ def _approvals_needed(rec: RecommendationRow) -> str:
     return "approval needed: " + " and ".join(parts)
 
 
-def _fallback(rec: RecommendationRow, status: str | None) -> str:
-    text = f"[{str(rec.severity).upper()}] #{rec.id} {kind_label(rec.kind)}: {rec.summary}"
+def _fallback(rec: RecommendationRow, owners: str) -> str:
+    """The notification text; it names the owners while a decision is due, so they are pinged."""
+    text = (f"[{str(rec.severity).upper()}] #{rec.id} {kind_label(rec.kind)}: "
+            f"{clip(rec.summary, 200)}")
     if rec.state != "open":
         text += f" — {state_label(rec.state)}"
-    return clip(text, 300)
+    if owners:
+        text += f" · for {owners}"
+    return clip(text, 1000)
 
 
 def _affected_line(item: dict[str, Any]) -> str:
@@ -321,8 +328,8 @@ def _evidence_text(body: dict[str, Any], drifts: Sequence[DriftRow]) -> str:
     cause = body.get("cause") or {}
     head = "*Evidence*"
     if cause:
-        head += " — cause: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in ordered_items(cause)
-                                          if v not in (None, ""))
+        head += " — cause: " + ", ".join(
+            f"{k.replace('_', ' ')} {v}" for k, v in ordered_items(cause) if v not in (None, ""))
     if not lines and not cause:
         return ""
     return clip_lines(lines, MAX_SECTION_TEXT, head=clip(head, 500))

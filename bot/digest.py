@@ -26,7 +26,7 @@ from slack_sdk.models.blocks import (
     PlainTextObject,
     SectionBlock,
 )
-from sqlmodel import Session, select
+from sqlmodel import Session, or_, select
 
 from bot._format import (
     MAX_SECTION_TEXT,
@@ -47,6 +47,7 @@ TOP_OPEN = 5
 APPROVED_STATES = ("approved", "executing", "executed", "failed", "partially_executed")
 # time to decision counts people's decisions only; expiry and resolution are not decisions
 DECIDED_BY_PEOPLE = (*APPROVED_STATES, "rejected")
+_ACTIVE = ("open", "snoozed", "approved", "executing")
 _KIND_COLORS = {"demand_change": "#1f77b4", "disruption": "#d62728",
                 "capacity_shift": "#ff7f0e", "stockout_risk": "#9467bd"}
 
@@ -73,7 +74,10 @@ def build_digest(session: Session, team: str, config: AlignbotConfig, now: datet
     first_day = today - timedelta(days=DAYS - 1)
     start = datetime.combine(first_day, time(0), tzinfo=zone)
 
-    recs = [r for r in session.exec(select(RecommendationRow)).all() if team in r.teams]
+    # whatever changed this week, and whatever is still active (its drifts may be this week's)
+    recs = [r for r in session.exec(select(RecommendationRow).where(or_(
+        RecommendationRow.state.in_(_ACTIVE), RecommendationRow.updated_at >= start))).all()
+        if team in r.teams]
     fps = {fp for r in recs for fp in (r.body or {}).get("drift_fingerprints") or []}
     drifts = list(session.exec(select(DriftRow).where(DriftRow.fingerprint.in_(fps))).all()) \
         if fps else []
@@ -93,10 +97,10 @@ def build_digest(session: Session, team: str, config: AlignbotConfig, now: datet
     median = timedelta(seconds=statistics.median(w.total_seconds() for w in waits)) \
         if waits else None
     protected = sum(_protected(r) for r in executed)
-    active_fps = {fp for r in recs if r.state in ("open", "snoozed", "approved", "executing")
+    active_fps = {fp for r in recs if r.state in _ACTIVE
                   for fp in (r.body or {}).get("drift_fingerprints") or []}
     rec_of = {fp: r.id for r in recs for fp in (r.body or {}).get("drift_fingerprints") or []
-              if r.state in ("open", "snoozed", "approved", "executing")}
+              if r.state in _ACTIVE}
     top_open = sorted((d for d in drifts if d.is_open and d.fingerprint in active_fps),
                       key=lambda d: (-d.value_at_risk, d.id or 0))[:TOP_OPEN]
 
@@ -217,15 +221,15 @@ def render_chart(team: str, timezone: str, days: list[date],
     x = list(range(len(days)))
     width = 0.38
     kinds = sorted(set(opened) | set(closed))
-    for offset, series, hatch, label in ((-width / 2, opened, "", "opened"),
-                                         (width / 2, closed, "//", "closed")):
+    for offset, series, hatch, alpha, label in ((-width / 2, opened, "", 1.0, "opened"),
+                                                (width / 2, closed, "//", 0.55, "closed")):
         bottom = [0] * len(days)
         for kind in kinds:
             counts = [series.get(kind, {}).get(day, 0) for day in days]
             if not any(counts):
                 continue
             ax.bar([i + offset for i in x], counts, width, bottom=bottom, hatch=hatch,
-                   color=_KIND_COLORS.get(kind, "#7f7f7f"), edgecolor="white",
+                   color=_KIND_COLORS.get(kind, "#7f7f7f"), edgecolor="white", alpha=alpha,
                    label=f"{kind_label(kind)} — {label}")
             bottom = [b + c for b, c in zip(bottom, counts)]
     ax.set_xticks(x, [f"{d:%a}\n{d.day} {d:%b}" for d in days])

@@ -186,7 +186,8 @@ def _summary(session: Session, query: DriftQuery, config: AlignbotConfig, page: 
         -sum(d.value_at_risk for d in kv[1])))
     for (kind, team), rows in ranked:
         worst = max(rows, key=lambda d: SEVERITY_RANK.get(d.severity, -1)).severity
-        lines.append(f"{severity_emoji(worst)} *{kind_label(kind)}* · {team} — {len(rows)} open, "
+        lines.append(f"{severity_emoji(worst)} *{kind_label(kind)}* · {team} — "
+                     f"{len(rows)} open, "
                      f"worst {worst}, {num(sum(d.value_at_risk for d in rows))} value at risk")
     head = [clip_lines(lines, MAX_SECTION_TEXT, head="*Open drift by kind and team*")] if lines \
         else []

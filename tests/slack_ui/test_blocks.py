@@ -55,7 +55,9 @@ def test_open_recommendation_shows_evidence_impact_actions_and_controls(db_url):
         in shown
     # 09:00 UTC + 2 h deadline = 05:00 in Chicago (the first owning team), in November CST
     assert "decide by 05:00 CST" in shown
-    assert text == f"[HIGH] #{rec_id} Demand change: Move 3000 units of SKU-10042 to DC-DAL"
+    assert text == (f"[HIGH] #{rec_id} Demand change: Move 3000 units of SKU-10042 to DC-DAL"
+                    " · for <@U0PLAN1> <@U0PLAN2> (planning) · "
+                    "<!subteam^S0LOGISTICS> (logistics)")
 
     (controls,) = _controls(blocks)
     assert controls["block_id"] == f"rec_actions:{rec_id}"
@@ -157,8 +159,12 @@ def test_rejected_shows_who_and_why(db_url):
                reason="promo was cancelled")
     with session_scope(engine) as s:
         _, blocks = _render(s, rec_id)
-    assert ":x: Rejected by <@U0PLAN2> at 03:05 CST: promo was cancelled" in texts(blocks)
+    shown = texts(blocks)
+    assert ":x: Rejected by <@U0PLAN2> at 03:05 CST: promo was cancelled" in shown
     assert not _controls(blocks)
+    # what was proposed stays readable, without a "pending" that will never run
+    assert "*Logistics*\n1. Transfer 400 × SKU-10042 DC-ATL → DC-DAL" in shown
+    assert "_pending_" not in shown
 
 
 def test_snoozed_says_when_it_returns_and_reopened_gets_buttons_back(db_url):
@@ -229,7 +235,7 @@ def test_two_hundred_affected_items_stay_within_slack_limits(db_url):
     assert 10 < listed < 201 and evidence.endswith(f"\n_+{201 - listed} more_")
     assert any(t.startswith("*Logistics*") and t.endswith("more_") for t in sections)
     assert len(_controls(blocks)) == 1 and blocks[-1]["type"] == "actions"
-    assert len(text) <= 300
+    assert len(text) <= 1000
 
 
 def test_render_note_splits_long_text_at_line_breaks():

@@ -110,6 +110,10 @@ def test_summary_by_kind_and_team_worst_first_and_paged(db_url):
     (button,) = paging["elements"]
     assert button["action_id"] == "drift_page" and button["text"]["text"] == "Next page"
     assert json.loads(button["value"]) == {"q": "", "page": 1}
+    # the handler re-parses "q" for the next page: it must mean the same query
+    for typed in ("", "mine", "DC-ATL -> DC-DAL", "42", "SKU-1"):
+        query = parse_drift_args(typed)
+        assert parse_drift_args(query.text) == query
 
     assert "11–13 of 13 · page 2 of 2" in texts(page1)
     assert not [b for b in page1 if b["type"] == "actions"]
