@@ -8,8 +8,9 @@ them, and every text that grows with the data is clipped to Slack's limits.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from slack_sdk.models.blocks import (
@@ -110,14 +111,14 @@ def render_recommendation(
     blocks.append(ContextBlock(elements=[_md(clip(
         f"For {owners} · {_approvals_needed(rec)}", MAX_CONTEXT_TEXT))]))
 
-    evidence = _evidence_text(body, drifts)
+    evidence = _evidence_text(body, drifts, zone)
     if evidence:
         blocks.append(SectionBlock(text=MarkdownTextObject(text=evidence)))
     blocks.append(_impact_block(body))
     blocks.append(DividerBlock())
     # statuses only once something can have run; a rejected proposal's actions never "pend"
     show_status = rec.state in _EXECUTION_STATES or any(a.status != "pending" for a in actions)
-    blocks.extend(_action_blocks(actions, show_status=show_status))
+    blocks.extend(_action_blocks(actions, zone, show_status=show_status))
     why = _why_text(body)
     if why:
         blocks.append(SectionBlock(text=MarkdownTextObject(text=why)))
@@ -160,9 +161,12 @@ def render_note(text: str) -> list[dict]:
     return [SectionBlock(text=MarkdownTextObject(text=c or " ")).to_dict() for c in chunks]
 
 
-def describe_action(operation: str, params: dict[str, Any]) -> str:
-    """One action in words, e.g. ``Transfer 400 × SKU-10042 DC-ATL → DC-DAL``."""
-    p = params or {}
+def describe_action(operation: str, params: dict[str, Any], zone: tzinfo = UTC) -> str:
+    """One action in words, e.g. ``Transfer 400 × SKU-10042 DC-ATL → DC-DAL``.
+
+    Timestamps among the params are shown in ``zone`` (the team's); plain dates stay dates.
+    """
+    p = _localized(params or {}, zone)
     g = p.get
 
     def extra(*parts: str | None) -> str:
@@ -249,6 +253,25 @@ def _md(text: str) -> MarkdownTextObject:
     return MarkdownTextObject(text=text)
 
 
+_TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
+
+
+def _when(value: Any, zone: tzinfo) -> Any:
+    """An ISO timestamp string as ``Thu 19 Nov 09:00 CST`` in ``zone``; anything else as is."""
+    if not isinstance(value, str) or not _TIMESTAMP.match(value):
+        return value
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    here = (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(zone)
+    return f"{here:%a} {here.day} {here:%b} {here:%H:%M %Z}"
+
+
+def _localized(mapping: dict[str, Any], zone: tzinfo) -> dict[str, Any]:
+    return {k: _when(v, zone) for k, v in mapping.items()}
+
+
 def _value(v: Any) -> str:
     if isinstance(v, bool) or v is None:
         return str(v)
@@ -284,7 +307,8 @@ def _fallback(rec: RecommendationRow, owners: str) -> str:
     return clip(text, 1000)
 
 
-def _affected_line(item: dict[str, Any]) -> str:
+def _affected_line(item: dict[str, Any], zone: tzinfo) -> str:
+    item = _localized(item, zone)
     ident = [str(item[k]) for k in _IDENTITY_KEYS if item.get(k) not in (None, "")]
     if not ident:
         ident = [f"{k} {_value(v)}" for k, v in ordered_items(item)
@@ -316,12 +340,16 @@ def _pair_facts(item: dict[str, Any]) -> list[str]:
     return facts
 
 
-def _evidence_text(body: dict[str, Any], drifts: Sequence[DriftRow]) -> str:
-    lines = [_affected_line(item) for item in body.get("affected") or [] if isinstance(item, dict)]
+def _evidence_text(body: dict[str, Any], drifts: Sequence[DriftRow], zone: tzinfo) -> str:
+    items = [item for item in body.get("affected") or [] if isinstance(item, dict)]
+    lines = [_affected_line(item, zone) for item in items]
+    shown = {fact for item in items for fact in _pair_facts(_localized(item, zone))}
     for drift in drifts:
-        facts = _pair_facts(drift.evidence or {}) or [
-            f"{k.replace('_', ' ')} {_value(v)}" for k, v in ordered_items(drift.evidence)
+        evidence = _localized(drift.evidence or {}, zone)
+        facts = _pair_facts(evidence) or [
+            f"{k.replace('_', ' ')} {_value(v)}" for k, v in ordered_items(evidence)
             if isinstance(v, (int, float, str)) and not isinstance(v, bool)][:4]
+        facts = [f for f in facts if f not in shown]  # the affected lines already say it
         key = key_text(drift.key)
         if facts:
             lines.append(f"• drift {key}: " + ", ".join(facts))
@@ -357,11 +385,12 @@ def _impact_block(body: dict[str, Any]) -> SectionBlock:
     ])
 
 
-def _action_blocks(actions: Sequence[ActionRow], *, show_status: bool) -> list[Block]:
+def _action_blocks(actions: Sequence[ActionRow], zone: tzinfo, *,
+                   show_status: bool) -> list[Block]:
     """One section per system ("Planning", "Logistics"), actions as numbered lines."""
     by_system: dict[str, list[str]] = {}
     for a in actions:
-        line = f"{a.position + 1}. {describe_action(a.operation, a.params)}"
+        line = f"{a.position + 1}. {describe_action(a.operation, a.params, zone)}"
         if show_status:
             line = f"{ACTION_STATUS_EMOJI.get(a.status, '')} {line} — _{a.status}_"
             if a.detail and a.status in ("failed", "skipped"):

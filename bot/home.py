@@ -137,13 +137,15 @@ def _waiting_line(rec: RecommendationRow, decisions: list[DecisionRow], user_id:
     tally, missing = approval_tally(rec, decisions)
     already = any(user_id in users for users in tally.values())
     can_give = [t for t in missing if t in user_teams]
+    waiting_for = ", ".join(f"{n} from {t}" for t, n in missing.items())
     if already:
-        status = "you approved · waiting for " + ", ".join(
-            f"{n} from {t}" for t, n in missing.items())
+        status = f"you approved · waiting for {waiting_for}"
+    elif rec.requester == user_id and not rec.requester_may_approve:
+        status = f"you asked for it, so someone else approves · waiting for {waiting_for}"
     elif can_give or not rec.approvals_required:
         status = "*needs your approval*"
     else:
-        status = "waiting for " + ", ".join(f"{n} from {t}" for t, n in missing.items())
+        status = f"waiting for {waiting_for}"
     deadline = f" · decide by {local_time(rec.deadline_at, zone, now)}" if rec.deadline_at else ""
     return f"{_title(rec)}\n{status}{deadline}"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 from bot.blocks import describe_action, render_note, render_recommendation
 from bot.decisions import decide
@@ -261,6 +262,13 @@ def test_actions_in_words():
         "from_carrier": "ACME", "to_carrier": "XPO", "origin": "DC-ATL",
         "destination": "DC-DAL", "period": "2026-11-23", "qty": 12}) == \
         "Move 12 from ACME to XPO on DC-ATL → DC-DAL for 2026-11-23"
+    # timestamps in the team's zone, plain dates left alone
+    assert describe_action("reschedule_receipt", {
+        "shipment_id": "SH-9", "location": "DC-DAL", "from_date": "2026-11-19T15:00:00+00:00",
+        "to_date": "2026-11-22T15:00:00Z", "lines": [{"sku": "SKU-1", "qty": 500.0}]},
+        ZoneInfo("America/Chicago")) == (
+        "Reschedule receipt of SH-9 at DC-DAL from Thu 19 Nov 09:00 CST to Sun 22 Nov 09:00 CST "
+        "(1 line(s), 500 units)")
     assert describe_action("hold_order", {"order_id": "O-1", "hours": 6}) == \
         "Hold order: hours 6, order id O-1"  # unknown keys alphabetically, as on PostgreSQL
 

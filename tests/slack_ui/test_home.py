@@ -7,6 +7,7 @@ from datetime import timedelta
 from bot.decisions import decide
 from bot.home import render_home
 from store.db import make_engine, session_scope
+from store.tables import RecommendationRow
 from tests.slack_ui._store import assert_within_slack_limits, detect, texts
 from tests.support.builders import (
     COORDINATORS,
@@ -67,6 +68,20 @@ def test_home_with_open_snoozed_and_recent_decisions(db_url):
     # logistics sees it in the owning rec's first team's zone, and it needs them
     assert f"*#{both}*" in shown_log and "*needs your approval* · decide by 05:00 CST" \
         in shown_log
+
+
+def test_requester_who_may_not_approve_is_told_so(db_url):
+    engine = make_engine(db_url)
+    with session_scope(engine) as s:
+        rec_id = _rec(s, "SKU-1")
+        rec = s.get(RecommendationRow, rec_id)
+        rec.requester, rec.requester_may_approve = PLANNERS[0], False
+        s.add(rec)
+    with session_scope(engine) as s:
+        shown = texts(render_home(s, PLANNERS[0], {"planning"}, config(), NOW)["blocks"])
+        other = texts(render_home(s, PLANNERS[1], {"planning"}, config(), NOW)["blocks"])
+    assert "you asked for it, so someone else approves · waiting for 1 from planning" in shown
+    assert "*needs your approval*" in other
 
 
 def test_home_with_nothing_open_says_so(db_url):
