@@ -162,12 +162,15 @@ def mutate(snap: Snapshot, fraction: float, seed: int = 11) -> tuple[Snapshot, C
         mask[rng.choice(frame.height, max(1, int(frame.height * fraction)), replace=False)] = True
         return mask
 
+    # a new demand signal: mostly noise (±10 %), a few rows (2 %) doubling
     dm = pick(snap.demand)
+    factor = np.where(rng.random(snap.demand.height) < 0.02, 2.0, rng.uniform(0.9, 1.1, snap.demand.height))
     demand = snap.demand.with_columns(
-        pl.when(pl.Series(dm)).then(pl.col("latest_qty") * 2).otherwise(pl.col("latest_qty")).alias("latest_qty"))
+        pl.when(pl.Series(dm)).then((pl.col("latest_qty") * pl.Series(factor)).round())
+        .otherwise(pl.col("latest_qty")).alias("latest_qty"))
     sm = pick(snap.shipments)
-    shipments = snap.shipments.with_columns(
-        pl.when(pl.Series(sm)).then(pl.col("eta") + timedelta(days=3)).otherwise(pl.col("eta")).alias("eta"))
+    shipments = snap.shipments.with_columns(  # a fresh ETA: a few hours either way
+        pl.when(pl.Series(sm)).then(pl.col("eta") + timedelta(hours=4)).otherwise(pl.col("eta")).alias("eta"))
     cm = pick(snap.capacity)
     capacity = snap.capacity.with_columns(
         pl.when(pl.Series(cm)).then(pl.col("available_capacity") * 0.5)
@@ -215,8 +218,8 @@ def duckdb_demand_change(demand: pl.DataFrame, settings: DetectorSettings) -> tu
         end=(NOW.date() + timedelta(days=settings.planning_horizon_days)).isoformat(),
         abs_units=settings.demand.default.absolute_units, rel_pct=settings.demand.default.relative_pct,
     )
-    con.execute(sql).to_arrow_table()  # warm-up
-    seconds, rows = timed(lambda: con.execute(sql).to_arrow_table(), 5)
+    con.sql(sql).to_arrow_table()  # warm-up
+    seconds, rows = timed(lambda: con.sql(sql).to_arrow_table(), 5)
     return seconds, rows.num_rows
 
 

@@ -53,20 +53,22 @@ def detect_demand_change(
         .when(delta < 0).then(float("-inf"))
         .otherwise(0.0)
     )
+    thr_pct = _threshold(settings, "relative_pct")
+    thr_units = _threshold(settings, "absolute_units")
+    # cheap test first, on the raw columns (multiplication, no division) — most rows stop here
     scored = (
         demand.lazy()
-        .filter(period_window(settings, now, settings.planning_horizon_days))
-        .filter(pl.col("latest_qty") != pl.col("planned_qty"))
+        .filter(
+            period_window(settings, now, settings.planning_horizon_days)
+            & (delta.abs() >= thr_units * (1 - band))
+            & (delta.abs() * 100.0 >= thr_pct * (1 - band) * pl.col("planned_qty"))
+            & (delta != 0)
+        )
         .with_columns(
             delta.alias("delta"),
             change_pct.alias("change_pct"),
-            _threshold(settings, "relative_pct").alias("threshold_pct"),
-            _threshold(settings, "absolute_units").alias("threshold_units"),
-        )
-        # candidates: past the closing threshold; only these need a fingerprint
-        .filter(
-            (pl.col("change_pct").abs() >= pl.col("threshold_pct") * (1 - band))
-            & (pl.col("delta").abs() >= pl.col("threshold_units") * (1 - band))
+            thr_pct.alias("threshold_pct"),
+            thr_units.alias("threshold_units"),
         )
         .collect()
     )

@@ -13,16 +13,16 @@ __all__ = ["residual", "severity_of", "total", "worst"]
 
 def total(impacts: Iterable[Impact]) -> Impact:
     """Sum units and value; service days are the worst single exposure, not a sum."""
-    out = Impact()
+    short = excess = value = days = 0.0
+    orders = 0
     for i in impacts:
-        out = Impact(
-            units_short=out.units_short + i.units_short,
-            units_excess=out.units_excess + i.units_excess,
-            value_at_risk=out.value_at_risk + i.value_at_risk,
-            service_days_at_risk=max(out.service_days_at_risk, i.service_days_at_risk),
-            orders_at_risk=out.orders_at_risk + i.orders_at_risk,
-        )
-    return _rounded(out)
+        short += i.units_short
+        excess += i.units_excess
+        value += i.value_at_risk
+        days = max(days, i.service_days_at_risk)
+        orders += i.orders_at_risk
+    return _rounded(Impact.model_construct(units_short=short, units_excess=excess, value_at_risk=value,
+                                           service_days_at_risk=days, orders_at_risk=orders))
 
 
 def residual(ignored: Impact, short_covered: float = 0.0, excess_covered: float = 0.0) -> Impact:
@@ -34,7 +34,7 @@ def residual(ignored: Impact, short_covered: float = 0.0, excess_covered: float 
     share = left / at_risk if at_risk > 0 else 0.0
     short_share = short_left / ignored.units_short if ignored.units_short > 0 else 0.0
     return _rounded(
-        Impact(
+        Impact.model_construct(
             units_short=short_left,
             units_excess=excess_left,
             value_at_risk=ignored.value_at_risk * share,
@@ -51,7 +51,7 @@ def worst(drifts: Iterable[Drift], impact: Impact, settings: SeveritySettings) -
 
 
 def _rounded(i: Impact) -> Impact:
-    return Impact(
+    return Impact.model_construct(
         units_short=round(i.units_short, 4),
         units_excess=round(i.units_excess, 4),
         value_at_risk=round(i.value_at_risk, 2),

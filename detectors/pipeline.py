@@ -86,14 +86,15 @@ def detect(
         snapshot = restrict(snapshot, changed)
     drifts, projection = detect_frames(snapshot, settings, now, open_fingerprints)
     if changed is not None:
-        drifts = [d for d in drifts if _concerns(d, snapshot, changed)]
+        fed = _changed_destinations(snapshot, changed)
+        drifts = [d for d in drifts if _concerns(d, changed, fed)]
     groups = group_drifts(drifts, settings.group_by)
     ctx = Context(projection=projection, shipments=snapshot.shipments, capacity=snapshot.capacity,
                   lanes=snapshot.lanes, settings=settings, now=now)
     return DetectionResult(drifts=drifts, recommendations=recommend(groups, ctx))
 
 
-def _concerns(d: Drift, snapshot: Snapshot, changed: ChangedKeys) -> bool:
+def _concerns(d: Drift, changed: ChangedKeys, fed: set[tuple[str, str]]) -> bool:
     """In an incremental pass, report a drift only if a changed key feeds it (not mere sources)."""
     kind = d.kind.value
     if kind == "disruption":
@@ -104,7 +105,7 @@ def _concerns(d: Drift, snapshot: Snapshot, changed: ChangedKeys) -> bool:
     if pair in changed.sku_locations:
         return True
     if kind == "stockout_risk":  # fed by a changed inbound shipment
-        return pair in _changed_destinations(snapshot, changed)
+        return pair in fed
     return False
 
 
