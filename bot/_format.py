@@ -127,16 +127,19 @@ def aware(value: datetime) -> datetime:
 
 
 def local_time(value: datetime, zone: ZoneInfo, now: datetime | None = None) -> str:
-    """``10:42 CST`` today, ``Wed 18 Nov 10:42 CST`` otherwise (with the year if not this one)."""
+    """``Wed 18 Nov 10:42 CST``; just ``10:42 CST`` when ``now`` is the same day there.
+
+    Messages stay in the channel for days, so without ``now`` the date is always shown.
+    """
     here = aware(value).astimezone(zone)
     clock = here.strftime("%H:%M %Z")
     if now is not None:
         today = aware(now).astimezone(zone).date()
         if here.date() == today:
             return clock
-        if here.year == today.year:
-            return f"{here:%a} {here.day} {here:%b} {clock}"
-    return f"{here:%a} {here.day} {here:%b %Y} {clock}"
+        if here.year != today.year:
+            return f"{here:%a} {here.day} {here:%b %Y} {clock}"
+    return f"{here:%a} {here.day} {here:%b} {clock}"
 
 
 def duration(delta: timedelta) -> str:
