@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import time as clock_time, timedelta
+from datetime import time as clock_time
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -24,6 +25,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from detectors.settings import DetectorSettings
 
 DEFAULT_CONFIG_PATH = Path("alignbot.yml")
 CONFIG_ENV = "ALIGNBOT_CONFIG"
@@ -186,7 +189,7 @@ class SlackConfig(_Strict):
 class AlignbotConfig(_Strict):
     teams: list[Team] = Field(min_length=1)
     routing: Routing
-    detectors: dict[str, Any] = Field(default_factory=dict)
+    detectors: DetectorSettings = Field(default_factory=DetectorSettings)
     connectors: list[ConnectorConfig] = Field(default_factory=list)
     slack: SlackConfig = Field(default_factory=SlackConfig)
     digest: DigestSchedule = Field(default_factory=DigestSchedule)

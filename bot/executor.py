@@ -88,11 +88,12 @@ class Executor:
         return sorted(claimed)
 
     def process(self, outbox_id: int) -> None:
+        stale_reason = self._revalidate_if_first(outbox_id)
         with session_scope(self.engine) as s:
             box = s.get(OutboxRow, outbox_id)
             action = s.get(ActionRow, box.action_id)
             rec = s.get(RecommendationRow, action.recommendation_id)
-            if not self._ready(s, rec, box, action):
+            if not self._ready(s, rec, box, action, stale_reason):
                 return
             attempt = box.attempts + 1
             box.attempts = attempt
@@ -110,13 +111,24 @@ class Executor:
         result = self._call(call)
         self._record(outbox_id, execution_id, result)
 
+    def _revalidate_if_first(self, outbox_id: int) -> str | None:
+        """Re-check the drift before the first action of a recommendation runs.
+
+        Runs outside any transaction: detection takes a while and must not hold a lock.
+        """
+        if self.revalidate is None:
+            return None
+        with session_scope(self.engine) as s:
+            box = s.get(OutboxRow, outbox_id)
+            rec = s.get(RecommendationRow, s.get(ActionRow, box.action_id).recommendation_id)
+        return self.revalidate(rec) if rec.state == RecState.APPROVED else None
+
     def _ready(self, s: Session, rec: RecommendationRow, box: OutboxRow,
-               action: ActionRow) -> bool:
-        """Move the recommendation to executing (re-validating once); False to skip the row."""
+               action: ActionRow, stale_reason: str | None) -> bool:
+        """Move the recommendation to executing (once); False to skip this row."""
         if rec.state == RecState.APPROVED:
-            reason = self.revalidate(rec) if self.revalidate else None
-            if reason:
-                self._supersede_stale(s, rec, reason)
+            if stale_reason:
+                self._supersede_stale(s, rec, stale_reason)
                 return False
             transition(s, rec.id, from_states=[RecState.APPROVED], to_state=RecState.EXECUTING,
                        actor=f"system:{self.worker}", reason="re-validated; executing",

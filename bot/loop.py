@@ -31,7 +31,6 @@ from bot.sweeps import SweepReport, sweep
 from connectors.base import Connector
 from detectors.model import Recommendation
 from detectors.pipeline import DetectionResult, detect
-from detectors.settings import DetectorSettings
 from detectors.snapshot import ChangedKeys
 from store.db import session_scope
 from store.tables import (
@@ -65,7 +64,7 @@ class DecisionLoop:
         self.connectors = dict(connectors)
         self.clock = clock
         self.cache = SnapshotCache()
-        self.settings = DetectorSettings.model_validate(config.detectors)
+        self.settings = config.detectors
         self.executor = Executor(engine, self.connectors, worker=worker,
                                  revalidate=self.revalidate, retry=retry, clock=clock)
         self._detect_lock = threading.Lock()
@@ -141,10 +140,15 @@ class DecisionLoop:
     def detect(self, changed: ChangedKeys | None = None) -> LifecycleReport:
         """One detection pass: everything, or only the keys in ``changed`` (pushed events)."""
         with self._detect_lock:
+            if set(self.connectors) - self._read_once:
+                return LifecycleReport()  # half a picture would open and close drift wrongly
             now = self.clock()
             snapshot = self.cache.snapshot()
             with session_scope(self.engine) as s:
-                result = detect(snapshot, self.settings, now, open_fingerprints(s), changed)
+                open_now = open_fingerprints(s)
+            # Detection is CPU work: no transaction (and on SQLite no write lock) is held.
+            result = detect(snapshot, self.settings, now, open_now, changed)
+            with session_scope(self.engine) as s:
                 scope = self._closable(s, changed)
                 return apply_detection(s, result.drifts, result.recommendations, self.config,
                                        now, scope=scope)

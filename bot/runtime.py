@@ -141,8 +141,7 @@ class Runtime:
 
     def asgi_app(self) -> Starlette:
         async def slack_events(request: Request) -> Response:
-            body = (await request.body()).decode("utf-8")
-            bolt_request = to_bolt_request(request, body)
+            bolt_request = to_bolt_request(request, await request.body())
             # Bolt's dispatch blocks until ack(); keep the event loop free for other requests.
             bolt_response = await run_in_threadpool(self.slack_app.dispatch, bolt_request)
             return to_starlette_response(bolt_response)

@@ -18,6 +18,9 @@ from apscheduler.triggers.interval import IntervalTrigger
 from bot.config import AlignbotConfig, Schedule
 
 log = logging.getLogger(__name__)
+# "skipped: maximum number of running instances reached" is the no-overlap rule working, not a
+# problem worth a warning on every tick of a slow job.
+logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
 UTC = timezone.utc
 WEEKDAYS = {"mon": "mon", "tue": "tue", "wed": "wed", "thu": "thu", "fri": "fri", "sat": "sat",
             "sun": "sun"}

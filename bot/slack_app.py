@@ -20,7 +20,7 @@ from sqlmodel import select
 
 from bot.config import AlignbotConfig
 from bot.decisions import DecisionError, DecisionResult, decide
-from bot.drift_query import DRIFT_USAGE, Usage, drift_response, parse_drift_args
+from bot.drift_query import Usage, drift_response, parse_drift_args
 from bot.home import render_home
 from bot.membership import TeamDirectory
 from bot.modals import modify_modal, modify_values, reject_modal
@@ -151,8 +151,7 @@ def register_handlers(app: App, deps: SlackDeps) -> None:
         ack()
         query = parse_drift_args(command.get("text", ""))
         if isinstance(query, Usage):
-            respond(response_type="ephemeral", text=query.text,
-                    blocks=query.blocks if hasattr(query, "blocks") else None)
+            respond(response_type="ephemeral", text=query.text, blocks=query.blocks())
             return
         teams = deps.directory.teams_of(command["user_id"])
         with session_scope(deps.engine) as s:
@@ -165,7 +164,8 @@ def register_handlers(app: App, deps: SlackDeps) -> None:
         state = json.loads(action["value"])
         query = parse_drift_args(state.get("q", ""))
         if isinstance(query, Usage):
-            respond(response_type="ephemeral", replace_original=True, text=DRIFT_USAGE)
+            respond(response_type="ephemeral", replace_original=True, text=query.text,
+                    blocks=query.blocks())
             return
         teams = deps.directory.teams_of(body["user"]["id"])
         with session_scope(deps.engine) as s:

@@ -2,126 +2,166 @@
 
 The store is the truth and Slack a view of it. A recommendation row carries the version its
 message shows (``slack_version``); whenever the row is ahead, the message is edited in place.
-Posting happens under the row's lock so two replicas cannot both post the same message.
+No transaction stays open while Slack answers (rate limits can make that seconds): a worker
+first claims the row with a short lease (compare-and-set), talks to Slack, then writes down the
+result — so two replicas never post the same message, and a crashed worker's claim expires.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from collections.abc import Callable
+from datetime import datetime, timedelta
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from sqlalchemy import or_
+from sqlalchemy import or_, update
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import select
 
 from bot.blocks import render_note, render_recommendation
 from bot.config import AlignbotConfig
 from store.db import session_scope
-from store.tables import ActionRow, DecisionRow, RecommendationRow, RecState, SlackNote
+from store.tables import (
+    ActionRow,
+    DecisionRow,
+    DriftRow,
+    RecommendationRow,
+    RecState,
+    SlackNote,
+)
 from store.types import utcnow
 
 log = logging.getLogger(__name__)
 MAX_NOTE_ATTEMPTS = 5
+CLAIM = timedelta(seconds=60)
 
 
 class SlackSync:
-    def __init__(self, engine: Engine, client: WebClient, config: AlignbotConfig):
+    def __init__(self, engine: Engine, client: WebClient, config: AlignbotConfig, *,
+                 clock: Callable[[], datetime] = utcnow):
         self.engine = engine
         self.client = client
         self.config = config
+        self.clock = clock
 
     def run(self, limit: int = 50) -> int:
         """One sync pass; returns how many Slack writes it made."""
-        writes = 0
+        rec = RecommendationRow
         with session_scope(self.engine) as s:
             due = s.exec(
-                select(RecommendationRow.id)
-                .where(or_(
-                    (RecommendationRow.slack_ts.is_(None))
-                    & (RecommendationRow.state == RecState.OPEN),
-                    (RecommendationRow.slack_ts.is_not(None))
-                    & (RecommendationRow.slack_version < RecommendationRow.version)))
-                .order_by(RecommendationRow.id).limit(limit)).all()
-        for rec_id in due:
-            writes += self._sync_recommendation(rec_id)
-        writes += self._post_notes(limit)
-        return writes
+                select(rec.id)
+                .where(or_((rec.slack_ts.is_(None)) & (rec.state == RecState.OPEN),
+                           (rec.slack_ts.is_not(None)) & (rec.slack_version < rec.version)))
+                .order_by(rec.id).limit(limit)).all()
+        writes = sum(self._sync_recommendation(rec_id) for rec_id in due)
+        return writes + self._post_notes(limit)
+
+    # -- recommendation messages -----------------------------------------------------------
+
+    def _claim_recommendation(self, rec_id: int) -> bool:
+        now = self.clock()
+        rec = RecommendationRow
+        with session_scope(self.engine) as s:
+            claimed = s.execute(
+                update(rec).where(
+                    rec.id == rec_id,
+                    (rec.slack_claim_until.is_(None)) | (rec.slack_claim_until < now))
+                .values(slack_claim_until=now + CLAIM).returning(rec.id)).first()
+        return claimed is not None
 
     def _sync_recommendation(self, rec_id: int) -> int:
-        with session_scope(self.engine) as s:
-            rec = s.exec(select(RecommendationRow).where(RecommendationRow.id == rec_id)
-                         .with_for_update()).one()
-            if rec.slack_ts and rec.slack_version >= rec.version:
-                return 0  # another worker got here first
-            text, blocks = self.render(s, rec)
+        if not self._claim_recommendation(rec_id):
+            return 0  # another worker is on it
+        try:
+            with session_scope(self.engine) as s:
+                row = s.get(RecommendationRow, rec_id)
+                if row.slack_ts and row.slack_version >= row.version:
+                    return 0
+                if row.slack_ts is None and row.state != RecState.OPEN:
+                    return 0
+                version, channel, ts = row.version, row.slack_channel, row.slack_ts
+                text, blocks = self.render(s, row)
             try:
-                if rec.slack_ts is None:
+                if ts is None:
                     reply = self.client.chat_postMessage(
-                        channel=rec.slack_channel, text=text, blocks=blocks, unfurl_links=False,
+                        channel=channel, text=text, blocks=blocks, unfurl_links=False,
                         metadata={"event_type": "alignbot_recommendation",
-                                  "event_payload": {"id": rec.id}})
-                    rec.slack_channel, rec.slack_ts = reply["channel"], reply["ts"]
+                                  "event_payload": {"id": rec_id}})
+                    channel, ts = reply["channel"], reply["ts"]
                 else:
-                    self.client.chat_update(channel=rec.slack_channel, ts=rec.slack_ts,
-                                            text=text, blocks=blocks)
+                    self.client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
             except SlackApiError as exc:
                 log.warning("Slack sync of recommendation %s failed: %s", rec_id,
                             exc.response.get("error"))
                 return 0
-            rec.slack_version = rec.version
-            s.add(rec)
+            with session_scope(self.engine) as s:
+                s.execute(update(RecommendationRow).where(RecommendationRow.id == rec_id).values(
+                    slack_channel=channel, slack_ts=ts, slack_version=version))
             return 1
+        finally:
+            with session_scope(self.engine) as s:
+                s.execute(update(RecommendationRow).where(RecommendationRow.id == rec_id)
+                          .values(slack_claim_until=None))
 
-    def render(self, s: Session, rec: RecommendationRow) -> tuple[str, list[dict]]:
+    def render(self, s, rec: RecommendationRow) -> tuple[str, list[dict]]:  # type: ignore[no-untyped-def]
         actions = s.exec(select(ActionRow).where(ActionRow.recommendation_id == rec.id)
                          .order_by(ActionRow.position)).all()
         decisions = s.exec(select(DecisionRow).where(DecisionRow.recommendation_id == rec.id)
                            .order_by(DecisionRow.id)).all()
-        return render_recommendation(rec, list(actions), list(decisions), self.config)
+        fps = rec.body.get("drift_fingerprints", [])[:20]
+        drifts = s.exec(select(DriftRow).where(DriftRow.fingerprint.in_(fps))).all() \
+            if fps else []
+        return render_recommendation(rec, list(actions), list(decisions), self.config,
+                                     drifts=list(drifts), now=self.clock())
+
+    # -- notes -----------------------------------------------------------------------------
 
     def _post_notes(self, limit: int) -> int:
-        writes = 0
         with session_scope(self.engine) as s:
             ids = s.exec(select(SlackNote.id).where(SlackNote.state == "pending")
                          .order_by(SlackNote.id).limit(limit)).all()
-        for note_id in ids:
-            writes += self._post_note(note_id)
-        return writes
+        return sum(self._post_note(note_id) for note_id in ids)
 
     def _post_note(self, note_id: int) -> int:
+        now = self.clock()
         with session_scope(self.engine) as s:
-            note = s.exec(select(SlackNote).where(SlackNote.id == note_id)
-                          .with_for_update()).one()
-            if note.state != "pending":
+            claimed = s.execute(
+                update(SlackNote).where(
+                    SlackNote.id == note_id, SlackNote.state == "pending",
+                    (SlackNote.claim_until.is_(None)) | (SlackNote.claim_until < now))
+                .values(claim_until=now + CLAIM).returning(SlackNote.id)).first()
+            if claimed is None:
                 return 0
+            note = s.get(SlackNote, note_id)
             channel, thread_ts = note.channel, None
             if note.recommendation_id is not None:
                 rec = s.get(RecommendationRow, note.recommendation_id)
                 if rec.slack_ts is None:
-                    if rec.state in (RecState.OPEN, RecState.SNOOZED):
-                        return 0  # its message is not out yet; post the note after it
-                    note.state = "dead"  # never shown in Slack: nothing to thread under
+                    # Its message is not out yet: wait for it, unless it never will be.
+                    note.state = "pending" if rec.state in (RecState.OPEN,
+                                                            RecState.SNOOZED) else "dead"
+                    note.claim_until = None
                     s.add(note)
                     return 0
                 channel = channel or rec.slack_channel
                 thread_ts = rec.slack_ts if note.in_thread else None
-            try:
-                reply = self.client.chat_postMessage(
-                    channel=channel, text=note.text, blocks=note.blocks or render_note(note.text),
-                    thread_ts=thread_ts, unfurl_links=False)
-            except SlackApiError as exc:
+            text, blocks = note.text, note.blocks or render_note(note.text)
+        try:
+            reply = self.client.chat_postMessage(channel=channel, text=text, blocks=blocks,
+                                                 thread_ts=thread_ts, unfurl_links=False)
+        except SlackApiError as exc:
+            log.warning("Slack note %s failed: %s", note_id, exc.response.get("error"))
+            with session_scope(self.engine) as s:
+                note = s.get(SlackNote, note_id)
                 note.attempts += 1
-                if note.attempts >= MAX_NOTE_ATTEMPTS:
-                    note.state = "dead"
-                log.warning("Slack note %s failed: %s", note_id, exc.response.get("error"))
+                note.state = "dead" if note.attempts >= MAX_NOTE_ATTEMPTS else "pending"
+                note.claim_until = None
                 s.add(note)
-                return 0
-            note.state, note.ts, note.posted_at = "posted", reply["ts"], _now()
+            return 0
+        with session_scope(self.engine) as s:
+            note = s.get(SlackNote, note_id)
+            note.state, note.ts, note.posted_at, note.claim_until = \
+                "posted", reply["ts"], self.clock(), None
             s.add(note)
-            return 1
-
-
-def _now() -> datetime:
-    return utcnow()
+        return 1

@@ -92,6 +92,7 @@ class RecommendationRow(SQLModel, table=True):
     slack_channel: str | None = None
     slack_ts: str | None = None
     slack_version: int = 0  # the version the Slack message shows; behind `version` = edit due
+    slack_claim_until: datetime | None = _ts(nullable=True)  # a worker is talking to Slack
     superseded_by: int | None = Field(default=None, foreign_key="recommendations.id")
     escalated_at: datetime | None = _ts(nullable=True)
     created_at: datetime = _ts(nullable=False)
@@ -234,6 +235,7 @@ class SlackNote(SQLModel, table=True):
     blocks: list = Field(default_factory=list, sa_column=Column(JSONDoc, nullable=False))
     state: str = Field(default="pending", max_length=16, index=True)  # pending, posted, dead
     attempts: int = 0
+    claim_until: datetime | None = _ts(nullable=True)
     ts: str | None = None
     created_at: datetime = _ts(nullable=False)
     posted_at: datetime | None = _ts(nullable=True)

@@ -185,6 +185,32 @@ class SlackStandin:
                 user, view, payloads.button_action(block_id, element), trigger_id)
         return self.signer.send_interaction(payload, **send)
 
+    def choose(self, target: Message, select: str, option: str, as_user: str | None = None,
+               **send: Any) -> Delivery:
+        """Pick ``option`` (its text or value) in the select menu whose action_id is ``select``."""
+        user = self._user(as_user)
+        ws = self.workspace
+        msg = ws.get_message(target.channel, target.ts)
+        if msg is None:
+            raise LookupError(f"Message {target.ts} in {target.channel} no longer exists")
+        ch = ws.resolve_channel(msg.channel)
+        if ch is not None and not ch.has_member(user.id):
+            raise PermissionError(f"{user.id} is not in {ch.id} and cannot see the message")
+        for block in msg.blocks:
+            for element in block.get("elements", []) if block.get("type") == "actions" else []:
+                if element.get("action_id") != select or "options" not in element:
+                    continue
+                for opt in element["options"]:
+                    if option in (opt.get("value"), opt.get("text", {}).get("text")):
+                        payload = payloads.block_actions_on_message(
+                            user, msg, ch.name if ch else msg.channel,
+                            payloads.select_action(block["block_id"], element, opt),
+                            ws.issue_response_url(msg.channel, user.id, msg.ts),
+                            ws.issue_trigger(user.id))
+                        return self.signer.send_interaction(payload, **send)
+                raise LookupError(f"No option {option!r} in {select}")
+        raise LookupError(f"No select menu {select!r} in the message")
+
     def double_click(self, target: Message | Mapping[str, Any], button: str,
                      as_user: str | None = None, times: int = 2) -> list[Delivery]:
         """Click the same button ``times`` times at once, as impatient people do."""

@@ -49,6 +49,13 @@ def button_action(block_id: str, element: dict[str, Any]) -> dict[str, Any]:
     return action
 
 
+def select_action(block_id: str, element: dict[str, Any], option: dict[str, Any]) -> dict[str, Any]:
+    """What Slack sends when someone picks ``option`` in a static_select."""
+    return {"action_id": element.get("action_id", ""), "block_id": block_id,
+            "type": element.get("type", "static_select"),
+            "selected_option": copy.deepcopy(option), "action_ts": _action_ts()}
+
+
 def block_actions_on_message(user: User, message: Message, channel_name: str,
                              action: dict[str, Any], response_url: str,
                              trigger_id: str) -> dict[str, Any]:

@@ -77,6 +77,10 @@ class World:
         self._auto_done = 0
         self._last_tick = datetime(2000, 1, 1, tzinfo=UTC)
         self._transfer_seq = 0
+        self._seq: Counter[str] = Counter()
+        # what the systems sent out or noted without changing a table: status requests to
+        # carriers, capacity confirmations, load deferred past the horizon (GET /received)
+        self.messages: list[dict[str, Any]] = []
         self._scenario_rng = random.Random(seed * 7919 + 17)
         self._build(random.Random(seed), n_skus)
 
@@ -302,3 +306,30 @@ class World:
     def next_transfer_id(self) -> str:
         self._transfer_seq += 1
         return f"TRF-{self._transfer_seq:05d}"
+
+    def next_id(self, prefix: str) -> str:
+        self._seq[prefix] += 1
+        return f"{prefix}-{self._seq[prefix]:05d}"
+
+    def note(self, system: str, kind: str, **fields: Any) -> dict[str, Any]:
+        """Record a message a system sent (or a plan note) with the scenario time it was sent."""
+        message = {"system": system, "kind": kind, "at": ts(self.clock()), **fields}
+        self.messages.append(message)
+        return message
+
+    def capacity_row(self, resource_type: str, resource_id: str, period: str
+                     ) -> tuple[str, tuple, dict[str, Any]]:
+        """(table, key, row) of one resource-week: sites and docks are planned in the
+        planning system (``site_capacity``), carriers and lanes in the TMS (``capacity``)."""
+        if resource_type in ("site", "dock"):
+            table, key = "site_capacity", (resource_id, period)
+            row = self.tables[table].get(key)
+            if row is not None and row["resource_type"] != resource_type:
+                row = None
+        else:
+            table, key = "capacity", (resource_type, resource_id, period)
+            row = self.tables[table].get(key)
+        if row is None:
+            raise ActionError(f"no capacity plan for {resource_type} {resource_id} "
+                              f"in week {period}")
+        return table, key, row

@@ -1,0 +1,175 @@
+"""The loop against the sandbox systems: polls, pushes over signed HTTP, and the scheduler."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+
+import httpx
+import pytest
+from sqlmodel import select
+from starlette.applications import Starlette
+from starlette.routing import Route
+
+from bot.hooks import sign, webhook_endpoint
+from bot.loop import DecisionLoop
+from bot.scheduler import Jobs
+from connectors.registry import build_connector
+from connectors.sandbox import start_sandboxes
+from connectors.serving import BackgroundServer
+from store.db import make_engine, session_scope
+from store.tables import ConnectorHealth, QuarantinedRecord, RecommendationRow
+from tests.support.builders import config
+
+SECRET = "whsec-test-0123456789"
+
+
+@pytest.fixture
+def sandboxes():
+    planning, tms = start_sandboxes(seed=7)
+    yield planning, tms
+    planning.stop()
+    tms.stop()
+
+
+def _loop(db_url, planning, tms) -> DecisionLoop:
+    cfg = config(connectors=[
+        {"name": "plan", "kind": "rest", "system": "planning",
+         "settings": {"base_url": planning.url, "demand": {}, "inventory": {}}},
+        {"name": "tms", "kind": "rest", "system": "logistics", "webhook_secret_env": "TMS_HOOK",
+         "settings": {"base_url": tms.url, "shipments": {}, "capacity": {}, "lanes": {}}},
+    ])
+    connectors = {c.name: build_connector(c.name, c.kind, c.settings, {}, timeout=5)
+                  for c in cfg.connectors}
+    return DecisionLoop(cfg, make_engine(db_url), connectors)
+
+
+def _active(engine) -> dict[str, RecommendationRow]:
+    with session_scope(engine) as s:
+        rows = s.exec(select(RecommendationRow).where(RecommendationRow.state == "open")).all()
+    return {r.fingerprint: r for r in rows}
+
+
+def test_repeated_polls_keep_one_recommendation_per_fingerprint(db_url, sandboxes):
+    planning, tms = sandboxes
+    loop = _loop(db_url, planning, tms)
+    httpx.post(planning.url + "/scenario/step", timeout=5)  # demand spike, delays, capacity cut
+    for _ in range(3):
+        for name in ("plan", "tms"):
+            assert loop.poll_and_detect(name).ok
+    open_recs = _active(loop.engine)
+    assert open_recs, "the injected drift must produce recommendations"
+    with session_scope(loop.engine) as s:
+        fingerprints = s.exec(select(RecommendationRow.fingerprint)).all()
+    assert len(fingerprints) == len(set(fingerprints))  # no duplicates across polls
+    kinds = {r.kind for r in open_recs.values()}
+    assert {"demand_change", "disruption", "capacity_shift"} <= kinds
+
+
+def test_a_source_that_is_down_is_marked_stale_and_closes_nothing(db_url, sandboxes):
+    planning, tms = sandboxes
+    loop = _loop(db_url, planning, tms)
+    httpx.post(planning.url + "/scenario/step", timeout=5)
+    loop.poll_and_detect("plan")
+    loop.poll_and_detect("tms")
+    before = set(_active(loop.engine))
+    tms.stop()
+    for _ in range(3):
+        outcome = loop.poll_and_detect("tms")
+    assert not outcome.ok and "ConnectError" in outcome.error
+    with session_scope(loop.engine) as s:
+        health = s.get(ConnectorHealth, "tms")
+    assert health.stale and health.consecutive_failures == 3
+    assert set(_active(loop.engine)) == before  # nothing resolved on a partial picture
+
+
+def test_pushed_event_reaches_a_recommendation_without_a_poll(db_url, sandboxes):
+    planning, tms = sandboxes
+    loop = _loop(db_url, planning, tms)
+    loop.poll_and_detect("plan")
+    loop.poll_and_detect("tms")
+    shipment = tms.world.tables["shipments"][("SHP-10003",)]
+    late = datetime.fromisoformat(shipment["planned_arrival"].replace("Z", "+00:00")) \
+        + timedelta(days=3)
+    pushed: list[int] = []
+
+    def accept(name, records, quarantined):
+        with session_scope(loop.engine) as s:
+            for bad in quarantined:
+                s.add(QuarantinedRecord(connector=name, source=bad.source,
+                                        position=bad.position, reason=bad.reason, raw=bad.raw))
+        pushed.extend(loop.push(records).created)
+
+    app = Starlette(routes=[Route("/hooks/{connector}", webhook_endpoint({"tms": SECRET}, accept),
+                                  methods=["POST"])])
+    body = json.dumps({"records": [
+        {"type": "shipment_event", "shipment_id": "SHP-10003", "status": "delayed",
+         "event_time": datetime.now(timezone.utc).isoformat(), "eta": late.isoformat(),
+         "reason_code": "WEATHER", "carrier": "BLUEWAY"},
+        {"type": "shipment_event", "shipment_id": "SHP-10003"},  # malformed: no status/time
+        {"type": "telepathy"},
+    ]}).encode()
+    with BackgroundServer(app) as server:
+        url = server.url + "/hooks/tms"
+        now = str(int(time.time()))
+        headers = lambda ts, sig: {"X-Alignbot-Timestamp": ts,  # noqa: E731
+                                   "X-Alignbot-Signature": sig,
+                                   "Content-Type": "application/json"}
+        bad = httpx.post(url, content=body, headers=headers(now, "v1=" + "0" * 64), timeout=5)
+        stale_ts = str(int(time.time()) - 600)
+        stale = httpx.post(url, content=body, headers=headers(stale_ts, sign(SECRET, stale_ts,
+                                                                            body)), timeout=5)
+        assert (bad.status_code, stale.status_code) == (401, 401)
+        assert "stale" in stale.json()["error"]
+        assert not pushed
+
+        ok = httpx.post(url, content=body, headers=headers(now, sign(SECRET, now, body)),
+                        timeout=5)
+        assert ok.status_code == 202
+        assert ok.json()["accepted"] == 1
+        assert [q["position"] for q in ok.json()["quarantined"]] == ["record #1", "record #2"]
+        deadline = time.monotonic() + 10
+        while not pushed and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert pushed, "the pushed delay must create a recommendation at once"
+    with session_scope(loop.engine) as s:
+        rec = s.get(RecommendationRow, pushed[0])
+        quarantined = s.exec(select(QuarantinedRecord)).all()
+    assert rec.kind == "disruption"
+    assert "SHP-10003" in json.dumps(rec.body)
+    assert len(quarantined) == 2
+
+
+def test_jobs_have_stable_ids_never_overlap_and_can_be_woken():
+    jobs = Jobs()
+    running, peak, runs = [0], [0], []
+    lock = threading.Lock()
+
+    def slow():
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        time.sleep(0.3)
+        with lock:
+            running[0] -= 1
+        runs.append(time.monotonic())
+
+    cfg = config()
+    jobs.register(cfg, poll=lambda name: None, drain=slow, sync=None, sweep=lambda: None,
+                  digest=lambda team: None, fast=True)
+    assert jobs.ids() == ["digest:logistics", "digest:planning", "outbox-drain", "poll:plan",
+                          "poll:tms", "sweep"]
+    jobs.add_every("slow", slow, 0.05)
+    jobs.start(run_polls_now=False)
+    try:
+        time.sleep(1.2)
+        assert peak[0] == 1  # never two runs of the same job at once
+        count = len(runs)
+        jobs.scheduler.remove_job("slow")
+        jobs.wake(Jobs.DRAIN)
+        time.sleep(0.5)
+        assert len(runs) >= count + 1  # woken instead of waiting for its next tick
+    finally:
+        jobs.shutdown()
