@@ -26,7 +26,10 @@ import polars as pl
 
 from detectors import ChangedKeys, DetectorSettings, Snapshot, detect
 from detectors.demand_change import detect_demand_change
+from detectors.grouping import group_drifts
 from detectors.model import SNAPSHOT_SCHEMAS
+from detectors.pipeline import detect_frames
+from detectors.recommend import Context, recommend
 
 NOW = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
 WEEK = date(2026, 11, 23)
@@ -259,6 +262,12 @@ def main() -> None:
     for d in result.drifts:
         kinds[d.kind.value] = kinds.get(d.kind.value, 0) + 1
 
+    stage_frames_s, (drift_list, projection) = timed(
+        lambda: detect_frames(snap, settings, NOW, frozenset()), args.repeat)
+    stage_rec_s, _ = timed(lambda: recommend(
+        group_drifts(drift_list, settings.group_by),
+        Context(projection, snap.shipments, snap.capacity, snap.lanes, settings, NOW)), args.repeat)
+
     polars_dc_s, dc = timed(lambda: detect_demand_change(snap.demand, settings, NOW), 5)
     duck_s, duck_rows = duckdb_demand_change(snap.demand, settings)
     if duck_rows != dc.height:
@@ -281,6 +290,9 @@ def main() -> None:
         "rows": rows,
         "full_pass_seconds": round(full_s, 4),
         "full_pass_cold_seconds_child": round(mem["cold_seconds"], 4),
+        "stage_seconds": {"detectors_and_projection": round(stage_frames_s, 4),
+                          "grouping_and_recommendations": round(stage_rec_s, 4)},
+        "load_average_1m": round(os.getloadavg()[0], 2),
         "drifts": kinds,
         "recommendations": len(result.recommendations),
         "peak_rss_mb": round(mem["peak_rss_mb"], 1),

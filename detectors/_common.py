@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -97,10 +98,15 @@ def with_impact_and_severity(frame: pl.DataFrame, settings: DetectorSettings) ->
 
 
 def _plain(value: Any) -> Any:
+    """JSON-safe evidence: rounded floats, ISO dates, and None for ∞/NaN (no stock use → no cover limit)."""
     if isinstance(value, float):
-        return round(value, 4)
+        return round(value, 4) if math.isfinite(value) else None
     if isinstance(value, (date, datetime)):
         return value.isoformat()
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
     return value
 
 
@@ -115,12 +121,15 @@ def to_drifts(
     """Materialise drift rows as ``Drift`` models (output-sized, not input-sized)."""
     drifts = []
     detected = now.astimezone(UTC)
-    for row in frame.iter_rows(named=True):
-        impact = Impact(
+    needed = dict.fromkeys(["fingerprint", "severity", *IMPACT_COLS, *key_cols, *evidence_cols,
+                            *cause_cols.values()])
+    for row in frame.select(list(needed)).iter_rows(named=True):
+        impact = Impact.model_construct(
             units_short=round(row["units_short"], 4),
             units_excess=round(row["units_excess"], 4),
             value_at_risk=round(row["value_at_risk"], 2),
             service_days_at_risk=round(row["service_days_at_risk"], 4),
+            orders_at_risk=0,
         )
         drifts.append(
             Drift.model_construct(
