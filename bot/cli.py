@@ -1,0 +1,165 @@
+"""The `alignbot` command: run the bot, try the demo, migrate, check config, look at drift."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from bot.config import ConfigError, database_url, load_config, missing_secrets, resolve_path
+
+app = typer.Typer(
+    help="alignbot keeps supply-chain planning and logistics execution aligned, from Slack.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
+config_app = typer.Typer(help="The alignbot.yml configuration.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(config_app, name="config")
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)  # errors stay one greppable line
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="Path to alignbot.yml (default: $ALIGNBOT_CONFIG or "
+                 "./alignbot.yml).", show_default=False),
+]
+DatabaseOption = Annotated[
+    str | None,
+    typer.Option("--database-url", help="Overrides $DATABASE_URL.", show_default=False),
+]
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def _load(config: Path | None):
+    try:
+        return load_config(config)
+    except ConfigError as exc:
+        err.print(f"[bold red]{exc.source}[/]: configuration is invalid", highlight=False)
+        for problem in exc.problems:
+            err.print(f"  {problem}", highlight=False, markup=False)
+        raise typer.Exit(1)
+
+
+def _db_url(config_path: Path | None, override: str | None) -> str:
+    if override:
+        return override
+    path = resolve_path(config_path)
+    return database_url(_load(path) if path.exists() else None)
+
+
+@config_app.command("check")
+def config_check(
+    config: ConfigOption = None,
+    no_slack: Annotated[bool, typer.Option("--no-slack", help="Do not require Slack secrets.")]
+    = False,
+) -> None:
+    """Validate alignbot.yml and the environment variables it names; exit 1 on any problem."""
+    cfg = _load(config)
+    problems = missing_secrets(cfg, slack=not no_slack)
+    if problems:
+        err.print(f"[bold red]{resolve_path(config)}[/]: secrets missing from the environment",
+                  highlight=False)
+        for problem in problems:
+            err.print(f"  {problem}", highlight=False, markup=False)
+        raise typer.Exit(1)
+    out.print(f"{resolve_path(config)}: ok — {len(cfg.teams)} teams, "
+              f"{len(cfg.routing.rules)} routing rules, {len(cfg.connectors)} connectors",
+              highlight=False)
+
+
+@db_app.command("upgrade")
+def db_upgrade(config: ConfigOption = None, database_url_: DatabaseOption = None) -> None:
+    """Migrate the database to the schema this version needs (safe to run repeatedly)."""
+    from store.migrate import head_revision, upgrade
+
+    url = _db_url(config, database_url_)
+    upgrade(url)
+    out.print(f"database at revision {head_revision()}")
+
+
+@app.command("drift")
+def drift(
+    config: ConfigOption = None,
+    database_url_: DatabaseOption = None,
+    limit: Annotated[int, typer.Option(help="Rows to show.")] = 50,
+) -> None:
+    """Show the open drift, worst first, as a table."""
+    from bot.queries import open_drift_overview
+    from store.db import make_engine
+    from store.migrate import NotMigratedError, ensure_migrated
+
+    engine = make_engine(_db_url(config, database_url_))
+    try:
+        ensure_migrated(engine)
+    except NotMigratedError as exc:
+        raise _fail(str(exc))
+    rows = open_drift_overview(engine, limit=limit)
+    if not rows:
+        out.print("No open drift. Plan and execution agree.")
+        return
+    table = Table(title=f"Open drift ({len(rows)} shown)")
+    for column in ("kind", "severity", "key", "value at risk", "recommendation", "state", "since"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(row.kind, row.severity, row.key, f"{row.value_at_risk:,.0f}",
+                      row.recommendation, row.state, row.since)
+    out.print(table)
+
+
+@app.command("run")
+def run(
+    config: ConfigOption = None,
+    host: Annotated[str, typer.Option(help="Interface for the HTTP server.")] = "0.0.0.0",
+    port: Annotated[int, typer.Option(help="Port for /slack/events, /hooks, /healthz.")] = 3000,
+) -> None:
+    """Run the bot: Slack app (HTTP, or Socket Mode with SLACK_APP_TOKEN) and the scheduler."""
+    from bot.runtime import StartupError, serve
+
+    cfg = _load(config)
+    problems = missing_secrets(cfg)
+    if problems:
+        raise _fail("; ".join(problems))
+    try:
+        serve(cfg, host=host, port=port)
+    except StartupError as exc:
+        raise _fail(str(exc))
+
+
+@app.command("demo")
+def demo(
+    fast: Annotated[bool, typer.Option("--fast", help="Compress the scenario clock (tests).")]
+    = False,
+    port: Annotated[int, typer.Option(help="Port of the demo UI.")] = 8600,
+    open_for: Annotated[float | None, typer.Option(
+        "--for", help="Stop after this many seconds (default: until Ctrl-C).")] = None,
+) -> None:
+    """The whole loop on this machine: sandbox systems, a local Slack stand-in and the bot."""
+    from bot.demo import run_demo
+
+    run_demo(fast=fast, ui_port=port, duration=open_for)
+
+
+def _register_optional_commands() -> None:
+    """Commands that live beside the code they drive."""
+    from bot.digest import digest_command
+    from connectors.inspect import inspect_command
+    from detectors.cli import detect_command
+
+    app.command("inspect", help="Parse a CSV, EPCIS or X12 file and print canonical records.")(
+        inspect_command)
+    app.command("detect", help="Run every detector on a snapshot directory.")(detect_command)
+    app.command("digest", help="Build a team's weekly digest (--dry-run prints it).")(
+        digest_command)
+
+
+_register_optional_commands()

@@ -1,0 +1,88 @@
+"""The `alignbot` command as a user runs it: config check, db upgrade, drift, run's refusals."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import yaml
+from typer.testing import CliRunner
+
+from bot.cli import app
+from bot.lifecycle import apply_detection
+from store.db import make_engine, session_scope
+from store.migrate import upgrade
+from tests.support.builders import NOW, config, demand_drift, recommendation_for
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "alignbot.example.yml"
+runner = CliRunner()
+
+
+def _write(tmp_path: Path, data: dict) -> Path:
+    path = tmp_path / "alignbot.yml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_every_subcommand_has_help():
+    for command in (["run"], ["demo"], ["db", "upgrade"], ["config", "check"], ["drift"],
+                    ["inspect"], ["detect"], ["digest"]):
+        result = runner.invoke(app, [*command, "--help"])
+        assert result.exit_code == 0, command
+        assert "Usage" in result.output
+
+
+def test_config_check_names_each_broken_key_path(tmp_path):
+    broken = yaml.safe_load(EXAMPLE.read_text())
+    del broken["teams"][1]["channel"]
+    broken["teams"][0]["timezone"] = "Mars/Olympus"
+    broken["connectors"][0]["schedule"] = {"every": "5m", "cron": "* * * * *"}
+    result = subprocess.run([str(ROOT / ".venv/bin/alignbot"), "config", "check", "--config",
+                             str(_write(tmp_path, broken))], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 1
+    assert "teams[1].channel: field required" in result.stderr
+    assert "teams[0].timezone: unknown time zone 'Mars/Olympus'" in result.stderr
+    assert "connectors[0].schedule: give exactly one of 'every'" in result.stderr
+
+
+def test_config_check_names_the_missing_environment_variable(tmp_path):
+    data = yaml.safe_load(EXAMPLE.read_text())
+    data["connectors"][0]["secrets"] = {"auth.token": "PLAN_API_TOKEN"}
+    path = _write(tmp_path, data)
+    env = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s", "TMS_WEBHOOK_SECRET": "w"}
+    missing = runner.invoke(app, ["config", "check", "--config", str(path)], env=env)
+    assert missing.exit_code == 1
+    assert ("connectors[0].secrets.auth.token: environment variable PLAN_API_TOKEN is not set"
+            in missing.output)
+    ok = runner.invoke(app, ["config", "check", "--config", str(path)],
+                       env={**env, "PLAN_API_TOKEN": "t"})
+    assert ok.exit_code == 0 and "ok" in ok.output
+
+
+def test_unmigrated_database_is_refused_with_the_command_to_run(tmp_path):
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    env = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s", "TMS_WEBHOOK_SECRET": "w",
+           "DATABASE_URL": url}
+    result = runner.invoke(app, ["run", "--config", str(EXAMPLE)], env=env)
+    assert result.exit_code == 1
+    assert "Run `alignbot db upgrade` first" in result.output
+
+    upgraded = runner.invoke(app, ["db", "upgrade", "--config", str(EXAMPLE)], env=env)
+    assert upgraded.exit_code == 0 and "revision 0001" in upgraded.output
+
+
+def test_drift_prints_open_drift_worst_first(tmp_path):
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    upgrade(url)
+    empty = runner.invoke(app, ["drift", "--database-url", url])
+    assert empty.exit_code == 0 and "No open drift" in empty.output
+    small, big = demand_drift(sku="SKU-1", latest=1100), demand_drift(sku="SKU-2", latest=3000)
+    with session_scope(make_engine(url)) as s:
+        apply_detection(s, [small, big], [recommendation_for(small), recommendation_for(big)],
+                        config(), NOW)
+    result = runner.invoke(app, ["drift", "--database-url", url], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    assert result.output.index("SKU-2") < result.output.index("SKU-1")  # high before medium
+    assert "50,000" in result.output
