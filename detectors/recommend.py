@@ -216,7 +216,7 @@ def _demand(g, mine, need_qty, inbound, ctx) -> Recommendation:
         ] + _transfer_alternatives(mine, need_qty)
     else:
         excess = -delta
-        lines = inbound.get((sku, loc), [])
+        lines = [ln for ln in inbound.get((sku, loc), []) if ln["status"] == "planned"]  # not yet shipped
         reduce_left = excess
         for line in lines:
             if reduce_left < 1:

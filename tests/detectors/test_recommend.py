@@ -75,6 +75,9 @@ def test_demand_down_lowers_forecast_and_trims_inbound_not_yet_shipped():
              "qty": 300, "planned_arrival": ts(28), "status": "planned"},
             {"shipment_id": "P2", "origin": "PLANT", "destination": "DC1", "carrier": "ACME", "sku": "B",
              "qty": 300, "planned_arrival": ts(29), "status": "planned"},
+            {"shipment_id": "T1", "origin": "PLANT", "destination": "DC1", "carrier": "ACME", "sku": "B",
+             "qty": 300, "planned_arrival": ts(29, 23), "eta": ts(29, 23), "status": "in_transit",
+             "last_event_at": ts(26, 6)},  # already on the road: not trimmed
         ]),
     )
     rec = detect(snap, DetectorSettings(), NOW).recommendations[0]
