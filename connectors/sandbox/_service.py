@@ -271,8 +271,9 @@ class SandboxService:
     async def received(self, request: Request) -> Response:
         with self.world.lock:
             entries = [{k: v for k, v in e.items() if k != "result"} for e in self.ledger.values()]
+            messages = [m for m in self.world.messages if m["system"] == self.system]
         return JSONResponse({
-            "system": self.system, "actions": entries,
+            "system": self.system, "actions": entries, "messages": messages,
             "attempts": sum(e["attempts"] for e in entries),
             "applied": sum(e["applied"] for e in entries)})
 
