@@ -48,4 +48,4 @@ def health_report(runtime: Runtime) -> dict[str, Any]:
     checks["connectors"] = connectors
     ok = checks["database"]["ok"] and checks["slack"]["ok"] and all(
         c["ok"] for c in connectors.values())
-    return {"ok": ok, "worker": runtime.worker, **checks}
+    return {"ok": ok, "worker": runtime.worker, "leader": runtime.leadership.is_leader, **checks}

@@ -178,6 +178,8 @@ class DecisionLoop:
 
     def push(self, records: Iterable[object]) -> LifecycleReport:
         """Records pushed by a webhook: detect on the keys they touch, right now."""
+        for name in set(self.connectors) - self._read_once:
+            self.poll(name)  # a replica that never polled needs the picture first
         self.cache.apply(records)
         return self.detect(self.cache.take_changes())
 

@@ -29,6 +29,7 @@ from bot.config import AlignbotConfig, connector_secrets, database_url
 from bot.executor import RetryPolicy
 from bot.hooks import webhook_endpoint
 from bot.loop import DecisionLoop
+from bot.leadership import Leadership
 from bot.membership import TeamDirectory
 from bot.notes import add_note
 from bot.scheduler import Jobs
@@ -75,9 +76,13 @@ class Runtime:
         self.slack_app = build_slack_app(
             SlackDeps(config, self.engine, self.directory, on_change=self.wake),
             token=self.bot_token, signing_secret=self.signing_secret, client=self.client)
-        self.jobs.register(config, poll=self.loop.poll_and_detect, drain=self._drain,
-                           sync=self.sync.run, sweep=self.loop.sweep, digest=self.post_digest,
-                           fast=fast)
+        self.jobs.register_local(drain=self._drain, sync=self.sync.run, fast=fast)
+        self.leadership = Leadership(
+            self.engine, interval=1.0 if fast else 2.0,
+            on_elected=lambda: self.jobs.register_leader(
+                config, poll=self.loop.poll_and_detect, sweep=self.loop.sweep,
+                digest=self.post_digest, fast=fast),
+            on_deposed=self.jobs.remove_leader_jobs)
         self._stopped = threading.Event()
 
     # -- parts -----------------------------------------------------------------------------
@@ -174,10 +179,12 @@ class Runtime:
 
     def start(self) -> Runtime:
         self.jobs.start()
+        self.leadership.start()
         return self
 
     def stop(self) -> None:
         self._stopped.set()
+        self.leadership.stop()
         self.jobs.shutdown()
 
 

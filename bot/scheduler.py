@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -50,16 +50,20 @@ class Jobs:
     def add_every(self, job_id: str, func: Callable[[], object], seconds: float) -> None:
         self.add(job_id, func, IntervalTrigger(seconds=seconds, timezone=UTC))
 
-    def register(self, config: AlignbotConfig, *, poll: Callable[[str], object],
-                 drain: Callable[[], object], sync: Callable[[], object] | None,
-                 sweep: Callable[[], object], digest: Callable[[str], object] | None,
-                 fast: bool = False) -> None:
+    def register_local(self, *, drain: Callable[[], object], sync: Callable[[], object] | None,
+                       fast: bool = False) -> None:
+        """Jobs every replica runs: both are safe to run concurrently (rows are claimed)."""
         tick = 0.5 if fast else 2.0
-        for conn in config.connectors:
-            self.add(f"poll:{conn.name}", lambda n=conn.name: poll(n), trigger_for(conn.schedule))
         self.add_every(self.DRAIN, drain, tick)
         if sync is not None:
             self.add_every(self.SYNC, sync, tick)
+
+    def register_leader(self, config: AlignbotConfig, *, poll: Callable[[str], object],
+                        sweep: Callable[[], object], digest: Callable[[str], object] | None,
+                        fast: bool = False, run_now: bool = True) -> None:
+        """Jobs exactly one replica runs: polls, sweeps and digests."""
+        for conn in config.connectors:
+            self.add(f"poll:{conn.name}", lambda n=conn.name: poll(n), trigger_for(conn.schedule))
         self.add_every(self.SWEEP, sweep, 5 if fast else 30)
         if digest is not None:
             for team in config.teams:
@@ -67,13 +71,26 @@ class Jobs:
                     self.add(f"digest:{team.name}", lambda t=team.name: digest(t), CronTrigger(
                         day_of_week=WEEKDAYS[team.digest.day], hour=team.digest.time.hour,
                         minute=team.digest.time.minute, timezone=team.zone))
+        if run_now and self.scheduler.running:
+            self.wake(*(f"poll:{c.name}" for c in config.connectors))
+
+    def remove_leader_jobs(self) -> None:
+        for job in self.scheduler.get_jobs():
+            if job.id.startswith(("poll:", "digest:")) or job.id == self.SWEEP:
+                job.remove()
+
+    def register(self, config: AlignbotConfig, *, poll: Callable[[str], object],
+                 drain: Callable[[], object], sync: Callable[[], object] | None,
+                 sweep: Callable[[], object], digest: Callable[[str], object] | None,
+                 fast: bool = False) -> None:
+        """Everything on one replica (SQLite, tests)."""
+        self.register_local(drain=drain, sync=sync, fast=fast)
+        self.register_leader(config, poll=poll, sweep=sweep, digest=digest, fast=fast)
 
     def start(self, run_polls_now: bool = True) -> None:
         self.scheduler.start()
         if run_polls_now:
-            for job in self.scheduler.get_jobs():
-                if job.id.startswith("poll:"):
-                    job.modify(next_run_time=datetime.now(UTC) + timedelta(milliseconds=100))
+            self.wake(*(job.id for job in self.scheduler.get_jobs() if job.id.startswith("poll:")))
 
     def wake(self, *job_ids: str) -> None:
         for job_id in job_ids:

@@ -1,0 +1,177 @@
+"""Three bot processes on one real PostgreSQL: failover, concurrent clicks, no duplicates.
+
+Prints the figures an operator cares about: how long the scheduler was without a leader after
+kill -9, and how many decisions, executions and messages were duplicated (all must be 0).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+from sqlmodel import func, select
+
+from bot.demo import DEMO_GROUPS, DEMO_USERS, demo_config
+from bot.standin import RateLimits, SlackStandin
+from connectors.sandbox import start_sandboxes
+from connectors.serving import free_port
+from store.db import make_engine, session_scope
+from store.migrate import upgrade
+from store.tables import ConnectorRun, DecisionRow, ExecutionRow, RecommendationRow
+
+pytestmark = pytest.mark.postgres
+ROOT = Path(__file__).resolve().parents[2]
+TOKEN, SECRET = "xoxb-replica-test-token", "replica-signing-secret-0123"
+
+
+def _health(url: str) -> dict | None:
+    try:
+        return httpx.get(url + "/healthz", timeout=3).json()
+    except (httpx.HTTPError, ValueError):
+        return None
+
+
+def _wait(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if result := predicate():
+            return result
+        time.sleep(0.1)
+    raise TimeoutError(what)
+
+
+@pytest.fixture
+def cluster(postgres_server, tmp_path):
+    url = postgres_server.create_database(f"replicas_{os.getpid()}")
+    upgrade(url)
+    planning, tms = start_sandboxes(seed=7)
+    members = [u["id"] for u in DEMO_USERS]
+    config = demo_config(planning.url, tms.url, fast=True)
+    slack = SlackStandin(TOKEN, SECRET, users=DEMO_USERS, usergroups=DEMO_GROUPS,
+                         channels=[{"id": t.channel, "name": t.name, "members": members}
+                                   for t in config.teams],
+                         rate_limits=RateLimits.unlimited()).start()
+    config_path = tmp_path / "alignbot.yml"
+    config_path.write_text(yaml.safe_dump(config.model_dump(mode="json", by_alias=True)))
+    env = {**os.environ, "SLACK_BOT_TOKEN": TOKEN, "SLACK_SIGNING_SECRET": SECRET,
+           "SLACK_API_URL": slack.api_url, "DATABASE_URL": url, "TMS_WEBHOOK_SECRET": "whsec"}
+    env.pop("SLACK_APP_TOKEN", None)
+    replicas = {}
+    for i in range(3):
+        port = free_port()
+        log = open(tmp_path / f"replica{i}.log", "w")  # noqa: SIM115
+        proc = subprocess.Popen(
+            [str(ROOT / ".venv/bin/alignbot"), "run", "--config", str(config_path),
+             "--host", "127.0.0.1", "--port", str(port)],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        replicas[f"http://127.0.0.1:{port}"] = proc
+    try:
+        for base in replicas:
+            _wait(lambda b=base: _health(b), 60, f"replica {base} did not come up")
+        slack.app_url = next(iter(replicas)) + "/slack/events"
+        yield {"replicas": replicas, "slack": slack, "planning": planning, "tms": tms,
+               "engine": make_engine(url), "logs": tmp_path}
+    finally:
+        for proc in replicas.values():
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in replicas.values():
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        slack.stop()
+        planning.stop()
+        tms.stop()
+
+
+def _leaders(replicas) -> list[str]:
+    return [b for b, p in replicas.items() if p.poll() is None and (_health(b) or {}).get("leader")]
+
+
+def test_failover_concurrent_clicks_and_no_duplicates(cluster):
+    replicas, slack, engine = cluster["replicas"], cluster["slack"], cluster["engine"]
+    leaders = _wait(lambda: _leaders(replicas), 30, "no replica became leader")
+    assert len(leaders) == 1, f"exactly one leader, got {leaders}"
+
+    # -- kill -9 the leader: another takes the scheduler and polling goes on ----------------
+    httpx.post(cluster["planning"].url + "/scenario/step", timeout=10)
+    replicas[leaders[0]].send_signal(signal.SIGKILL)
+    killed_at = time.monotonic()
+    killed_wall = datetime.now(timezone.utc)
+    survivors = {b: p for b, p in replicas.items() if b != leaders[0]}
+    new_leader = _wait(lambda: _leaders(survivors), 15, "no new leader within 15 s")[0]
+    failover = time.monotonic() - killed_at
+    _wait(lambda: _runs_since(engine, killed_wall), 30, "polling stopped after the failover")
+
+    # -- 50 concurrent clicks on one recommendation, spread over the live replicas -----------
+    def open_logistics_message():
+        for m in slack.messages("C0LOGISTICS"):
+            if any(b.get("type") == "actions" for b in m.blocks):
+                with session_scope(engine) as s:
+                    rec = s.exec(select(RecommendationRow).where(
+                        RecommendationRow.slack_ts == m.ts)).first()
+                if rec and rec.state == "open" and set(rec.approvals_required) == {"logistics"}:
+                    return m, rec
+        return None
+    message, rec = _wait(open_logistics_message, 60, "no open logistics recommendation")
+    live = list(survivors)
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        deliveries = list(pool.map(
+            lambda i: slack.click(message, "Approve", as_user=("U0LOG1", "U0LOG2")[i % 2],
+                                  url=live[i % len(live)] + "/slack/events"), range(50)))
+    assert all(d.status == 200 for d in deliveries)
+    _wait(lambda: _state(engine, rec.id) in ("executed", "partially_executed", "failed"), 60,
+          "the approval was not executed")
+
+    with session_scope(engine) as s:
+        decisions = s.exec(select(func.count()).select_from(DecisionRow).where(
+            DecisionRow.recommendation_id == rec.id)).one()
+        per_action = s.exec(
+            select(ExecutionRow.action_id, func.count()).group_by(ExecutionRow.action_id)).all()
+        posted = s.exec(select(RecommendationRow.slack_ts).where(
+            RecommendationRow.slack_ts.is_not(None))).all()
+    received = [httpx.get(srv.url + "/received", timeout=5).json()
+                for srv in (cluster["planning"], cluster["tms"])]
+    applied_twice = sum(1 for r in received for a in r["actions"] if a["applied"] > 1)
+    top_level = [m.ts for ch in ("C0PLANNING", "C0LOGISTICS") for m in slack.messages(ch)
+                 if m.metadata and m.metadata.get("event_type") == "alignbot_recommendation"]
+    ids = [m.metadata["event_payload"]["id"] for ch in ("C0PLANNING", "C0LOGISTICS")
+           for m in slack.messages(ch)
+           if m.metadata and m.metadata.get("event_type") == "alignbot_recommendation"]
+    duplicate_posts = len(ids) - len(set(ids))
+    duplicate_executions = sum(n - 1 for _, n in per_action if n > 1)
+
+    print(f"\nfailover: new leader {new_leader} after {failover:.1f} s; "
+          f"decisions for 50 clicks: {decisions}; duplicate executions: {duplicate_executions}; "
+          f"actions applied twice: {applied_twice}; duplicate Slack posts: {duplicate_posts} "
+          f"({len(top_level)} recommendation messages)")
+    assert failover < 15
+    assert decisions == 1
+    assert duplicate_executions == 0 and applied_twice == 0
+    assert duplicate_posts == 0 and len(posted) == len(set(posted))
+
+    # -- health on the survivors ----------------------------------------------------------
+    for base in survivors:
+        report = _health(base)
+        assert report["database"]["ok"] and report["slack"]["ok"]
+        assert set(report["connectors"]) == {"plan", "tms"}
+
+
+def _state(engine, rec_id: int) -> str:
+    with session_scope(engine) as s:
+        return s.get(RecommendationRow, rec_id).state
+
+
+def _runs_since(engine, when: datetime) -> int:
+    with session_scope(engine) as s:
+        return s.exec(select(func.count()).select_from(ConnectorRun).where(
+            ConnectorRun.started_at > when, ConnectorRun.ok)).one()
