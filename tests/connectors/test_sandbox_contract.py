@@ -30,14 +30,16 @@ from detectors.settings import DetectorSettings
 from detectors.snapshot import snapshot_from_records
 
 RECOMMEND = Path(__file__).resolve().parents[2] / "detectors" / "recommend.py"
+NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 OPERATIONS = {"planning": planning_module.OPERATIONS, "logistics": tms_module.OPERATIONS}
 
 
 class Systems:
     """Both sandboxes, read and driven the way the bot does: REST connectors, default mapping."""
 
-    def __init__(self, seed: int, client: httpx.Client):
-        self.planning, self.tms = start_sandboxes(seed=seed)
+    def __init__(self, seed: int, client: httpx.Client, now: datetime | None = None):
+        self.planning, self.tms = start_sandboxes(seed=seed, now=now)
+        self.fixed = now is not None
         self.world = self.planning.world
         self.client = client
         self.plan = build_connector("plan", "rest", {"base_url": self.planning.url, "demand": {},
@@ -59,7 +61,9 @@ class Systems:
         plan, log = self.plan.read(), self.log.read()
         assert plan.quarantined == [] and log.quarantined == []
         snapshot = snapshot_from_records(plan.records + log.records)
-        return detect(snapshot, DetectorSettings(), now=datetime.now(UTC))
+        # a world started at a fixed time is read at its scenario clock, else at the real time
+        now = self.world.clock() if self.fixed else datetime.now(UTC)
+        return detect(snapshot, DetectorSettings(), now=now)
 
     def connector(self, action: Action) -> Connector:
         return self.plan if action.system == "planning" else self.log
@@ -89,6 +93,14 @@ def client() -> Iterator[httpx.Client]:
 @pytest.fixture
 def systems(client) -> Iterator[Systems]:
     s = Systems(7, client)
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def fixed_systems(client, request) -> Iterator[Systems]:
+    """Seed 7 at a fixed scenario time, so hand-made drifts meet the same calendar every run."""
+    s = Systems(7, client, now=getattr(request, "param", NOW))
     yield s
     s.stop()
 
@@ -256,7 +268,11 @@ def _rarer_drifts(systems: Systems) -> dict[str, Any]:
             "late": late["shipment_id"]}
 
 
-def test_rarer_action_shapes_are_accepted_and_take_effect(systems):
+@pytest.mark.parametrize("fixed_systems", [NOW, datetime(2026, 3, 2, 23, 0, tzinfo=UTC),
+                                           datetime(2026, 6, 13, 14, 0, tzinfo=UTC)],
+                         indirect=True, ids=["thu", "mon-night", "sat"])
+def test_rarer_action_shapes_are_accepted_and_take_effect(fixed_systems):
+    systems = fixed_systems
     made = _rarer_drifts(systems)
     before = systems.detect()
     executed = execute_all(systems, before.recommendations, "rare")
