@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -48,6 +49,18 @@ def add_fingerprints(frame: pl.DataFrame, kind: DriftKind, key_cols: list[str]) 
         for i, (t, ok) in enumerate(zip(texts, oks, strict=True))
     ]
     return frame.with_columns(pl.Series("fingerprint", fps, dtype=pl.Utf8))
+
+
+_SAFE_RE = re.compile(_SAFE)
+
+
+def fast_fingerprint(kind: str, key: dict[str, str]) -> str:
+    """``model.fingerprint`` without json.dumps for plain-ASCII keys (5–10× cheaper per call)."""
+    items = {"kind": kind, **{k: str(v) for k, v in key.items()}}
+    if not all(_SAFE_RE.match(k) and _SAFE_RE.match(v) for k, v in items.items()):
+        return fingerprint(kind, key)
+    body = ", ".join(f'"{k}": "{items[k]}"' for k in sorted(items))
+    return hashlib.sha256(("{" + body + "}").encode()).hexdigest()[:24]
 
 
 def is_open(open_fingerprints: frozenset[str]) -> pl.Expr:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from detectors.model import Drift, DriftKind, fingerprint
+from detectors._common import fast_fingerprint
+from detectors.model import Drift, DriftKind
 
 
 @dataclass
@@ -18,7 +19,7 @@ class Group:
 
     def __post_init__(self) -> None:
         if not self.fingerprint:
-            self.fingerprint = fingerprint(f"rec:{self.kind.value}", self.key)
+            self.fingerprint = fast_fingerprint(f"rec:{self.kind.value}", self.key)
 
 
 def group_drifts(drifts: list[Drift], group_by: dict[str, list[str]]) -> list[Group]:

@@ -123,7 +123,7 @@ def detect_frames(
 ) -> tuple[list[Drift], pl.DataFrame]:
     """Drifts of every kind, in a stable order, and the inventory projection they used."""
     projection = stockout_risk.project(snapshot.demand, snapshot.inventory, snapshot.shipments, settings, now)
-    unit_values = snapshot.demand.group_by("sku").agg(pl.col("unit_value").max())
+    unit_values = projection.group_by("sku").agg(pl.col("unit_value").max())  # 4× fewer rows than demand
     frames = [
         (demand_change, demand_change.detect_demand_change(snapshot.demand, settings, now, open_fingerprints)),
         (disruption, disruption.detect_disruption(snapshot.shipments, projection, settings, now, open_fingerprints)),
