@@ -22,9 +22,14 @@ from store.transitions import transition
 
 Verdict = Literal["approve", "reject", "modify", "snooze"]
 DECIDABLE = (RecState.OPEN, RecState.SNOOZED)
-EDITABLE_PARAMS = {"qty": float, "quantity": float, "units": float, "date": date,
-                   "new_date": date, "ship_date": date, "arrival_date": date, "carrier": str,
-                   "to_carrier": str}
+# What a person may change in the Modify modal, and as what kind of value. The names are the
+# ones detectors put in action params (to_qty, to_date ...) plus older aliases.
+EDITABLE_PARAMS: dict[str, type] = {
+    **dict.fromkeys(("qty", "to_qty", "quantity", "units", "reduce_by", "to_capacity"), float),
+    **dict.fromkeys(("date", "new_date", "to_date", "ship_date", "arrival_date", "need_by",
+                     "target_arrival"), date),
+    **dict.fromkeys(("carrier", "to_carrier"), str),
+}
 
 
 @dataclass

@@ -25,6 +25,7 @@ from slack_sdk.models.views import View
 
 from bot._format import MAX_SECTION_TEXT, MAX_VIEW_BLOCKS, MAX_VIEW_TITLE, clip, num
 from bot.blocks import describe_action
+from bot.decisions import EDITABLE_PARAMS
 from store.tables import ActionRow, RecommendationRow
 
 REJECT_CALLBACK = "reject_modal"
@@ -33,13 +34,16 @@ REASON_BLOCK, REASON_ACTION = "reason", "reason_input"
 VALUE_ACTION = "value"
 MAX_REASON = 2000
 
-NUMBER_PARAMS = ("qty", "quantity", "units")
-DATE_PARAMS = ("date", "new_date", "ship_date", "arrival_date")
-TEXT_PARAMS = ("carrier", "to_carrier")
-EDITABLE = NUMBER_PARAMS + DATE_PARAMS + TEXT_PARAMS
-_PARAM_LABEL = {"qty": "quantity", "quantity": "quantity", "units": "units", "date": "date",
-                "new_date": "new date", "ship_date": "ship date", "arrival_date": "arrival date",
-                "carrier": "carrier", "to_carrier": "new carrier"}
+NUMBER_PARAMS = tuple(p for p, kind in EDITABLE_PARAMS.items() if kind is float)
+DATE_PARAMS = tuple(p for p, kind in EDITABLE_PARAMS.items() if kind is date)
+TEXT_PARAMS = tuple(p for p, kind in EDITABLE_PARAMS.items() if kind is str)
+EDITABLE = tuple(EDITABLE_PARAMS)
+_PARAM_LABEL = {"qty": "quantity", "to_qty": "new quantity", "quantity": "quantity",
+                "units": "units", "reduce_by": "reduce by", "to_capacity": "new capacity",
+                "date": "date", "new_date": "new date", "to_date": "new date",
+                "ship_date": "ship date", "arrival_date": "arrival date", "need_by": "need by",
+                "target_arrival": "target arrival", "carrier": "carrier",
+                "to_carrier": "new carrier"}
 
 
 def reject_modal(rec: RecommendationRow) -> dict:
