@@ -320,7 +320,9 @@ def main() -> None:
         "incremental_cpu_seconds": round(inc_cpu, 4),
         "incremental_drifts": len(inc.drifts),
         "full_pass_after_change_seconds": round(full_changed_s, 4),
-        "incremental_vs_full_pct": round(100 * inc_s / full_s, 2),
+        # CPU-based: on a shared machine wall time of the long full pass inflates far more
+        "incremental_vs_full_pct": round(100 * inc_cpu / full_cpu, 2),
+        "incremental_vs_full_wall_pct": round(100 * inc_s / full_s, 2),
         "targets": {"full_pass_seconds": 1.0, "polars_vs_duckdb_ratio": 1.5, "incremental_vs_full_pct": 5.0},
     }
     print(json.dumps(figures, indent=2))
@@ -328,7 +330,7 @@ def main() -> None:
         f"full pass {full_s:.3f} s wall, {full_cpu:.3f} s CPU (target ≤ 1 s; load {os.getloadavg()[0]:.1f}) · peak RSS {mem['peak_rss_mb']:.0f} MB · "
         f"demand_change polars {polars_dc_s * 1000:.1f} ms vs DuckDB {duck_s * 1000:.1f} ms "
         f"(×{polars_dc_s / duck_s:.2f}, target ≤ 1.5) · incremental {inc_s * 1000:.1f} ms = "
-        f"{100 * inc_s / full_s:.1f} % of full (target ≤ 5 %)"
+        f"{100 * inc_cpu / full_cpu:.1f} % of full in CPU (target ≤ 5 %)"
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(figures, indent=2) + "\n")
