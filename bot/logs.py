@@ -291,6 +291,25 @@ class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
 _configure_lock = threading.Lock()
 
 
+def configured_secrets(config: Any, environ: Mapping[str, str]) -> list[str]:
+    """Every secret value the configuration names: Slack tokens and signing secret, each
+    connector's ``secrets`` and webhook secret, and the database URL's password."""
+    slack = config.slack
+    names = [slack.bot_token_env, slack.signing_secret_env, slack.app_token_env]
+    for conn in config.connectors:
+        names += list(conn.secrets.values())
+        if conn.webhook_secret_env:
+            names.append(conn.webhook_secret_env)
+    values = [environ.get(name) or "" for name in names]
+    url = environ.get(config.database_url_env) or config.database_url_default
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    with contextlib.suppress(ArgumentError, ValueError):  # a bad URL fails later, loudly
+        values.append(make_url(url).password or "")
+    return [v for v in values if v]
+
+
 UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
 
 

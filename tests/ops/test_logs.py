@@ -27,6 +27,7 @@ from bot.logs import (
     ContextThreadPoolExecutor,
     bolt_log_context_middleware,
     configure_logging,
+    configured_secrets,
     dispatch_in_log_context,
     log_context,
 )
@@ -335,3 +336,22 @@ def test_uvicorn_lines_are_masked_even_through_its_own_handlers(capfd):
     assert "hook secret [REDACTED]" in out + err
     assert "/hooks/tms?sig=[REDACTED]" in out + err
     assert WEBHOOK_SECRET not in out + err
+
+
+def test_configured_secrets_collects_every_secret_the_config_names():
+    from tests.support.builders import config
+
+    cfg = config(connectors=[
+        {"name": "plan", "kind": "rest", "system": "planning",
+         "settings": {"base_url": "http://127.0.0.1:1"},
+         "secrets": {"auth.token": "PLAN_API_TOKEN"}, "webhook_secret_env": "PLAN_HOOK"},
+        {"name": "tms", "kind": "rest", "system": "logistics",
+         "settings": {"base_url": "http://127.0.0.1:1"}},
+    ])
+    env = {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+           "SLACK_APP_TOKEN": APP_TOKEN, "PLAN_API_TOKEN": "plan-api-token-1",
+           "PLAN_HOOK": WEBHOOK_SECRET,
+           "DATABASE_URL": f"postgresql://alignbot:{quote(DB_PASSWORD, safe='')}@db/alignbot"}
+    assert sorted(configured_secrets(cfg, env)) == sorted(
+        [BOT_TOKEN, SIGNING_SECRET, APP_TOKEN, "plan-api-token-1", WEBHOOK_SECRET, DB_PASSWORD])
+    assert configured_secrets(cfg, {}) == []  # sqlite default, nothing set
