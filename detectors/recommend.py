@@ -352,9 +352,12 @@ def _stockout(g, mine, need_qty, inbound, ctx) -> Recommendation:
     moved = _covered(mine)
     approved = residual(ignored, short_covered=moved)
     first = g.drifts[0]
+    soonest = min((d.evidence.get("below_safety_in_days") or 0.0) for d in g.drifts)
+    what = (f"{first.key['sku']} at {first.key['location']}" if len(g.drifts) == 1
+            else f"{len(g.drifts)} SKUs at {first.key['location']}")
     summary = (
-        f"{first.key['sku']} at {first.key['location']} drops {_u(ignored.units_short)} units below "
-        f"safety stock within {first.evidence.get('below_safety_in_days') or 0:.0f} day(s)"
+        f"{what} drop{'s' if len(g.drifts) == 1 else ''} {_u(ignored.units_short)} units below "
+        f"safety stock within {soonest:.0f} day(s)"
         + (f": transfer {_u(moved)} units" if moved else ": replan replenishment")
     )
     rationale = (

@@ -109,7 +109,7 @@ def _default_group_by() -> dict[str, list[str]]:
         "demand_change": ["sku", "location", "direction"],
         "disruption": ["carrier", "origin", "day"],
         "capacity_shift": ["resource_type", "resource", "direction"],  # resource = carrier id for carriers
-        "stockout_risk": ["sku", "location"],
+        "stockout_risk": ["location"],  # one message per site, listing its SKUs at risk
     }
 
 

@@ -143,3 +143,30 @@ def test_group_fingerprint_does_not_depend_on_drift_order():
 def test_now_must_be_given_and_aware():
     with pytest.raises(ValueError):
         detect(Snapshot(), DetectorSettings(), None)
+
+
+def test_stockouts_at_one_site_become_one_recommendation_within_lane_capacity():
+    # 4-day horizon: A sells 100/day (300 on hand, 100 safety → ends at −100: 200 short),
+    # B sells 50/day (150 on hand, 50 safety → ends at −50: 100 short); DC2→DC1 carries 250
+    snap = Snapshot(
+        demand=table("demand", [
+            {"sku": "A", "location": "DC1", "period": WEEK, "planned_qty": 700, "latest_qty": 700, "unit_value": 2},
+            {"sku": "B", "location": "DC1", "period": WEEK, "planned_qty": 350, "latest_qty": 350, "unit_value": 4},
+        ]),
+        inventory=table("inventory", [
+            {"sku": "A", "location": "DC1", "on_hand": 300, "safety_stock": 100},
+            {"sku": "B", "location": "DC1", "on_hand": 150, "safety_stock": 50},
+            {"sku": "A", "location": "DC2", "on_hand": 1000, "safety_stock": 0},
+            {"sku": "B", "location": "DC2", "on_hand": 1000, "safety_stock": 0},
+        ]),
+        lanes=table("lanes", [{"origin": "DC2", "destination": "DC1", "carrier": "T", "cost_per_unit": 1,
+                               "capacity": 250}]),
+    )
+    (rec,) = detect(snap, SETTINGS, NOW).recommendations
+    assert rec.summary == "2 SKUs at DC1 drop 300 units below safety stock within 2 day(s): transfer 250 units"
+    moved = {a.params["sku"]: a.params["qty"] for a in rec.actions if a.operation == "create_transfer"}
+    assert sum(moved.values()) == 250 and moved.get("A", 0) <= 200 and moved.get("B", 0) <= 100
+    assert rec.impact_if_ignored.units_short == 300 and rec.impact_if_ignored.value_at_risk == 800  # 200×2 + 100×4
+    assert rec.impact_if_approved.units_short == 50
+    replan = [a for a in rec.actions if a.operation == "update_replenishment_plan"]
+    assert sum(a.params["qty"] for a in replan) == 50 and all(a.system == "planning" for a in replan)
