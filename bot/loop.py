@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -58,7 +59,8 @@ class PollOutcome:
 class DecisionLoop:
     def __init__(self, config: AlignbotConfig, engine: Engine,
                  connectors: Mapping[str, Connector], *, worker: str = "main",
-                 clock: Callable[[], datetime] = utcnow, retry: RetryPolicy = RetryPolicy()):
+                 clock: Callable[[], datetime] = utcnow, retry: RetryPolicy = RetryPolicy(),
+                 observe_poll: Callable[[str, float, bool], None] | None = None):
         self.config = config
         self.engine = engine
         self.connectors = dict(connectors)
@@ -69,11 +71,22 @@ class DecisionLoop:
                                  revalidate=self.revalidate, retry=retry, clock=clock)
         self._detect_lock = threading.Lock()
         self._read_once: set[str] = set()
+        self._observe_poll = observe_poll
 
     # -- poll ------------------------------------------------------------------------------
 
     def poll(self, name: str) -> PollOutcome:
         """Read one connector incrementally into the picture; record the run and its health."""
+        started, ok = time.perf_counter(), False
+        try:
+            outcome = self._poll(name)
+            ok = outcome.ok
+            return outcome
+        finally:
+            if self._observe_poll:
+                self._observe_poll(name, time.perf_counter() - started, ok)
+
+    def _poll(self, name: str) -> PollOutcome:
         connector = self.connectors[name]
         now = self.clock()
         with session_scope(self.engine) as s:

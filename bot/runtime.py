@@ -28,13 +28,14 @@ from starlette.routing import Route
 from bot.config import AlignbotConfig, connector_secrets, database_url
 from bot.executor import RetryPolicy
 from bot.hooks import webhook_endpoint
-from bot.loop import DecisionLoop
 from bot.leadership import Leadership
+from bot.logs import configure_logging, configured_secrets, dispatch_in_log_context
+from bot.loop import DecisionLoop
 from bot.membership import TeamDirectory
+from bot.metrics import Metrics, instrumented_web_client
 from bot.notes import add_note
 from bot.scheduler import Jobs
 from bot.slack_app import SlackDeps, build_slack_app
-from bot.slack_client import make_web_client
 from bot.slack_sync import SlackSync
 from connectors.base import Connector
 from connectors.registry import build_connector
@@ -59,30 +60,32 @@ class Runtime:
         self.env = env
         self.worker = worker or f"{os.uname().nodename}:{os.getpid()}"
         self.engine = self._open_database(database_url(config, env))
+        self.metrics = Metrics(self.engine, connectors=[c.name for c in config.connectors])
         self.connectors = dict(connectors) if connectors is not None else {
             c.name: build_connector(c.name, c.kind, c.settings, connector_secrets(c, env),
                                     timeout=c.timeout.total_seconds())
             for c in config.connectors}
         self.loop = DecisionLoop(config, self.engine, self.connectors, worker=self.worker,
-                                 retry=retry)
+                                 retry=retry, observe_poll=self.metrics.observe_poll)
         slack = config.slack
         self.bot_token = env[slack.bot_token_env]
         self.signing_secret = env[slack.signing_secret_env]
         self.app_token = env.get(slack.app_token_env) or None
-        self.client = make_web_client(self.bot_token, env.get(slack.api_url_env))
+        self.client = instrumented_web_client(self.bot_token, env.get(slack.api_url_env),
+                                              self.metrics)
         self.directory = TeamDirectory(config, self.client)
         self.sync = SlackSync(self.engine, self.client, config)
         self.jobs = Jobs()
         self.slack_app = build_slack_app(
             SlackDeps(config, self.engine, self.directory, on_change=self.wake),
-            token=self.bot_token, signing_secret=self.signing_secret, client=self.client)
+            signing_secret=self.signing_secret, client=self.client)
         self.jobs.register_local(drain=self._drain, sync=self.sync.run, fast=fast)
         self.leadership = Leadership(
             self.engine, interval=1.0 if fast else 2.0,
-            on_elected=lambda: self.jobs.register_leader(
+            on_elected=lambda: (self.metrics.set_leader(True), self.jobs.register_leader(
                 config, poll=self.loop.poll_and_detect, sweep=self.loop.sweep,
-                digest=self.post_digest, fast=fast),
-            on_deposed=self.jobs.remove_leader_jobs)
+                digest=self.post_digest, fast=fast)),
+            on_deposed=lambda: (self.metrics.set_leader(False), self.jobs.remove_leader_jobs()))
         self._stopped = threading.Event()
 
     # -- parts -----------------------------------------------------------------------------
@@ -148,7 +151,8 @@ class Runtime:
         async def slack_events(request: Request) -> Response:
             bolt_request = to_bolt_request(request, await request.body())
             # Bolt's dispatch blocks until ack(); keep the event loop free for other requests.
-            bolt_response = await run_in_threadpool(self.slack_app.dispatch, bolt_request)
+            bolt_response = await run_in_threadpool(dispatch_in_log_context, self.slack_app,
+                                                    bolt_request)
             return to_starlette_response(bolt_response)
 
         secrets = {c.name: self.env[c.webhook_secret_env] for c in self.config.connectors
@@ -163,6 +167,7 @@ class Runtime:
             Route("/hooks/{connector}", webhook_endpoint(secrets, self._accept_in_thread),
                   methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/metrics", self.metrics.starlette_endpoint(), methods=["GET"]),
         ])
 
     def _accept_in_thread(self, connector: str, records: list[Any],
@@ -189,6 +194,9 @@ class Runtime:
 
 
 def serve(config: AlignbotConfig, host: str = "0.0.0.0", port: int = 3000) -> None:
+    configure_logging(level=os.environ.get("ALIGNBOT_LOG_LEVEL", "INFO"),
+                      json=os.environ.get("ALIGNBOT_LOG_FORMAT", "json") != "text",
+                      secrets=configured_secrets(config, os.environ))
     runtime = Runtime(config).start()
     try:
         if runtime.app_token:
@@ -198,7 +206,8 @@ def serve(config: AlignbotConfig, host: str = "0.0.0.0", port: int = 3000) -> No
             socket.connect()
             log.info("Socket Mode connected; HTTP serves /hooks and /healthz only")
         server = uvicorn.Server(uvicorn.Config(runtime.asgi_app(), host=host, port=port,
-                                               log_level="info", lifespan="off"))
+                                               log_level="info", lifespan="off",
+                                               log_config=None))
         signal.signal(signal.SIGTERM, lambda *_: setattr(server, "should_exit", True))
         server.run()
     finally:

@@ -22,6 +22,7 @@ from bot.config import AlignbotConfig
 from bot.decisions import DecisionError, DecisionResult, decide
 from bot.drift_query import Usage, drift_response, parse_drift_args
 from bot.home import render_home
+from bot.logs import ContextThreadPoolExecutor, bolt_log_context_middleware
 from bot.membership import TeamDirectory
 from bot.modals import modify_modal, modify_values, reject_modal
 from store.db import session_scope
@@ -42,11 +43,13 @@ class SlackDeps:
     on_change: Callable[[], None]  # wake the Slack sync and the executor
 
 
-def build_slack_app(deps: SlackDeps, *, token: str, signing_secret: str,
-                    client: WebClient) -> App:
-    app = App(token=token, signing_secret=signing_secret, client=client,
+def build_slack_app(deps: SlackDeps, *, signing_secret: str, client: WebClient) -> App:
+    """The Bolt app; ``client`` carries the bot token (and our timeouts and retry handlers)."""
+    app = App(signing_secret=signing_secret, client=client,
               process_before_response=False, token_verification_enabled=False,
-              ignoring_self_events_enabled=True)
+              ignoring_self_events_enabled=True,
+              listener_executor=ContextThreadPoolExecutor(max_workers=10))
+    app.use(bolt_log_context_middleware)
     register_handlers(app, deps)
     return app
 

@@ -75,7 +75,7 @@ def cluster(postgres_server, tmp_path):
         replicas[f"http://127.0.0.1:{port}"] = proc
     try:
         for base in replicas:
-            _wait(lambda b=base: _health(b), 60, f"replica {base} did not come up")
+            _wait(lambda b=base: _health(b), 180, f"replica {base} did not come up")
         slack.app_url = next(iter(replicas)) + "/slack/events"
         yield {"replicas": replicas, "slack": slack, "planning": planning, "tms": tms,
                "engine": make_engine(url), "logs": tmp_path}
@@ -159,11 +159,32 @@ def test_failover_concurrent_clicks_and_no_duplicates(cluster):
     assert duplicate_executions == 0 and applied_twice == 0
     assert duplicate_posts == 0 and len(posted) == len(set(posted))
 
-    # -- health on the survivors ----------------------------------------------------------
+    # -- health and metrics on the survivors ----------------------------------------------
     for base in survivors:
         report = _health(base)
         assert report["database"]["ok"] and report["slack"]["ok"]
         assert set(report["connectors"]) == {"plan", "tms"}
+        assert report["leader"] == (base == new_leader)
+        metrics = _metrics(base)
+        assert metrics["alignbot_leader"] == (1.0 if base == new_leader else 0.0)
+        assert metrics['alignbot_decisions_total{verdict="approve"}'] >= 1
+        assert metrics['alignbot_outbox_depth{state="pending"}'] == 0
+        assert metrics["alignbot_store_up"] == 1.0
+    leader_metrics = _metrics(new_leader)
+    assert leader_metrics['alignbot_connector_poll_seconds_count{connector="tms"}'] >= 1
+
+
+def _metrics(base: str) -> dict[str, float]:
+    """Prometheus text → {'name{labels}': value}."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(base + "/metrics", timeout=5).text
+    values = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+            values[sample.name + (f"{{{labels}}}" if labels else "")] = sample.value
+    return values
 
 
 def _state(engine, rec_id: int) -> str:
