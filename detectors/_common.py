@@ -137,7 +137,7 @@ def to_drifts(
     needed = dict.fromkeys(["fingerprint", "severity", *IMPACT_COLS, *key_cols, *evidence_cols,
                             *cause_cols.values()])
     for row in frame.select(list(needed)).iter_rows(named=True):
-        impact = Impact.model_construct(
+        impact = Impact(
             units_short=round(row["units_short"], 4),
             units_excess=round(row["units_excess"], 4),
             value_at_risk=round(row["value_at_risk"], 2),
@@ -145,7 +145,7 @@ def to_drifts(
             orders_at_risk=0,
         )
         drifts.append(
-            Drift.model_construct(
+            Drift(
                 kind=kind,
                 fingerprint=row["fingerprint"],
                 key={c: str(_plain(row[c])) for c in key_cols},

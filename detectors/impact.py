@@ -21,7 +21,7 @@ def total(impacts: Iterable[Impact]) -> Impact:
         value += i.value_at_risk
         days = max(days, i.service_days_at_risk)
         orders += i.orders_at_risk
-    return _rounded(Impact.model_construct(units_short=short, units_excess=excess, value_at_risk=value,
+    return _rounded(Impact(units_short=short, units_excess=excess, value_at_risk=value,
                                            service_days_at_risk=days, orders_at_risk=orders))
 
 
@@ -34,7 +34,7 @@ def residual(ignored: Impact, short_covered: float = 0.0, excess_covered: float 
     share = left / at_risk if at_risk > 0 else 0.0
     short_share = short_left / ignored.units_short if ignored.units_short > 0 else 0.0
     return _rounded(
-        Impact.model_construct(
+        Impact(
             units_short=short_left,
             units_excess=excess_left,
             value_at_risk=ignored.value_at_risk * share,
@@ -51,7 +51,7 @@ def worst(drifts: Iterable[Drift], impact: Impact, settings: SeveritySettings) -
 
 
 def _rounded(i: Impact) -> Impact:
-    return Impact.model_construct(
+    return Impact(
         units_short=round(i.units_short, 4),
         units_excess=round(i.units_excess, 4),
         value_at_risk=round(i.value_at_risk, 2),
