@@ -5,7 +5,7 @@
 // request Slack would send.
 
 import { collectValues, h, renderBlocks } from "./blocks.js";
-import { escapeHtml, mrkdwn, plainText } from "./mrkdwn.js";
+import { mrkdwn, plainText } from "./mrkdwn.js";
 
 const BOT_USER = "U0ALIGNBOT";
 const EYE = '<svg viewBox="0 0 16 16" width="14" height="14"><path d="M1 8s2.6-4.6 7-4.6S15 8 15 8s-2.6 4.6-7 4.6S1 8 1 8z" fill="none" stroke="currentColor" stroke-width="1.4"/><circle cx="8" cy="8" r="2.1" fill="currentColor"/></svg>';
