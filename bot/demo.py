@@ -133,7 +133,9 @@ class DemoStack:
 def run_demo(*, fast: bool = False, ui_port: int = 8600, duration: float | None = None) -> None:
     stack = DemoStack(fast=fast, ui_port=ui_port, auto_step_seconds=5 if fast else 20).start()
     done = threading.Event()
+    # Ctrl-C and SIGTERM both just say "stop": no KeyboardInterrupt lands inside a running job.
     signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGINT, lambda *_: done.set())
     print(f"alignbot demo is running — open {stack.slack.url}/ in your browser", flush=True)
     print(f"  (sandbox planning {stack.planning.url}, TMS {stack.tms.url}, "
           f"bot {stack.bot.url}; Ctrl-C stops everything)", flush=True)
@@ -143,8 +145,6 @@ def run_demo(*, fast: bool = False, ui_port: int = 8600, duration: float | None 
             if duration is not None and time.monotonic() - started >= duration:
                 break
             done.wait(0.5)
-    except KeyboardInterrupt:
-        pass
     finally:
         stack.stop()
         print("alignbot demo stopped.", flush=True)

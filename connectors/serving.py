@@ -27,7 +27,7 @@ class BackgroundServer:
         self.host = host
         self.port = port or free_port(host)
         config = uvicorn.Config(
-            app, host=host, port=self.port, log_level="warning", lifespan="off",
+            app, host=host, port=self.port, log_level="warning", lifespan="off", log_config=None,
             **uvicorn_options,
         )
         self._server = uvicorn.Server(config)

@@ -2,7 +2,7 @@
 
 Sam (sales, on no team) clicks Approve and is refused; Lena (logistics) approves the same
 recommendation; the message turns to "executed" and each sandbox system applied each of its
-actions exactly once. SIGTERM stops the demo cleanly. The screenshot becomes docs/demo.png.
+actions exactly once. SIGTERM stops the demo cleanly. With ALIGNBOT_UPDATE_SCREENSHOT=1 the screenshot becomes docs/demo.png.
 """
 
 from __future__ import annotations
@@ -218,10 +218,13 @@ def test_demo_ui_refuses_an_outsider_and_executes_a_members_approval_once(tmp_pa
                 message.evaluate("node => node.scrollIntoView({block: 'end'})")
                 expect(message.get_by_test_id("button-Approve")).to_be_enabled()
                 page.mouse.move(5, 890)  # no hover highlight in the picture
-                docs = REPO / "docs" / "demo.png"
-                docs.parent.mkdir(exist_ok=True)
-                page.screenshot(path=docs)
-                shutil.copy(docs, tmp_path / "2-recommendation.png")
+                shot = tmp_path / "2-recommendation.png"
+                page.screenshot(path=shot)
+                # The README's picture is refreshed on request, so test runs leave the tree clean.
+                if os.environ.get("ALIGNBOT_UPDATE_SCREENSHOT") == "1":
+                    docs = REPO / "docs" / "demo.png"
+                    docs.parent.mkdir(exist_ok=True)
+                    shutil.copy(shot, docs)
                 message.get_by_test_id("button-Approve").click()
 
                 outcome = re.compile("|".join(map(re.escape, OUTCOMES)))

@@ -318,24 +318,26 @@ def test_no_secret_reaches_the_logs_at_debug_from_any_library(tmp_path):
     assert REDACTED in output
 
 
-def test_uvicorn_lines_are_masked_even_through_its_own_handlers(capfd):
-    """A server built with uvicorn's default log_config after configure_logging (the stand-in
-    and sandboxes do that in the demo) writes through its own handlers: still masked."""
-    configure_logging(stream=io.StringIO(), secrets=[WEBHOOK_SECRET])
+def test_our_servers_leave_logging_to_us_and_uvicorn_lines_are_masked():
+    """BackgroundServer (stand-in, sandboxes, demo) builds uvicorn with log_config=None, so
+    uvicorn's lines go through our JSON handler and its redaction instead of its own."""
+    stream = io.StringIO()
+    configure_logging(stream=stream, secrets=[WEBHOOK_SECRET])
+
     async def app(scope, receive, send):
         pass
 
-    with BackgroundServer(app):  # re-applies uvicorn's LOGGING_CONFIG
-        uvicorn_logger = logging.getLogger("uvicorn")
-        assert uvicorn_logger.handlers and not uvicorn_logger.propagate  # its own, again
+    with BackgroundServer(app):
+        assert not logging.getLogger("uvicorn").handlers  # nothing of its own installed
         logging.getLogger("uvicorn.error").warning("hook secret %s", WEBHOOK_SECRET)
         logging.getLogger("uvicorn.access").warning(
             '%s - "%s %s HTTP/%s" %d', "127.0.0.1:1", "POST",
             f"/hooks/tms?sig={WEBHOOK_SECRET}", "1.1", 401)
-    out, err = capfd.readouterr()
-    assert "hook secret [REDACTED]" in out + err
-    assert "/hooks/tms?sig=[REDACTED]" in out + err
-    assert WEBHOOK_SECRET not in out + err
+    out = stream.getvalue()
+    assert "hook secret [REDACTED]" in out
+    assert "/hooks/tms?sig=[REDACTED]" in out
+    assert WEBHOOK_SECRET not in out
+    assert all(json.loads(line)["logger"].startswith("uvicorn") for line in out.splitlines())
 
 
 def test_configured_secrets_collects_every_secret_the_config_names():
