@@ -47,7 +47,7 @@ def _load(config: Path | None):
         err.print(f"[bold red]{exc.source}[/]: configuration is invalid", highlight=False)
         for problem in exc.problems:
             err.print(f"  {problem}", highlight=False, markup=False)
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
 
 
 def _db_url(config_path: Path | None, override: str | None) -> str:
@@ -102,7 +102,7 @@ def drift(
     try:
         ensure_migrated(engine)
     except NotMigratedError as exc:
-        raise _fail(str(exc))
+        raise _fail(str(exc)) from None
     rows = open_drift_overview(engine, limit=limit)
     if not rows:
         out.print("No open drift. Plan and execution agree.")
@@ -132,7 +132,7 @@ def run(
     try:
         serve(cfg, host=host, port=port)
     except StartupError as exc:
-        raise _fail(str(exc))
+        raise _fail(str(exc)) from None
 
 
 @app.command("demo")

@@ -75,7 +75,7 @@ class Team(_Strict):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r} (use an IANA name like Europe/Berlin)")
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name like Europe/Berlin)") from None
         return value
 
     @field_validator("members")
@@ -260,11 +260,11 @@ def load_config(path: Path | None = None) -> AlignbotConfig:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(str(path), [f"file not found (set --config or {CONFIG_ENV})"])
+        raise ConfigError(str(path), [f"file not found (set --config or {CONFIG_ENV})"]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise ConfigError(str(path), [f"{where}not valid YAML ({getattr(exc, 'problem', exc)})"])
+        raise ConfigError(str(path), [f"{where}not valid YAML ({getattr(exc, 'problem', exc)})"]) from None
     if not isinstance(raw, dict):
         raise ConfigError(str(path), ["(top level): expected a mapping of settings"])
     try:

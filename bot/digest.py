@@ -281,7 +281,7 @@ def digest_command(
         err.print(f"[bold red]{exc.source}[/]: configuration is invalid", highlight=False)
         for problem in exc.problems:
             err.print(f"  {problem}", markup=False, highlight=False)
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     if team not in {t.name for t in cfg.teams}:
         err.print(f"[bold red]error:[/] no team {team!r}; teams in the configuration: "
                   + ", ".join(t.name for t in cfg.teams), highlight=False)
@@ -291,7 +291,7 @@ def digest_command(
         ensure_migrated(engine)
     except NotMigratedError as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     now = datetime.now().astimezone()
     with session_scope(engine) as session:
         digest = build_digest(session, team, cfg, now)

@@ -14,7 +14,13 @@ from bot.sweeps import sweep
 from store.db import make_engine, session_scope
 from store.tables import ActionRow, AuditEvent, DecisionRow, OutboxRow, RecommendationRow, SlackNote
 from tests.support.builders import (
-    COORDINATORS, NOW, OUTSIDER, PLANNERS, config, demand_drift, recommendation_for,
+    COORDINATORS,
+    NOW,
+    OUTSIDER,
+    PLANNERS,
+    config,
+    demand_drift,
+    recommendation_for,
 )
 
 
