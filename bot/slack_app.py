@@ -93,9 +93,8 @@ def register_handlers(app: App, deps: SlackDeps) -> None:
         if not result.recorded:
             tell(client, body, result.message)
 
-    @app.action("rec_reject")
-    def open_reject(ack: Ack, body: dict, action: dict, client: WebClient) -> None:
-        ack()
+    def open_modal(body: dict, action: dict, client: WebClient, build) -> None:  # type: ignore[no-untyped-def]
+        """Open a decision modal, but only for someone who may decide (checked before Slack)."""
         rec_id, user = int(action["value"]), body["user"]["id"]
         allowed, why = may_decide(rec_id, user)
         if not allowed:
@@ -103,7 +102,14 @@ def register_handlers(app: App, deps: SlackDeps) -> None:
             return
         with session_scope(deps.engine) as s:
             rec = s.get(RecommendationRow, rec_id)
-        client.views_open(trigger_id=body["trigger_id"], view=reject_modal(rec))
+            actions = list(s.exec(select(ActionRow).where(ActionRow.recommendation_id == rec_id)
+                                  .order_by(ActionRow.position)))
+        client.views_open(trigger_id=body["trigger_id"], view=build(rec, actions))
+
+    @app.action("rec_reject")
+    def open_reject(ack: Ack, body: dict, action: dict, client: WebClient) -> None:
+        ack()
+        open_modal(body, action, client, lambda rec, _actions: reject_modal(rec))
 
     @app.view("reject_modal")
     def submit_reject(ack: Ack, body: dict, view: dict, client: WebClient) -> None:
@@ -124,16 +130,7 @@ def register_handlers(app: App, deps: SlackDeps) -> None:
     @app.action("rec_modify")
     def open_modify(ack: Ack, body: dict, action: dict, client: WebClient) -> None:
         ack()
-        rec_id, user = int(action["value"]), body["user"]["id"]
-        allowed, why = may_decide(rec_id, user)
-        if not allowed:
-            tell(client, body, why)
-            return
-        with session_scope(deps.engine) as s:
-            rec = s.get(RecommendationRow, rec_id)
-            actions = list(s.exec(select(ActionRow).where(ActionRow.recommendation_id == rec_id)
-                                  .order_by(ActionRow.position)))
-        client.views_open(trigger_id=body["trigger_id"], view=modify_modal(rec, actions))
+        open_modal(body, action, client, modify_modal)
 
     @app.view("modify_modal")
     def submit_modify(ack: Ack, body: dict, view: dict, client: WebClient) -> None:

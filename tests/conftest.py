@@ -7,6 +7,7 @@ import os
 
 import pytest
 
+from connectors.sandbox import start_sandboxes
 from store.migrate import upgrade
 from tests.support.postgres import PostgresServer, start_postgres
 
@@ -39,3 +40,12 @@ def db_url(empty_db_url) -> str:
     """A migrated database URL on each backend."""
     upgrade(empty_db_url)
     return empty_db_url
+
+
+@pytest.fixture
+def sandboxes():
+    """The sandbox planning system and TMS (seed 7) on real loopback ports."""
+    planning, tms = start_sandboxes(seed=7)
+    yield planning, tms
+    planning.stop()
+    tms.stop()

@@ -8,28 +8,18 @@ import time
 from datetime import timedelta
 
 import httpx
-import pytest
 from sqlmodel import select
 
 from bot.decisions import decide
 from bot.executor import Executor, RetryPolicy
 from bot.lifecycle import apply_detection
 from connectors.registry import build_connector
-from connectors.sandbox import start_sandboxes
 from detectors.model import Action
 from store.db import make_engine, session_scope
 from store.tables import ActionRow, ExecutionRow, RecommendationRow, SlackNote
 from tests.support.builders import NOW, PLANNERS, config, demand_drift, recommendation_for
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def sandboxes():
-    planning, tms = start_sandboxes(seed=7)
-    yield planning, tms
-    planning.stop()
-    tms.stop()
 
 
 def _connectors(planning, tms, attempts: int = 4):

@@ -8,7 +8,6 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import httpx
-import pytest
 from sqlmodel import select
 from starlette.applications import Starlette
 from starlette.routing import Route
@@ -17,21 +16,12 @@ from bot.hooks import sign, webhook_endpoint
 from bot.loop import DecisionLoop
 from bot.scheduler import Jobs
 from connectors.registry import build_connector
-from connectors.sandbox import start_sandboxes
 from connectors.serving import BackgroundServer
 from store.db import make_engine, session_scope
 from store.tables import ConnectorHealth, QuarantinedRecord, RecommendationRow
 from tests.support.builders import config
 
 SECRET = "whsec-test-0123456789"
-
-
-@pytest.fixture
-def sandboxes():
-    planning, tms = start_sandboxes(seed=7)
-    yield planning, tms
-    planning.stop()
-    tms.stop()
 
 
 def _loop(db_url, planning, tms) -> DecisionLoop:
