@@ -261,6 +261,11 @@ def load_config(path: Path | None = None) -> AlignbotConfig:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(str(path), [f"file not found (set --config or {CONFIG_ENV})"]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(path), [f"byte {exc.start}: not UTF-8 text (save the file as UTF-8)"]
+                          ) from None
+    except OSError as exc:
+        raise ConfigError(str(path), [f"cannot read the file ({exc.strerror or exc})"]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""

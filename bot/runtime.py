@@ -149,6 +149,9 @@ class Runtime:
 
     def asgi_app(self) -> Starlette:
         async def slack_events(request: Request) -> Response:
+            if not request.headers.get("x-slack-request-timestamp", "").isdigit():
+                # Bolt would raise on int() of it and answer 500; it is simply unauthenticated.
+                return Response("invalid request timestamp", status_code=401)
             bolt_request = to_bolt_request(request, await request.body())
             # Bolt's dispatch blocks until ack(); keep the event loop free for other requests.
             bolt_response = await run_in_threadpool(dispatch_in_log_context, self.slack_app,
