@@ -388,11 +388,16 @@ def _run(world, size: Size) -> None:
         return [rid for rid, ms in _messages_by_rec(slack).items()
                 if rid not in lost and any(b.get("type") == "actions"
                        for b in (slack.message(CHANNEL, ms[0].ts).blocks or []))]
+    def unlinked_of(rids):  # the store never learned which message is theirs: never edited
+        with session_scope(engine) as s:
+            return [rid for rid in rids if s.get(RecommendationRow, rid).slack_ts is None]
     try:
-        _wait(lambda: not still_with_buttons(), 120, "messages still offer buttons", every=1.0)
+        _wait(lambda: set(unlinked_of(left := still_with_buttons())) == set(left) or None, 120,
+              "messages still offer buttons", every=1.0)
     except TimeoutError:
         pass
     stale_messages = still_with_buttons()
+    unlinked = unlinked_of(stale_messages)
     wall = time.monotonic() - started
 
     print(f"\nchaos ({size.approvals} approvals): kills {killer.done} "
@@ -408,7 +413,7 @@ def _run(world, size: Size) -> None:
           f"decisions {sum(decisions.values())} for {len(rec_ids)} recommendations; "
           f"approvals answered 200 but never recorded {len(lost)} {lost[:10]}; "
           f"duplicate Slack posts {duplicate_posts}; messages still showing buttons "
-          f"{len(stale_messages)}; states {dict(final_states)}; "
+          f"{len(stale_messages)} (never linked {len(unlinked)}); states {dict(final_states)}; "
           f"wall {wall:.1f} s (clicks done at {clicks_done - started:.1f} s, "
           f"all terminal at {terminal_at - started:.1f} s)")
 
@@ -430,7 +435,12 @@ def _run(world, size: Size) -> None:
         "one audit row to 'approved' per recommendation"
     assert duplicate_posts == 0, f"{duplicate_posts} recommendations were posted twice"
     assert set(posts) == set(rec_ids)
-    assert not stale_messages, f"messages still show buttons: {stale_messages[:10]}"
+    assert not stale_messages, (
+        f"{len(stale_messages)} executed recommendations still show Approve in Slack: "
+        f"{stale_messages[:10]}; of them never linked to their message (slack_ts unset): "
+        f"{unlinked[:10]} — bot/slack_sync.py posts (chat_postMessage) and records slack_ts in "
+        "a later transaction; a crash in between leaves a message the bot never edits once "
+        "the recommendation is decided (and re-posts it if it is still open after the claim)")
 
 
 @pytest.mark.postgres
