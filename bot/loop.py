@@ -32,12 +32,10 @@ from bot.sweeps import SweepReport, sweep
 from connectors.base import Connector
 from detectors.model import Recommendation
 from detectors.pipeline import DetectionResult, detect
-from detectors.snapshot import ChangedKeys
 from store.db import session_scope
 from store.tables import (
     ConnectorHealth,
     ConnectorRun,
-    DriftRow,
     QuarantinedRecord,
     RecommendationRow,
 )
@@ -150,8 +148,8 @@ class DecisionLoop:
 
     # -- detect ----------------------------------------------------------------------------
 
-    def detect(self, changed: ChangedKeys | None = None) -> LifecycleReport:
-        """One detection pass: everything, or only the keys in ``changed`` (pushed events)."""
+    def detect(self) -> LifecycleReport:
+        """One detection pass over the whole current picture."""
         with self._detect_lock:
             if set(self.connectors) - self._read_once:
                 return LifecycleReport()  # half a picture would open and close drift wrongly
@@ -160,41 +158,34 @@ class DecisionLoop:
             with session_scope(self.engine) as s:
                 open_now = open_fingerprints(s)
             # Detection is CPU work: no transaction (and on SQLite no write lock) is held.
-            result = detect(snapshot, self.settings, now, open_now, changed)
+            result = detect(snapshot, self.settings, now, open_now)
             with session_scope(self.engine) as s:
-                scope = self._closable(s, changed)
+                scope = None if self._picture_complete(s) else set()
                 return apply_detection(s, result.drifts, result.recommendations, self.config,
                                        now, scope=scope)
 
-    def _closable(self, s: Session, changed: ChangedKeys | None) -> set[str] | None:
-        """Which open drifts this pass may close; none while any source is stale or unread."""
-        unread = set(self.connectors) - self._read_once
-        stale = s.exec(select(ConnectorHealth.connector).where(ConnectorHealth.stale)).all()
-        if unread or stale:
-            return set()
-        if changed is None:
-            return None
-        scope = set()
-        for row in s.exec(select(DriftRow).where(DriftRow.is_open)):
-            key = row.key
-            if ((key.get("sku"), key.get("location")) in changed.sku_locations
-                    or key.get("shipment_id") in changed.shipment_ids
-                    or key.get("resource_id") in changed.resources):
-                scope.add(row.fingerprint)
-        return scope
+    def _picture_complete(self, s: Session) -> bool:
+        """Drifts may close only when every source has been read and none is stale."""
+        if set(self.connectors) - self._read_once:
+            return False
+        return not s.exec(select(ConnectorHealth.connector).where(ConnectorHealth.stale)).first()
 
     def poll_and_detect(self, name: str) -> PollOutcome:
         outcome = self.poll(name)
-        self.cache.take_changes()  # a full pass covers them
         self.detect()
         return outcome
 
     def push(self, records: Iterable[object]) -> LifecycleReport:
-        """Records pushed by a webhook: detect on the keys they touch, right now."""
+        """Records pushed by a webhook: detect right now instead of at the next poll.
+
+        The pass covers the whole picture, not only the pushed keys: a recommendation groups
+        drifts by cause, and a pass over a few keys would see a fraction of a group, judge its
+        value changed materially and supersede it (the bench's burst test showed exactly that).
+        """
         for name in set(self.connectors) - self._read_once:
             self.poll(name)  # a replica that never polled needs the picture first
         self.cache.apply(records)
-        return self.detect(self.cache.take_changes())
+        return self.detect()
 
     # -- execute and sweep -----------------------------------------------------------------
 

@@ -1,8 +1,7 @@
 """The latest picture of plan and execution, merged from every connector's reads.
 
 Connectors read incrementally, so the picture is kept between polls: records replace their
-predecessors by business key, status events update their shipment, and what changed since the
-last detection is tracked so a pushed event can trigger a pass over just those keys.
+predecessors by business key, and status events update their shipment.
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ from detectors.model import (
     ShipmentEvent,
     ShipmentRecord,
 )
-from detectors.snapshot import ChangedKeys, Snapshot, snapshot_from_records
+from detectors.snapshot import Snapshot, snapshot_from_records
 
 _EVENT_STATUS = {"delayed": "delayed", "exception": "delayed", "departed": "in_transit",
                  "in_transit": "in_transit", "arrived": "delivered", "delivered": "delivered"}
@@ -44,9 +43,6 @@ class SnapshotCache:
     def __init__(self) -> None:
         self._records: dict[tuple, Any] = {}
         self._lock = threading.Lock()
-        self._changed_sku_locations: set[tuple[str, str]] = set()
-        self._changed_shipments: set[str] = set()
-        self._changed_resources: set[str] = set()
 
     def apply(self, records: Iterable[Any]) -> int:
         """Merge records; returns how many changed the picture."""
@@ -59,7 +55,6 @@ class SnapshotCache:
                 key = business_key(record)
                 if self._records.get(key) != record:
                     self._records[key] = record
-                    self._mark(record)
                     changed += 1
         return changed
 
@@ -81,33 +76,12 @@ class SnapshotCache:
         if updated == shipment:
             return 0
         self._records[key] = updated
-        self._mark(updated)
         return 1
-
-    def _mark(self, record: Any) -> None:
-        match record:
-            case DemandRecord() | InventoryRecord():
-                self._changed_sku_locations.add((record.sku, record.location))
-            case ShipmentRecord():
-                self._changed_shipments.add(record.shipment_id)
-            case CapacityRecord():
-                self._changed_resources.add(record.resource_id)
 
     def snapshot(self) -> Snapshot:
         with self._lock:
             records = list(self._records.values())
         return snapshot_from_records(records)
-
-    def take_changes(self) -> ChangedKeys:
-        """What changed since the last call (and forget it)."""
-        with self._lock:
-            changed = ChangedKeys(sku_locations=frozenset(self._changed_sku_locations),
-                                  shipment_ids=frozenset(self._changed_shipments),
-                                  resources=frozenset(self._changed_resources))
-            self._changed_sku_locations.clear()
-            self._changed_shipments.clear()
-            self._changed_resources.clear()
-        return changed
 
     def __len__(self) -> int:
         return len(self._records)
