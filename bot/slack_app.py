@@ -77,19 +77,22 @@ def register_handlers(app: App, deps: SlackDeps) -> None:
                            + " can decide on this recommendation.")
         return True, ""
 
+    # Decisions are recorded before the ack: once Slack has its 200 it never retries, so a
+    # crash after an early ack would lose the click. Recording is one short transaction.
+
     @app.action("rec_approve")
     def approve(ack: Ack, body: dict, action: dict, client: WebClient) -> None:
-        ack()
         result = record(int(action["value"]), body["user"]["id"], "approve")
+        ack()
         if not result.recorded or result.missing:
             tell(client, body, result.message)
 
     @app.action("rec_snooze")
     def snooze(ack: Ack, body: dict, action: dict, client: WebClient) -> None:
-        ack()
         choice = action["selected_option"]["value"]
         rec_id = int(action["block_id"].rpartition(":")[2])  # a select carries no value
         result = record(rec_id, body["user"]["id"], "snooze", snooze_for=SNOOZE_CHOICES[choice])
+        ack()
         if not result.recorded:
             tell(client, body, result.message)
 

@@ -35,6 +35,7 @@ from store.types import utcnow
 log = logging.getLogger(__name__)
 MAX_NOTE_ATTEMPTS = 5
 CLAIM = timedelta(seconds=60)
+POSTED_EVENT = "alignbot_recommendation"  # message metadata that names the recommendation
 
 
 class SlackSync:
@@ -51,7 +52,8 @@ class SlackSync:
         with session_scope(self.engine) as s:
             due = s.exec(
                 select(rec.id)
-                .where(or_((rec.slack_ts.is_(None)) & (rec.state == RecState.OPEN),
+                .where(or_((rec.slack_ts.is_(None)) & ((rec.state == RecState.OPEN)
+                                                       | rec.slack_claim_until.is_not(None)),
                            (rec.slack_ts.is_not(None)) & (rec.slack_version < rec.version)))
                 .order_by(rec.id).limit(limit)).all()
         writes = sum(self._sync_recommendation(rec_id) for rec_id in due)
@@ -59,23 +61,33 @@ class SlackSync:
 
     # -- recommendation messages -----------------------------------------------------------
 
-    def _claim_recommendation(self, rec_id: int) -> bool:
+    def _claim_recommendation(self, rec_id: int) -> tuple[bool, bool]:
+        """(claimed, recovering): recovering when the last claim was left by a dead worker."""
         now = self.clock()
         rec = RecommendationRow
         with session_scope(self.engine) as s:
+            left = s.exec(select(rec.slack_claim_until).where(rec.id == rec_id)).first()
             claimed = s.execute(
                 update(rec).where(
                     rec.id == rec_id,
                     (rec.slack_claim_until.is_(None)) | (rec.slack_claim_until < now))
                 .values(slack_claim_until=now + CLAIM).returning(rec.id)).first()
-        return claimed is not None
+        return claimed is not None, left is not None
 
     def _sync_recommendation(self, rec_id: int) -> int:
-        if not self._claim_recommendation(rec_id):
+        claimed, recovering = self._claim_recommendation(rec_id)
+        if not claimed:
             return 0  # another worker is on it
         try:
             with session_scope(self.engine) as s:
                 row = s.get(RecommendationRow, rec_id)
+                if row.slack_ts is None and recovering:
+                    # A worker died between posting and writing the ts down: adopt its message
+                    # rather than post a second one.
+                    found = self._find_posted(row.slack_channel, rec_id, row.created_at)
+                    if found:
+                        row.slack_channel, row.slack_ts = found
+                        s.add(row)
                 if row.slack_ts and row.slack_version >= row.version:
                     return 0
                 if row.slack_ts is None and row.state != RecState.OPEN:
@@ -86,8 +98,7 @@ class SlackSync:
                 if ts is None:
                     reply = self.client.chat_postMessage(
                         channel=channel, text=text, blocks=blocks, unfurl_links=False,
-                        metadata={"event_type": "alignbot_recommendation",
-                                  "event_payload": {"id": rec_id}})
+                        metadata={"event_type": POSTED_EVENT, "event_payload": {"id": rec_id}})
                     channel, ts = reply["channel"], reply["ts"]
                 else:
                     self.client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
@@ -103,6 +114,29 @@ class SlackSync:
             with session_scope(self.engine) as s:
                 s.execute(update(RecommendationRow).where(RecommendationRow.id == rec_id)
                           .values(slack_claim_until=None))
+
+    def _find_posted(self, channel: str, rec_id: int, since: datetime,
+                     max_pages: int = 5) -> tuple[str, str] | None:
+        """(channel, ts) of the message alignbot posted for ``rec_id``, if Slack has one."""
+        cursor = None
+        for _ in range(max_pages):
+            try:
+                page = self.client.conversations_history(
+                    channel=channel, oldest=f"{since.timestamp() - 60:.6f}", limit=200,
+                    include_all_metadata=True, cursor=cursor)
+            except SlackApiError as exc:
+                log.warning("cannot look for recommendation %s in %s: %s", rec_id, channel,
+                            exc.response.get("error"))
+                return None
+            for message in page.get("messages", []):
+                meta = message.get("metadata") or {}
+                if meta.get("event_type") == POSTED_EVENT and \
+                        str(meta.get("event_payload", {}).get("id")) == str(rec_id):
+                    return page.get("channel", channel), message["ts"]
+            cursor = (page.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return None
+        return None
 
     def render(self, s, rec: RecommendationRow) -> tuple[str, list[dict]]:  # type: ignore[no-untyped-def]
         actions = s.exec(select(ActionRow).where(ActionRow.recommendation_id == rec.id)
@@ -138,9 +172,11 @@ class SlackSync:
             if note.recommendation_id is not None:
                 rec = s.get(RecommendationRow, note.recommendation_id)
                 if rec.slack_ts is None:
-                    # Its message is not out yet: wait for it, unless it never will be.
-                    note.state = "pending" if rec.state in (RecState.OPEN,
-                                                            RecState.SNOOZED) else "dead"
+                    # Its message is not out yet (or a crashed post is being recovered): wait
+                    # for it, unless it never will be.
+                    waiting = rec.state in (RecState.OPEN, RecState.SNOOZED) \
+                        or rec.slack_claim_until is not None
+                    note.state = "pending" if waiting else "dead"
                     note.claim_until = None
                     s.add(note)
                     return 0

@@ -30,11 +30,26 @@ def with_secrets(settings: dict[str, Any], secrets: dict[str, str]) -> dict[str,
     return merged
 
 
+def _default_timeout(kind: str, values: dict[str, Any], timeout: float) -> None:
+    """The connector's ``timeout`` from config, unless its settings name their own.
+
+    The connectors pass a timeout on every request (which overrides the client's), so the
+    configured one has to reach their settings, not just the client.
+    """
+    if kind == "rest":
+        values.setdefault("retry", {}).setdefault("timeout_seconds", timeout)
+    elif kind == "epcis":
+        values.setdefault("timeout_s", timeout)
+    elif kind == "csv":
+        values.setdefault("timeout_seconds", timeout)
+
+
 def build_connector(name: str, kind: str, settings: dict[str, Any], secrets: dict[str, str],
                     *, timeout: float = 10.0, client: httpx.Client | None = None,
                     base_path: Path | None = None) -> Connector:
     """One connector ready to read and execute; HTTP kinds get a client with ``timeout``."""
     values = with_secrets(settings, secrets)
+    _default_timeout(kind, values, timeout)
     http = client or httpx.Client(timeout=httpx.Timeout(timeout), follow_redirects=False)
     if kind == "rest":
         from connectors.rest import RestConnector, RestSettings

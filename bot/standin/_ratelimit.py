@@ -44,6 +44,7 @@ METHOD_TIERS: dict[str, int] = {
     "chat.getPermalink": 4,
     "conversations.list": 2,
     "conversations.info": 3,
+    "conversations.history": 3,
     "users.info": 4,
     "usergroups.users.list": 2,
     "views.open": 4,

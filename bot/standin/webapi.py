@@ -287,6 +287,31 @@ def conversations_info(ws: Workspace, args: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True, "channel": ch.to_api(ws.member_count(ch))}
 
 
+@method("conversations.history")
+def conversations_history(ws: Workspace, args: dict[str, Any]) -> dict[str, Any]:
+    """Top-level messages of a channel, newest first; metadata only when asked for, as Slack."""
+    channel_id = str(args.get("channel") or "")
+    oldest = float(args.get("oldest") or 0)
+    latest = float(args.get("latest") or "inf")
+    with_metadata = _bool_arg(args, "include_all_metadata")
+    with ws.lock:
+        if channel_id not in ws.channels:
+            raise ApiError("channel_not_found")
+        rows = []
+        for m in reversed(ws.all_messages()):
+            if m.channel != channel_id or m.is_ephemeral or (m.thread_ts and not m.broadcast):
+                continue
+            if not oldest < float(m.ts) < latest:
+                continue
+            row = m.to_api()
+            if not with_metadata:
+                row.pop("metadata", None)
+            rows.append(row)
+    page, cursor = _page(rows, args, "history")
+    return {"ok": True, "messages": page, "has_more": bool(cursor),
+            "response_metadata": {"next_cursor": cursor}}
+
+
 @method("users.info")
 def users_info(ws: Workspace, args: dict[str, Any]) -> dict[str, Any]:
     user = ws.users.get(str(args.get("user") or ""))

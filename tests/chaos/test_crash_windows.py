@@ -70,35 +70,36 @@ def _posts(slack: SlackStandin, rec_id: int) -> list:
             if m.metadata and m.metadata.get("event_payload", {}).get("id") == rec_id]
 
 
+_EXPIRED = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def _left_behind_expired_claim(engine, rec_id: int) -> None:
+    """What SIGKILL leaves (the in-process Crash still ran the finally that clears the claim):
+    the dead worker's claim on the row, now expired."""
+    with session_scope(engine) as s:
+        s.get(RecommendationRow, rec_id).slack_claim_until = _EXPIRED
+
+
 def _crash_right_after_posting(engine, cfg, client) -> None:
     with pytest.raises(Crash):
         SlackSync(engine, DiesAfterPosting(client), cfg).run()
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "product bug: bot/slack_sync.py posts (chat_postMessage, line ~87) and records slack_ts in "
-    "a later transaction (line ~99); a crash in between leaves the message unknown to the store, "
-    "so once the claim expires the still-open recommendation is posted a second time"))
 def test_crash_after_posting_does_not_post_twice(setup):
     engine, cfg, slack, client, rec_id = setup
     _crash_right_after_posting(engine, cfg, client)
-    with session_scope(engine) as s:  # the claim a SIGKILLed worker leaves expires in 60 s
-        s.get(RecommendationRow, rec_id).slack_claim_until = None
+    _left_behind_expired_claim(engine, rec_id)
     SlackSync(engine, client, cfg).run()  # the restarted bot
     posts = _posts(slack, rec_id)
     print(f"\ncrash after chat.postMessage, recommendation still open: posted {len(posts)} times")
     assert len(posts) == 1
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "product bug: bot/slack_sync.py — after a crash between chat_postMessage and recording "
-    "slack_ts, a recommendation decided meanwhile is never linked to its message "
-    "(line ~81 skips unposted, non-open rows), so the message keeps Approve/Reject forever"))
 def test_crash_after_posting_still_shows_the_decision(setup):
     engine, cfg, slack, client, rec_id = setup
     _crash_right_after_posting(engine, cfg, client)
     with session_scope(engine) as s:
-        s.get(RecommendationRow, rec_id).slack_claim_until = None
+        s.get(RecommendationRow, rec_id).slack_claim_until = _EXPIRED
         assert transition(s, rec_id, from_states=[RecState.OPEN], to_state=RecState.APPROVED,
                           actor="U0PLAN1", reason="approved in Slack")
     SlackSync(engine, client, cfg).run()
@@ -115,11 +116,6 @@ def test_crash_after_posting_still_shows_the_decision(setup):
 
 # -- the click: Slack is told "done" before the decision is stored ------------------------------
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "product bug: bot/slack_app.py builds the Bolt app with process_before_response=False "
-    "(line ~49) and the Approve handler calls ack() before record() (lines ~82-83): Slack gets "
-    "HTTP 200 while the decision is not yet stored, so a crash in between loses the click and "
-    "Slack never retries a 200"))
 def test_slack_gets_its_200_only_once_the_decision_is_stored(tmp_path):
     import sqlite3
     import time

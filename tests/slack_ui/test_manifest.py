@@ -23,7 +23,8 @@ KNOWN_BOT_SCOPES = {
 }
 # What alignbot calls: chat.postMessage/update/postEphemeral, /drift, usergroups.users.list,
 # files upload for the digest chart. Views and app_home_opened need no scope.
-EXPECTED_SCOPES = {"chat:write", "commands", "usergroups:read", "files:write"}
+EXPECTED_SCOPES = {"chat:write", "commands", "usergroups:read", "files:write", "channels:history",
+                   "groups:history"}
 KNOWN_BOT_EVENTS = {"app_home_opened", "app_mention", "message.channels", "message.im",
                     "member_joined_channel", "team_join", "reaction_added"}
 
