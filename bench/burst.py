@@ -23,7 +23,7 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import func, select
 
 from bench.report import Figure
-from bench.slack_latency import settle
+from bench.slack_latency import OUTSIDER, open_messages, settle
 from bot.demo import DemoStack
 from bot.hooks import sign
 from store.db import session_scope
@@ -101,6 +101,30 @@ class LockProbe(threading.Thread):
             self.stop.wait(0.1)
 
 
+class ClickProbe(threading.Thread):
+    """An outsider clicks Approve on an open message every 250 ms during the burst: the ack
+    time Slack would see (the handler reads and writes the store before it acks)."""
+
+    def __init__(self, stack: DemoStack) -> None:
+        super().__init__(daemon=True, name="bench-click-probe")
+        self.stack, self.stop = stack, threading.Event()
+        self.elapsed: list[float] = []
+        self.failed = 0
+        found = open_messages(stack)
+        self.message = found[0][0] if found else None
+
+    def run(self) -> None:
+        while self.message is not None and not self.stop.is_set():
+            try:
+                d = self.stack.slack.click(self.message, "Approve", as_user=OUTSIDER)
+            except LookupError:
+                return
+            self.elapsed.append(d.elapsed)
+            if not d.ok:
+                self.failed += 1
+            self.stop.wait(0.25)
+
+
 def _count(engine, query, default: int = 0) -> int:  # type: ignore[no-untyped-def]
     for _ in range(20):
         try:
@@ -123,6 +147,8 @@ def one_delivery(n: int, chunks: int, carrier: str, origin: str, log=print) -> d
         base_drifts = _count(engine, select(func.max(DriftRow.id)))
         probe = LockProbe(engine)
         probe.start()
+        clicker = ClickProbe(stack)
+        clicker.start()
         records = storm(stack, n, carrier, origin)
         size = len(records) // chunks
         started = time.monotonic()
@@ -145,7 +171,9 @@ def one_delivery(n: int, chunks: int, carrier: str, origin: str, log=print) -> d
         _quiet(stack, base_calls, max(10.0, deadline - time.monotonic()))
         wall = time.monotonic() - started
         probe.stop.set()
+        clicker.stop.set()
         probe.join(5)
+        clicker.join(5)
         calls = stack.slack.calls()[base_calls:]
         posts = [c for c in calls if c.method == "chat.postMessage" and c.ok]
         top = [c for c in posts if not c.args.get("thread_ts")]
@@ -179,10 +207,33 @@ def one_delivery(n: int, chunks: int, carrier: str, origin: str, log=print) -> d
             "lock_probe_max_wait_seconds": round(max(probe.waits, default=0.0), 2),
             "superseded_reasons": list(superseded),
             "lock_probe_failed": probe.failed, "lock_probe_ok": len(probe.waits),
+            "click_probe_n": len(clicker.elapsed), "click_probe_failed": clicker.failed,
+            "click_probe_max_ms": round(1000 * max(clicker.elapsed, default=0.0), 1),
+            "click_probe_over_3s": sum(1 for e in clicker.elapsed if e > 3.0),
         }
         log(f"    {chunks} request(s): {out['messages_total']} messages, "
             f"{out['http_429']} × 429, {out['wall_seconds']} s")
         return out
+
+
+def _flapping(reasons: list[str]) -> bool:
+    """True if the supersedes went back and forth: a value at risk that fell ("went from A to
+    B", B < A), or a change and its reverse (severity low → critical → low)."""
+    import re
+
+    pairs = set()
+    for reason in reasons:
+        m = re.search(r"from (.+?) to (.+?)$", reason.strip())
+        if not m:
+            continue
+        a, b = m.group(1), m.group(2)
+        pairs.add((a, b))
+        try:
+            if float(b.replace(",", "")) < float(a.replace(",", "")):
+                return True
+        except ValueError:
+            pass
+    return any((b, a) in pairs for a, b in pairs)
 
 
 def _lock_note(r: dict) -> str:
@@ -193,6 +244,19 @@ def _lock_note(r: dict) -> str:
         return ("the lifecycle upsert of the burst's drifts is one write transaction on "
                 "SQLite; while it holds the lock a click's decision, the executor and the Slack "
                 "sync wait — and fail past the 10 s busy timeout; " + base)
+    return base
+
+
+def _click_note(r: dict) -> str:
+    if not r["click_probe_n"]:
+        return "not measured: no open message to click before the burst"
+    base = (f"{r['click_probe_n']} outsider Approve clicks, one every 250 ms during the burst; "
+            f"{r['click_probe_over_3s']} took > 3 s, {r['click_probe_failed']} not acked OK")
+    if r["click_probe_over_3s"] or r["click_probe_failed"]:
+        return ("MISSED: the Approve handler records (or refuses) the decision in a store "
+                "transaction before it acks, and on SQLite that transaction waits for the write "
+                "lock the burst's lifecycle upsert holds — Slack shows the user an error past "
+                "3 s. " + base)
     return base
 
 
@@ -217,15 +281,17 @@ def run(quick: bool = False, log=print) -> list[Figure]:  # type: ignore[no-unty
                     f"recommendations created: {kinds} (now {states}); "
                     f"{r['thread_replies']} thread replies, {r['chat_update']} edits")
         if r["superseded_reasons"]:
-            msg_note += ("; PRODUCT PROBLEM — supersede flapping: "
-                         + "; ".join(r["superseded_reasons"][:3])
-                         + (" …" if len(r["superseded_reasons"]) > 3 else "")
-                         + ". A push runs an incremental pass (detectors.pipeline.detect with "
-                           "changed=…), which groups only the pushed shipments under the same "
-                           "group fingerprint, so the cause's recommendation shrinks to the "
-                           "pushed part and supersedes the full one (bot.lifecycle "
-                           "_upsert_recommendation → is_material_change); the next full poll "
-                           "supersedes it back. Each flip posts a new message for the same cause")
+            shown = "; ".join(r["superseded_reasons"][:3]) + (
+                " …" if len(r["superseded_reasons"]) > 3 else "")
+            if _flapping(r["superseded_reasons"]):
+                msg_note += ("; PRODUCT PROBLEM — supersede flapping (" + shown + "): the cause's "
+                             "recommendation shrank and grew back between passes, each flip "
+                             "superseding it and posting a new message for the same cause (a "
+                             "pass over only the pushed keys sees part of the group)")
+            else:
+                msg_note += ("; supersedes as the storm grew (" + shown + "): the value at risk "
+                             "rose more than the 25 % material-change threshold between passes, "
+                             "so the one cause was re-posted as a new message each time")
         if r["messages_total"] > 10:
             msg_note = "MISSED: " + msg_note
         figures += [
@@ -244,6 +310,9 @@ def run(quick: bool = False, log=print) -> list[Figure]:  # type: ignore[no-unty
                    notes=("MISSED: a click's decision in that moment would be lost (the user got "
                           "the ack already)" if r["lock_probe_failed"] else
                           "no probe transaction hit the 10 s busy timeout")),
+            Figure(BENCH, f"click ack max during the burst ({label})",
+                   r["click_probe_max_ms"] if r["click_probe_n"] else None, "ms", target=3000.0,
+                   notes=_click_note(r)),
             Figure(BENCH, f"wall time ({label})", r["wall_seconds"], "s",
                    notes=f"push → Slack shows the store; push answered in "
                          f"{r['push_seconds']} s, all drifts in the store at "
