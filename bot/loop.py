@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
@@ -58,7 +58,8 @@ class DecisionLoop:
     def __init__(self, config: AlignbotConfig, engine: Engine,
                  connectors: Mapping[str, Connector], *, worker: str = "main",
                  clock: Callable[[], datetime] = utcnow, retry: RetryPolicy = RetryPolicy(),
-                 observe_poll: Callable[[str, float, bool], None] | None = None):
+                 observe_poll: Callable[[str, float, bool], None] | None = None,
+                 lease: timedelta = timedelta(seconds=60)):
         self.config = config
         self.engine = engine
         self.connectors = dict(connectors)
@@ -66,7 +67,8 @@ class DecisionLoop:
         self.cache = SnapshotCache()
         self.settings = config.detectors
         self.executor = Executor(engine, self.connectors, worker=worker,
-                                 revalidate=self.revalidate, retry=retry, clock=clock)
+                                 revalidate=self.revalidate, retry=retry, clock=clock,
+                                 lease=lease)
         self._detect_lock = threading.Lock()
         self._read_once: set[str] = set()
         self._observe_poll = observe_poll

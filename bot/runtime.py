@@ -13,6 +13,7 @@ import os
 import signal
 import threading
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,16 @@ class StartupError(RuntimeError):
     """The bot cannot start; the message says what to do."""
 
 
+def execution_lease(config: AlignbotConfig) -> timedelta:
+    """How long an executor may hold an outbox row before another may take it over.
+
+    Long enough for one execute call with its retries (REST: up to 4 attempts of ``timeout``
+    plus backoff), short enough that a crashed replica's work resumes soon.
+    """
+    longest = max((c.timeout.total_seconds() for c in config.connectors), default=10.0)
+    return timedelta(seconds=max(15.0, longest * 5 + 10))
+
+
 class Runtime:
     def __init__(self, config: AlignbotConfig, *, environ: Mapping[str, str] | None = None,
                  connectors: Mapping[str, Connector] | None = None, worker: str | None = None,
@@ -66,7 +77,8 @@ class Runtime:
                                     timeout=c.timeout.total_seconds())
             for c in config.connectors}
         self.loop = DecisionLoop(config, self.engine, self.connectors, worker=self.worker,
-                                 retry=retry, observe_poll=self.metrics.observe_poll)
+                                 retry=retry, observe_poll=self.metrics.observe_poll,
+                                 lease=execution_lease(config))
         slack = config.slack
         self.bot_token = env[slack.bot_token_env]
         self.signing_secret = env[slack.signing_secret_env]

@@ -161,11 +161,6 @@ def test_example_config_is_valid():
     assert _load(EXAMPLE.encode()) is None
 
 
-@pytest.mark.xfail(strict=True, raises=UnicodeDecodeError, reason=(
-    "product bug: bot/config.py load_config reads with path.read_text(encoding='utf-8') and "
-    "catches only FileNotFoundError and yaml.YAMLError, so a file that is not UTF-8 (e.g. saved "
-    "as UTF-16 or Latin-1 by an editor) crashes `alignbot config check` with a traceback "
-    "instead of a ConfigError"))
 @pytest.mark.parametrize("data", [b"\xff\xfe t\x00e\x00a\x00m\x00s\x00", b"teams: caf\xe9\n"],
                          ids=["utf16", "latin1"])
 def test_config_that_is_not_utf8_gives_a_config_error(data):
