@@ -307,8 +307,9 @@ def run(quick: bool = False, log=print) -> list[Figure]:  # type: ignore[no-unty
                    r["lock_probe_max_wait_seconds"], "s", notes=_lock_note(r)),
             Figure(BENCH, f"writes refused 'database is locked' ({label})",
                    r["lock_probe_failed"], "transactions", target=0,
-                   notes=("MISSED: a click's decision in that moment would be lost (the user got "
-                          "the ack already)" if r["lock_probe_failed"] else
+                   notes=("MISSED: any store write in that moment (a click's decision, recorded "
+                          "before the ack; the executor; the Slack sync) fails with 'database "
+                          "is locked'" if r["lock_probe_failed"] else
                           "no probe transaction hit the 10 s busy timeout")),
             Figure(BENCH, f"click ack max during the burst ({label})",
                    r["click_probe_max_ms"] if r["click_probe_n"] else None, "ms", target=3000.0,
