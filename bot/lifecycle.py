@@ -53,8 +53,15 @@ def apply_detection(
     ``scope`` limits which previously open drifts may be closed: None for a full pass, the
     fingerprints a pushed event could affect for a partial one.
     """
+    seen = upsert_drifts(session, list(drifts), now)
+    return apply_recommendations(session, seen, recommendations, config, now, scope=scope)
+
+
+def apply_recommendations(session: Session, seen: set[str],
+                          recommendations: Iterable[Recommendation], config: AlignbotConfig,
+                          now: datetime, *, scope: set[str] | None = None) -> LifecycleReport:
+    """The second half of a pass, once its drifts (fingerprints ``seen``) are upserted."""
     report = LifecycleReport()
-    seen = _upsert_drifts(session, list(drifts), now)
     _close_missing_drifts(session, seen, scope, now)
     recs = list(recommendations)
     active = _active_by_fingerprint(session, [r.fingerprint for r in recs])
@@ -69,7 +76,8 @@ def open_fingerprints(session: Session) -> frozenset[str]:
     return frozenset(session.exec(select(DriftRow.fingerprint).where(DriftRow.is_open)).all())
 
 
-def _upsert_drifts(session: Session, drifts: list[Drift], now: datetime) -> set[str]:
+def upsert_drifts(session: Session, drifts: list[Drift], now: datetime) -> set[str]:
+    """Insert or refresh drifts by fingerprint; returns the fingerprints seen."""
     by_fp = {d.fingerprint: d for d in drifts}
     existing = {
         row.fingerprint: row

@@ -21,10 +21,11 @@ from bot.config import AlignbotConfig
 from bot.executor import Executor, RetryPolicy
 from bot.lifecycle import (
     LifecycleReport,
-    apply_detection,
+    apply_recommendations,
     describe_change,
     is_material_change,
     open_fingerprints,
+    upsert_drifts,
 )
 from bot.notes import add_note
 from bot.snapshot_cache import SnapshotCache
@@ -42,6 +43,7 @@ from store.tables import (
 from store.types import utcnow
 
 log = logging.getLogger(__name__)
+DRIFT_CHUNK = 250
 
 
 @dataclass
@@ -161,10 +163,16 @@ class DecisionLoop:
                 open_now = open_fingerprints(s)
             # Detection is CPU work: no transaction (and on SQLite no write lock) is held.
             result = detect(snapshot, self.settings, now, open_now)
+            # Drifts go in in chunks, each its own short transaction: on SQLite one long write
+            # (a burst of thousands) would keep a click's decision waiting past Slack's 3 s.
+            seen: set[str] = set()
+            for start in range(0, len(result.drifts), DRIFT_CHUNK):
+                with session_scope(self.engine) as s:
+                    seen |= upsert_drifts(s, result.drifts[start:start + DRIFT_CHUNK], now)
             with session_scope(self.engine) as s:
                 scope = None if self._picture_complete(s) else set()
-                return apply_detection(s, result.drifts, result.recommendations, self.config,
-                                       now, scope=scope)
+                return apply_recommendations(s, seen, result.recommendations, self.config, now,
+                                             scope=scope)
 
     def _picture_complete(self, s: Session) -> bool:
         """Drifts may close only when every source has been read and none is stale."""
