@@ -37,18 +37,18 @@ from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 from sqlmodel import select
 
-from bot.demo import DEMO_GROUPS, DEMO_USERS, demo_config
+from bot.demo import demo_config
 from bot.lifecycle import apply_detection
-from bot.standin import RateLimits, SlackStandin
+from bot.standin import SlackStandin
 from connectors.sandbox import start_sandboxes
 from connectors.serving import free_port
 from detectors.model import Action, Recommendation
 from store.db import make_engine, session_scope
 from store.migrate import upgrade
 from store.tables import ActionRow, AuditEvent, DecisionRow, OutboxRow, RecommendationRow
+from tests.support.bot_process import prepare_bot_processes
 from tests.support.builders import demand_drift, recommendation_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -145,16 +145,8 @@ def world(postgres_server, tmp_path):
             "settings": settings, "timeout": timedelta(seconds=1),
             "schedule": conn.schedule.model_copy(update={"every": timedelta(minutes=10)})}))
     config = config.model_copy(update={"connectors": connectors})
-    members = [u["id"] for u in DEMO_USERS]
-    slack = SlackStandin(TOKEN, SECRET, users=DEMO_USERS, usergroups=DEMO_GROUPS,
-                         channels=[{"id": t.channel, "name": t.name, "members": members}
-                                   for t in config.teams],
-                         rate_limits=RateLimits.unlimited()).start()
-    config_path = tmp_path / "alignbot.yml"
-    config_path.write_text(yaml.safe_dump(config.model_dump(mode="json", by_alias=True)))
-    env = {**os.environ, "SLACK_BOT_TOKEN": TOKEN, "SLACK_SIGNING_SECRET": SECRET,
-           "SLACK_API_URL": slack.api_url, "DATABASE_URL": url, "TMS_WEBHOOK_SECRET": "whsec"}
-    env.pop("SLACK_APP_TOKEN", None)
+    slack, config_path, env = prepare_bot_processes(config, url, tmp_path, token=TOKEN,
+                                                    secret=SECRET)
     bot = Bot(config_path, env, tmp_path / "bot.log")
     slack.app_url = bot.url + "/slack/events"
     try:
@@ -391,9 +383,8 @@ def _run(world, size: Size) -> None:
     def unlinked_of(rids):  # the store never learned which message is theirs: never edited
         with session_scope(engine) as s:
             return [rid for rid in rids if s.get(RecommendationRow, rid).slack_ts is None]
-    try:
-        _wait(lambda: set(unlinked_of(left := still_with_buttons())) == set(left) or None, 120,
-              "messages still offer buttons", every=1.0)
+    try:  # a message posted just before a kill is adopted once the dead worker's claim expires
+        _wait(lambda: not still_with_buttons(), 150, "messages still offer buttons", every=1.0)
     except TimeoutError:
         pass
     stale_messages = still_with_buttons()

@@ -16,16 +16,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 from sqlmodel import func, select
 
-from bot.demo import DEMO_GROUPS, DEMO_USERS, demo_config
-from bot.standin import RateLimits, SlackStandin
+from bot.demo import demo_config
 from connectors.sandbox import start_sandboxes
 from connectors.serving import free_port
 from store.db import make_engine, session_scope
 from store.migrate import upgrade
 from store.tables import ConnectorRun, DecisionRow, ExecutionRow, RecommendationRow
+from tests.support.bot_process import prepare_bot_processes
 
 pytestmark = pytest.mark.postgres
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,17 +52,9 @@ def cluster(postgres_server, tmp_path):
     url = postgres_server.create_database(f"replicas_{os.getpid()}")
     upgrade(url)
     planning, tms = start_sandboxes(seed=7)
-    members = [u["id"] for u in DEMO_USERS]
     config = demo_config(planning.url, tms.url, fast=True)
-    slack = SlackStandin(TOKEN, SECRET, users=DEMO_USERS, usergroups=DEMO_GROUPS,
-                         channels=[{"id": t.channel, "name": t.name, "members": members}
-                                   for t in config.teams],
-                         rate_limits=RateLimits.unlimited()).start()
-    config_path = tmp_path / "alignbot.yml"
-    config_path.write_text(yaml.safe_dump(config.model_dump(mode="json", by_alias=True)))
-    env = {**os.environ, "SLACK_BOT_TOKEN": TOKEN, "SLACK_SIGNING_SECRET": SECRET,
-           "SLACK_API_URL": slack.api_url, "DATABASE_URL": url, "TMS_WEBHOOK_SECRET": "whsec"}
-    env.pop("SLACK_APP_TOKEN", None)
+    slack, config_path, env = prepare_bot_processes(config, url, tmp_path, token=TOKEN,
+                                                    secret=SECRET)
     replicas = {}
     for i in range(3):
         port = free_port()
