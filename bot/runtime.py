@@ -211,7 +211,10 @@ class Runtime:
 def serve(config: AlignbotConfig, host: str = "0.0.0.0", port: int = 3000) -> None:
     configure_logging(level=os.environ.get("ALIGNBOT_LOG_LEVEL", "INFO"),
                       json=os.environ.get("ALIGNBOT_LOG_FORMAT", "json") != "text",
-                      secrets=configured_secrets(config, os.environ))
+                      secrets=configured_secrets(config, os.environ),
+                      # every job run and every /healthz schema check would be a line otherwise
+                      levels={"apscheduler.executors": "WARNING",
+                              "alembic.runtime.migration": "WARNING"})
     runtime = Runtime(config).start()
     try:
         if runtime.app_token:

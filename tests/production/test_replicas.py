@@ -28,6 +28,7 @@ from tests.support.bot_process import prepare_bot_processes
 
 pytestmark = pytest.mark.postgres
 ROOT = Path(__file__).resolve().parents[2]
+SETTLED = ("executed", "partially_executed", "failed", "superseded", "resolved")
 TOKEN, SECRET = "xoxb-replica-test-token", "replica-signing-secret-0123"
 
 
@@ -104,24 +105,38 @@ def test_failover_concurrent_clicks_and_no_duplicates(cluster):
     _wait(lambda: _runs_since(engine, killed_wall), 30, "polling stopped after the failover")
 
     # -- 50 concurrent clicks on one recommendation, spread over the live replicas -----------
+    tried: set[int] = set()
+
     def open_logistics_message():
         for m in slack.messages("C0LOGISTICS"):
             if any(b.get("type") == "actions" for b in m.blocks):
                 with session_scope(engine) as s:
                     rec = s.exec(select(RecommendationRow).where(
                         RecommendationRow.slack_ts == m.ts)).first()
-                if rec and rec.state == "open" and set(rec.approvals_required) == {"logistics"}:
+                if rec and rec.id not in tried and rec.state == "open" \
+                        and set(rec.approvals_required) == {"logistics"}:
                     return m, rec
         return None
-    message, rec = _wait(open_logistics_message, 60, "no open logistics recommendation")
+
     live = list(survivors)
-    with ThreadPoolExecutor(max_workers=50) as pool:
-        deliveries = list(pool.map(
-            lambda i: slack.click(message, "Approve", as_user=("U0LOG1", "U0LOG2")[i % 2],
-                                  url=live[i % len(live)] + "/slack/events"), range(50)))
-    assert all(d.status == 200 for d in deliveries)
-    _wait(lambda: _state(engine, rec.id) in ("executed", "partially_executed", "failed"), 60,
-          "the approval was not executed")
+    outcomes = []
+    # Detection keeps running meanwhile: a recommendation may be superseded or resolved before
+    # the clicks land, or found stale when it is re-validated before execution. Both are the
+    # product doing its job; then the 50 clicks go to another one.
+    for _attempt in range(3):
+        message, rec = _wait(open_logistics_message, 60, "no open logistics recommendation")
+        tried.add(rec.id)
+        with ThreadPoolExecutor(max_workers=50) as pool:
+            deliveries = list(pool.map(
+                lambda i, m=message: slack.click(m, "Approve", as_user=("U0LOG1", "U0LOG2")[i % 2],
+                                                 url=live[i % len(live)] + "/slack/events"),
+                range(50)))
+        assert all(d.status == 200 for d in deliveries)
+        _wait(lambda r=rec: _state(engine, r.id) in SETTLED, 90, f"#{rec.id} never settled")
+        outcomes.append((rec.id, _state(engine, rec.id)))
+        if outcomes[-1][1] in ("executed", "partially_executed", "failed"):
+            break
+    assert outcomes[-1][1] == "executed", f"outcomes of the attempts: {outcomes}"
 
     with session_scope(engine) as s:
         decisions = s.exec(select(func.count()).select_from(DecisionRow).where(
@@ -141,7 +156,7 @@ def test_failover_concurrent_clicks_and_no_duplicates(cluster):
     duplicate_posts = len(ids) - len(set(ids))
     duplicate_executions = sum(n - 1 for _, n in per_action if n > 1)
 
-    print(f"\nfailover: new leader {new_leader} after {failover:.1f} s; "
+    print(f"\nfailover: new leader {new_leader} after {failover:.1f} s; attempts {outcomes}; "
           f"decisions for 50 clicks: {decisions}; duplicate executions: {duplicate_executions}; "
           f"actions applied twice: {applied_twice}; duplicate Slack posts: {duplicate_posts} "
           f"({len(top_level)} recommendation messages)")
