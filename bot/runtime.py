@@ -206,6 +206,9 @@ class Runtime:
         self._stopped.set()
         self.leadership.stop()
         self.jobs.shutdown()
+        if getattr(self, "_lock_file", None) is not None:
+            self._lock_file.close()  # lets the next process on this SQLite file start
+            self._lock_file = None
 
 
 def serve(config: AlignbotConfig, host: str = "0.0.0.0", port: int = 3000) -> None:
