@@ -66,7 +66,10 @@ class SigningClient:
         self.signing_secret = signing_secret
         self.app_url = app_url
         self.timeout = timeout
-        self._http = http or httpx.Client(timeout=timeout)
+        # A fresh connection per delivery, as Slack makes: reusing a kept-alive connection the
+        # app's server is just closing gets "connection reset" for a request it never read.
+        self._http = http or httpx.Client(timeout=timeout,
+                                          limits=httpx.Limits(max_keepalive_connections=0))
 
     def close(self) -> None:
         self._http.close()
