@@ -35,6 +35,7 @@ from pydantic import (
     model_validator,
 )
 
+from connectors._archive import archive_read_files
 from connectors._mapping import MODELS, Entity, MappingError, build_record, describe
 from connectors.base import ConnectorError, ExecuteResult, Health
 from connectors.http_retry import RetryPolicy
@@ -407,31 +408,9 @@ class CsvDropConnector:
 
     def _archive(self, processed: dict[str, str]) -> set[str]:
         """Move processed files (same name and content) to the archive; names moved or gone."""
-        inbox, archive = self.inbox, self.archive
-        if inbox is None or archive is None or not processed:
+        if self.inbox is None or self.archive is None:
             return set()
-        archive.mkdir(parents=True, exist_ok=True)
-        moved = set()
-        for file_name, digest in processed.items():
-            source = inbox / file_name
-            try:
-                data = source.read_bytes()
-            except FileNotFoundError:
-                moved.add(file_name)
-                continue
-            except OSError:
-                continue
-            if hashlib.sha256(data).hexdigest() != digest:
-                continue  # overwritten by a new export since: it will be read, not archived
-            target = archive / file_name
-            if target.exists():
-                target = archive / f"{source.stem}.{digest[:12]}{source.suffix}"
-            try:
-                source.replace(target)
-                moved.add(file_name)
-            except OSError as exc:
-                log.warning("%s: cannot archive %s (%s)", self.name, file_name, exc)
-        return moved
+        return archive_read_files(self.inbox, self.archive, processed, connector=self.name)
 
     def _read_url(self, state: dict[str, Any]) -> ReadResult:
         url = self.settings.url

@@ -35,6 +35,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from connectors._archive import archive_read_files
 from connectors.base import ExecuteResult, Health
 from connectors.x12_syntax import (
     Segment,
@@ -652,32 +653,8 @@ class X12Connector:
 
     def _archive(self, processed: dict[str, str]) -> set[str]:
         """Move read files (same name and content) to the archive; returns names moved or gone."""
-        if not processed:
-            return set()
-        self.archive.mkdir(parents=True, exist_ok=True)
-        moved = set()
-        for file_name, digest in processed.items():
-            source = self.inbox / file_name
-            try:
-                data = source.read_bytes()
-            except FileNotFoundError:
-                moved.add(file_name)
-                continue
-            except OSError:
-                continue
-            if not digest.startswith("too-large:") and hashlib.sha256(data).hexdigest() != digest:
-                continue  # replaced by a new file of the same name: it will be read first
-            target = self.archive / file_name
-            counter = 1
-            while target.exists():
-                target = self.archive / f"{source.stem}.{counter}{source.suffix}"
-                counter += 1
-            try:
-                source.replace(target)
-                moved.add(file_name)
-            except OSError:
-                continue
-        return moved
+        return archive_read_files(self.inbox, self.archive, processed, connector=self.name,
+                                  unchecked_prefix="too-large:")
 
     def _next_control(self) -> int:
         """Interchange control numbers 1..999999999, kept under a file lock in the state dir."""
