@@ -11,6 +11,15 @@ Tests and the demo talk to it like a person in a Slack workspace::
 
 Messages returned are live: an edit changes them in place and ``msg.edits`` keeps the earlier
 versions. ``slack.calls("chat.update")`` lists what the app called, with args and responses.
+
+Socket Mode: give the stand-in an app-level token and deliveries go over the WebSocket the app
+opens (``apps.connections.open``) instead of to ``app_url`` — the same helpers, either way::
+
+    with SlackStandin("xoxb-test", "secret", app_token="xapp-test", ...) as slack:
+        SocketModeHandler(bolt_app, "xapp-test").connect()   # bolt_app's client -> slack.api_url
+        slack.socket.wait_connected()
+        slack.click(msg, "Approve", as_user="U2")            # an ``interactive`` envelope
+        slack.socket.disconnect("refresh_requested")         # the app must reconnect
 """
 
 from __future__ import annotations
@@ -35,14 +44,15 @@ from bot.standin._workspace import (
     Workspace,
     iter_buttons,
 )
-from bot.standin.client import Delivery, SignedRequest, SigningClient, sign
+from bot.standin.client import Delivery, SignedRequest, SigningClient, Transport, sign
+from bot.standin.socket_mode import Envelope, SocketModeServer
 from bot.standin.webapi import WebApi
 from connectors.serving import BackgroundServer
 
 __all__ = [
-    "APP_ID", "BOT_ID", "BOT_USER_ID", "TEAM_ID", "Call", "Channel", "Delivery", "Limit",
-    "Message", "RateLimits", "SignedRequest", "SigningClient", "SlackStandin", "UploadedFile",
-    "User", "sign",
+    "APP_ID", "BOT_ID", "BOT_USER_ID", "TEAM_ID", "Call", "Channel", "Delivery", "Envelope",
+    "Limit", "Message", "RateLimits", "SignedRequest", "SigningClient", "SlackStandin",
+    "SocketModeServer", "Transport", "UploadedFile", "User", "sign",
 ]
 
 T = TypeVar("T")
@@ -72,13 +82,19 @@ class SlackStandin:
                  users: Iterable[str | Mapping[str, Any] | User] = (),
                  usergroups: Mapping[str, Iterable[str]] | None = None,
                  rate_limits: RateLimits | None = None, trigger_ttl: float = 3.0,
-                 ack_timeout: float = 3.0, port: int = 0):
+                 ack_timeout: float = 3.0, port: int = 0, app_token: str | None = None,
+                 event_retry_delays: Iterable[float] | None = None):
         self.workspace = Workspace(
             bot_token, [_as_channel(c) for c in channels], [_as_user(u) for u in users],
-            {k: list(v) for k, v in (usergroups or {}).items()}, trigger_ttl=trigger_ttl)
+            {k: list(v) for k, v in (usergroups or {}).items()}, trigger_ttl=trigger_ttl,
+            app_token=app_token)
         self.limiter = RateLimiter(rate_limits or RateLimits())
-        self.webapi = WebApi(self.workspace, self.limiter, extra_routes=control_routes(self))
         self.signer = SigningClient(signing_secret, app_url, timeout=ack_timeout)
+        self.socket = SocketModeServer(self.workspace, ack_timeout=ack_timeout,
+                                       **({} if event_retry_delays is None else
+                                          {"event_retry_delays": event_retry_delays}))
+        self.webapi = WebApi(self.workspace, self.limiter,
+                             extra_routes=[*control_routes(self), self.socket.route])
         self._server = BackgroundServer(self.webapi.app, port=port)
         self.workspace.base_url = self._server.url
 
@@ -89,6 +105,7 @@ class SlackStandin:
         return self
 
     def stop(self) -> None:
+        self.socket.close()
         if getattr(self, "_started", False):
             self._server.stop()
             self._started = False
@@ -119,6 +136,16 @@ class SlackStandin:
         self.signer.app_url = value
 
     @property
+    def socket_mode(self) -> bool:
+        """Socket Mode is on when the app has an app-level token: then nothing goes to app_url."""
+        return self.workspace.app_token is not None
+
+    @property
+    def transport(self) -> Transport:
+        """How deliveries reach the app: the WebSocket in Socket Mode, else signed HTTP."""
+        return self.socket if self.socket_mode else self.signer
+
+    @property
     def rate_limits(self) -> RateLimits:
         return self.limiter.limits
 
@@ -142,7 +169,7 @@ class SlackStandin:
             command, text.strip(), user, ch.id, ch.name,
             self.workspace.issue_response_url(ch.id, user.id, None),
             self.workspace.issue_trigger(user.id))
-        delivery = self.signer.send_form(fields, **send)
+        delivery = self.transport.send_form(fields, **send)
         if delivery.ok and delivery.body.strip():
             self._show_ack_reply(delivery, ch.id, user.id)
         elif not delivery.ok:
@@ -183,7 +210,7 @@ class SlackStandin:
             block_id, element = self._find_button(view.get("blocks", []), button)
             payload = payloads.block_actions_on_view(
                 user, view, payloads.button_action(block_id, element), trigger_id)
-        return self.signer.send_interaction(payload, **send)
+        return self.transport.send_interaction(payload, **send)
 
     def choose(self, target: Message, select: str, option: str, as_user: str | None = None,
                **send: Any) -> Delivery:
@@ -207,7 +234,7 @@ class SlackStandin:
                             payloads.select_action(block["block_id"], element, opt),
                             ws.issue_response_url(msg.channel, user.id, msg.ts),
                             ws.issue_trigger(user.id))
-                        return self.signer.send_interaction(payload, **send)
+                        return self.transport.send_interaction(payload, **send)
                 raise LookupError(f"No option {option!r} in {select}")
         raise LookupError(f"No select menu {select!r} in the message")
 
@@ -241,7 +268,7 @@ class SlackStandin:
         payload = payloads.view_submission(
             user, current, payloads.input_values(current, dict(values or {})),
             ws.issue_trigger(user.id))
-        delivery = self.signer.send_interaction(payload, **send)
+        delivery = self.transport.send_interaction(payload, **send)
         if delivery.ok:
             self._apply_response_action(delivery, user.id, view_id)
         return delivery
@@ -251,20 +278,23 @@ class SlackStandin:
         user = self._user(as_user)
         ws = self.workspace
         envelope = payloads.app_home_opened(user, ws.im_for(user.id).id, ws.homes.get(user.id))
-        return self.signer.send_event(envelope, **send)
+        return self.transport.send_event(envelope, **send)
 
     def send_event(self, event: Mapping[str, Any], **send: Any) -> Delivery:
         """Deliver any Events API event in its ``event_callback`` envelope."""
-        return self.signer.send_event(payloads.event_callback(dict(event)), **send)
+        return self.transport.send_event(payloads.event_callback(dict(event)), **send)
 
     def verify_url(self, challenge: str | None = None) -> Delivery:
         """Slack's url_verification handshake; the app must echo the challenge."""
-        return self.signer.send_event(payloads.url_verification(challenge))
+        return self.transport.send_event(payloads.url_verification(challenge))
 
-    def retry(self, delivery: Delivery, retry_num: int = 1, reason: str = "http_timeout",
+    def retry(self, delivery: Delivery, retry_num: int = 1, reason: str | None = None,
               **send: Any) -> Delivery:
-        """Resend a delivery as Slack's retry (same body, X-Slack-Retry-Num/Reason)."""
-        return self.signer.retry(delivery, retry_num, reason, **send)
+        """Deliver it again as Slack's retry: over HTTP the same body with X-Slack-Retry-Num and
+        -Reason; over Socket Mode the same payload in a new envelope (see ``SocketModeServer``)."""
+        if isinstance(delivery.request, Envelope):
+            return self.socket.retry(delivery, retry_num, reason or "timeout", **send)
+        return self.signer.retry(delivery, retry_num, reason or "http_timeout", **send)
 
     # -- what people see -------------------------------------------------------------------------
     def messages(self, channel: str) -> list[Message]:
@@ -358,6 +388,8 @@ class SlackStandin:
             return {
                 "team": {"id": TEAM_ID, "bot_user_id": BOT_USER_ID, "app_id": APP_ID},
                 "app_url": self.app_url,
+                "socket_mode": {"enabled": self.socket_mode,
+                                "connections": len(self.socket.connections)},
                 "users": [u.to_api() for u in ws.users.values()],
                 "usergroups": {k: list(v) for k, v in ws.usergroups.items()},
                 "channels": channels,

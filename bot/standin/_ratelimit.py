@@ -37,6 +37,7 @@ DEFAULT_TIERS: dict[int, Limit] = {
 # Tiers as published on each method's reference page; "special" methods get the tier that
 # matches their documented behaviour (chat.postMessage is handled per channel on top).
 METHOD_TIERS: dict[str, int] = {
+    "apps.connections.open": 1,
     "auth.test": 4,
     "chat.postMessage": 4,
     "chat.update": 3,

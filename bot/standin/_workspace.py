@@ -11,6 +11,7 @@ import itertools
 import secrets
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -210,8 +211,10 @@ class Workspace:
     """State of one fake workspace. All public methods are thread-safe."""
 
     def __init__(self, bot_token: str, channels: list[Channel], users: list[User],
-                 usergroups: dict[str, list[str]], trigger_ttl: float = 3.0):
+                 usergroups: dict[str, list[str]], trigger_ttl: float = 3.0,
+                 app_token: str | None = None):
         self.bot_token = bot_token
+        self.app_token = app_token  # app-level token (xapp-...): Socket Mode only
         self.trigger_ttl = trigger_ttl
         self.base_url = ""
         self.lock = threading.RLock()
@@ -229,6 +232,7 @@ class Workspace:
         self.files: dict[str, UploadedFile] = {}
         self.triggers: dict[str, Trigger] = {}
         self.response_targets: dict[str, ResponseTarget] = {}
+        self.socket_tickets: dict[str, bool] = {}  # ticket -> redeemed
         self.calls: list[Call] = []
         self._last_ts = 0.0
         self._ids = itertools.count(1)
@@ -336,6 +340,21 @@ class Workspace:
             self.response_targets[token] = ResponseTarget(token, channel, user, source_ts,
                                                           time.monotonic())
         return f"{self.base_url}/hooks/response/{TEAM_ID}/{token}"
+
+    def issue_socket_ticket(self) -> str:
+        """A ticket for one Socket Mode connection (apps.connections.open hands out its URL)."""
+        ticket = str(uuid.uuid4())
+        with self.lock:
+            self.socket_tickets[ticket] = False
+        return ticket
+
+    def redeem_socket_ticket(self, ticket: str) -> bool:
+        """True once per ticket issued: each URL opens one connection."""
+        with self.lock:
+            if self.socket_tickets.get(ticket) is not False:
+                return False
+            self.socket_tickets[ticket] = True
+            return True
 
     # -- call log ----------------------------------------------------------------------------
     def record(self, call: Call) -> None:

@@ -13,10 +13,13 @@ import hmac
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlencode
 
 import httpx
+
+if TYPE_CHECKING:
+    from bot.standin.socket_mode import Envelope
 
 SLACK_ACK_TIMEOUT = 3.0  # Slack shows the user an error if the app has not answered by then
 
@@ -39,9 +42,13 @@ class SignedRequest:
 
 @dataclass
 class Delivery:
-    """The app's answer: HTTP status, body, headers, and how long it took to answer."""
+    """The app's answer: HTTP status, body, headers, and how long it took to answer.
 
-    request: SignedRequest
+    Over Socket Mode ``request`` is the envelope, ``status`` 200 once acked and ``body`` the
+    ack's ``payload`` as JSON (what the app would have answered over HTTP).
+    """
+
+    request: SignedRequest | Envelope
     status: int
     body: str
     headers: dict[str, str]
@@ -56,6 +63,20 @@ class Delivery:
 
     def json(self) -> Any:
         return json.loads(self.body) if self.body.strip() else None
+
+
+class Transport(Protocol):
+    """How what people do reaches the app: ``SigningClient`` (HTTP request URL) or
+    ``socket_mode.SocketModeServer`` (the app's WebSocket). Keyword options are per transport."""
+
+    def send_form(self, fields: dict[str, Any], **options: Any) -> Delivery: ...
+
+    def send_interaction(self, payload: dict[str, Any], **options: Any) -> Delivery: ...
+
+    def send_event(self, envelope: dict[str, Any], **options: Any) -> Delivery: ...
+
+    def retry(self, previous: Delivery, retry_num: int = 1, reason: str = ...,
+              **options: Any) -> Delivery: ...
 
 
 class SigningClient:
@@ -112,6 +133,8 @@ class SigningClient:
               reason: str = "http_timeout", **kw: Any) -> Delivery:
         """Resend the same body as Slack's retry number ``retry_num`` (freshly signed)."""
         req = previous.request if isinstance(previous, Delivery) else previous
+        if not isinstance(req, SignedRequest):
+            raise TypeError("That delivery went over Socket Mode; retry it with the socket")
         return self.send(req.body, req.content_type, url=req.url, retry_num=retry_num,
                          retry_reason=reason, **kw)
 

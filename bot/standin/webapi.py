@@ -4,6 +4,10 @@ Request formats follow Slack: arguments in the query string, a form-encoded body
 (JSON needs ``Authorization: Bearer``); answers are ``{"ok": true, ...}`` or
 ``{"ok": false, "error": "..."}`` with HTTP 200, and HTTP 429 + ``Retry-After`` when rate limited.
 Also served: the file upload URL that files.getUploadURLExternal hands out, and response_url.
+
+Tokens are checked by type as Slack does: ``apps.connections.open`` takes only the app-level
+token (``xapp-…``, and only in the ``Authorization`` header), every other method only the bot
+token; the other kind of token gets ``not_allowed_token_type``, an unknown one ``invalid_auth``.
 """
 
 from __future__ import annotations
@@ -61,6 +65,7 @@ def _invalid_arguments(*messages: str) -> ApiError:
 
 Handler = Callable[[Workspace, dict[str, Any]], dict[str, Any]]
 METHODS: dict[str, Handler] = {}
+APP_TOKEN_METHODS = frozenset({"apps.connections.open"})  # the rest take the bot token
 
 
 def method(name: str) -> Callable[[Handler], Handler]:
@@ -155,6 +160,18 @@ def _channel(ws: Workspace, args: dict[str, Any], key: str = "channel"):
     if ch is None:
         raise ApiError("channel_not_found")
     return ch
+
+
+# -- apps (Socket Mode) -------------------------------------------------------------------------
+
+@method("apps.connections.open")
+def apps_connections_open(ws: Workspace, args: dict[str, Any]) -> dict[str, Any]:
+    """A single-use WebSocket URL for one Socket Mode connection (see ``socket_mode``)."""
+    from bot.standin.socket_mode import PATH
+
+    ticket = ws.issue_socket_ticket()
+    base = "ws" + ws.base_url.removeprefix("http")
+    return {"ok": True, "url": f"{base}{PATH}?ticket={ticket}&app_id={APP_ID}"}
 
 
 # -- auth, chat ---------------------------------------------------------------------------------
@@ -508,8 +525,9 @@ class WebApi:
             Route("/hooks/response/{team}/{token}", self.response_url, methods=["POST"]),
         ])
 
-    async def _args(self, request: Request) -> tuple[dict[str, Any], str | None, list[str]]:
-        """Merge query and body arguments; return (args, token, warnings)."""
+    async def _args(self, request: Request
+                    ) -> tuple[dict[str, Any], str | None, str | None, list[str]]:
+        """Merge query and body arguments; return (args, header token, any token, warnings)."""
         args: dict[str, Any] = dict(request.query_params)
         warnings: list[str] = []
         ctype = request.headers.get("content-type", "")
@@ -529,9 +547,22 @@ class WebApi:
             from urllib.parse import parse_qsl
             args.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
         auth = request.headers.get("authorization", "")
-        token = auth[7:].strip() if auth.lower().startswith("bearer ") else args.get("token")
+        header = auth[7:].strip() if auth.lower().startswith("bearer ") else None
+        token = header or args.get("token")
         args.pop("token", None)
-        return args, token, warnings
+        return args, header, token, warnings
+
+    def _authenticate(self, method: str, header: str | None, token: str | None) -> None:
+        app_level = method in APP_TOKEN_METHODS
+        if app_level:
+            token = header  # "passing it as a POST parameter will result in an error"
+        if not token:
+            raise ApiError("not_authed")
+        wanted, other = ((self.ws.app_token, self.ws.bot_token) if app_level
+                         else (self.ws.bot_token, self.ws.app_token))
+        if token != wanted:
+            raise ApiError("not_allowed_token_type" if other and token == other
+                           else "invalid_auth")
 
     async def api(self, request: Request) -> Response:
         name = request.path_params["method"]
@@ -541,11 +572,8 @@ class WebApi:
             handler = METHODS.get(name)
             if handler is None:
                 raise ApiError("unknown_method", req_method=name)
-            args, token, warnings = await self._args(request)
-            if not token:
-                raise ApiError("not_authed")
-            if token != self.ws.bot_token:
-                raise ApiError("invalid_auth")
+            args, header, token, warnings = await self._args(request)
+            self._authenticate(name, header, token)
             retry_after = self.limiter.check(name, str(args.get("channel") or "") or None)
             if retry_after is not None:
                 status, headers = 429, {"Retry-After": str(retry_after)}
