@@ -1,8 +1,8 @@
 """`alignbot demo`: the whole loop on one machine, with nothing but this repository.
 
 Starts the sandbox planning system and TMS (with a scenario clock that injects drift), the
-local Slack stand-in, and the bot in HTTP mode against it, all on 127.0.0.1. The end-to-end
-tests drive the very same ``DemoStack``.
+local Slack stand-in, and the bot in HTTP mode against it (or over Socket Mode with
+``socket_mode=True``), all on 127.0.0.1. The end-to-end tests drive the very same ``DemoStack``.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import threading
 import time
 from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 from bot.config import AlignbotConfig, load_config
 from bot.runtime import Runtime
@@ -56,8 +57,9 @@ class DemoStack:
 
     def __init__(self, *, fast: bool = True, database_url: str | None = None, seed: int = 7,
                  ui_port: int = 0, auto_step_seconds: float | None = None,
-                 config_path: Path = EXAMPLE_CONFIG):
+                 config_path: Path = EXAMPLE_CONFIG, socket_mode: bool = False):
         self.fast = fast
+        self.socket_mode = socket_mode
         self.seed = seed
         self.ui_port = ui_port
         self.auto_step = auto_step_seconds
@@ -70,6 +72,7 @@ class DemoStack:
         self.bot_token = "xoxb-demo-" + secrets.token_hex(8)
         self.signing_secret = secrets.token_hex(16)
         self.webhook_secret = secrets.token_hex(16)
+        self.app_token = "xapp-1-A0ALIGNBOT-" + secrets.token_hex(8) if socket_mode else None
         self._started: list = []
 
     def start(self) -> DemoStack:
@@ -85,25 +88,51 @@ class DemoStack:
                 self.bot_token, self.signing_secret, port=self.ui_port,
                 channels=[{"id": t.channel, "name": t.name, "members": members}
                           for t in self.config.teams],
-                users=DEMO_USERS, usergroups=DEMO_GROUPS)
+                users=DEMO_USERS, usergroups=DEMO_GROUPS, app_token=self.app_token)
             self.slack.start()
             self._started.append(self.slack)
-            self.runtime = Runtime(self.config, fast=self.fast, environ={
+            environ = {
                 self.config.slack.bot_token_env: self.bot_token,
                 self.config.slack.signing_secret_env: self.signing_secret,
                 self.config.slack.api_url_env: self.slack.api_url,
                 self.config.database_url_env: self.database_url,
                 "TMS_WEBHOOK_SECRET": self.webhook_secret,
-            })
-            self.bot = BackgroundServer(self.runtime.asgi_app()).start()
+            }
+            if self.app_token:
+                environ[self.config.slack.app_token_env] = self.app_token
+            self.runtime = Runtime(self.config, fast=self.fast, environ=environ)
+            self.bot = BackgroundServer(self.runtime.asgi_app()).start()  # hooks, health
             self._started.append(self.bot)
-            self.slack.app_url = self.bot.url + "/slack/events"
+            if not self.socket_mode:
+                self.slack.app_url = self.bot.url + "/slack/events"
             self.runtime.start()
             self._started.append(self.runtime)
+            if self.socket_mode:
+                self._started.append(self._connect_socket_mode())
         except BaseException:
             self.stop()
             raise
         return self
+
+    def _connect_socket_mode(self) -> SimpleNamespace:
+        """Connect the bot to the stand-in over Socket Mode, as ``alignbot run`` does with
+        SLACK_APP_TOKEN set (the handler's web client is the runtime's, so
+        apps.connections.open goes to SLACK_API_URL too)."""
+        from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+        handler = SocketModeHandler(self.runtime.slack_app, self.runtime.app_token)
+        handler.connect()
+        self.slack.socket.wait_connected()
+        self.socket_handler = handler
+
+        def stop() -> None:
+            # Slack closes the socket first: the client then stops without waiting out its
+            # blocking read (up to 3 s), and must not reconnect.
+            handler.client.auto_reconnect_enabled = False
+            self.slack.socket.drop()
+            handler.close()
+
+        return SimpleNamespace(stop=stop)
 
     def step(self) -> dict:
         """Advance the scenario clock one step (inject the next drift) and poll at once."""
