@@ -118,10 +118,7 @@ class DemoStack:
         """Connect the bot to the stand-in over Socket Mode, as ``alignbot run`` does with
         SLACK_APP_TOKEN set (the handler's web client is the runtime's, so
         apps.connections.open goes to SLACK_API_URL too)."""
-        from slack_bolt.adapter.socket_mode import SocketModeHandler
-
-        handler = SocketModeHandler(self.runtime.slack_app, self.runtime.app_token)
-        handler.connect()
+        handler = self.runtime.connect_socket_mode()
         self.slack.socket.wait_connected()
         self.socket_handler = handler
 
@@ -130,7 +127,7 @@ class DemoStack:
             # blocking read (up to 3 s), and must not reconnect.
             handler.client.auto_reconnect_enabled = False
             self.slack.socket.drop()
-            handler.close()
+            self.runtime.disconnect_socket_mode()
 
         return SimpleNamespace(stop=stop)
 

@@ -19,6 +19,8 @@ from typing import Any
 
 import uvicorn
 from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_response
+from slack_bolt.request import BoltRequest
+from slack_sdk.signature import SignatureVerifier
 from sqlalchemy.engine import Engine, make_url
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -37,6 +39,7 @@ from bot.metrics import Metrics, instrumented_web_client
 from bot.notes import add_note
 from bot.scheduler import Jobs
 from bot.slack_app import SlackDeps, build_slack_app
+from bot.slack_inbox import SlackInbox, classify
 from bot.slack_sync import SlackSync
 from connectors.base import Connector
 from connectors.registry import build_connector
@@ -91,7 +94,10 @@ class Runtime:
         self.slack_app = build_slack_app(
             SlackDeps(config, self.engine, self.directory, on_change=self.wake),
             signing_secret=self.signing_secret, client=self.client)
-        self.jobs.register_local(drain=self._drain, sync=self.sync.run, fast=fast)
+        self.verifier = SignatureVerifier(self.signing_secret)
+        self.inbox = SlackInbox(self.engine, self._handle_slack_request)
+        self.jobs.register_local(drain=self._drain, sync=self.sync.run,
+                                 recover=self.inbox.recover, fast=fast)
         self.leadership = Leadership(
             self.engine, interval=1.0 if fast else 2.0,
             on_elected=lambda: (self.metrics.set_leader(True), self.jobs.register_leader(
@@ -159,12 +165,38 @@ class Runtime:
 
     # -- HTTP ------------------------------------------------------------------------------
 
+    def _handle_slack_request(self, body: str, content_type: str) -> bool:
+        """Run a request the door already verified and acked through Bolt (after the ack)."""
+        response = dispatch_in_log_context(
+            self.slack_app, BoltRequest(body=body, headers={"content-type": [content_type]}))
+        return response.status < 500
+
+    def _verified(self, request: Request, body: bytes) -> bool:
+        timestamp = request.headers.get("x-slack-request-timestamp", "")
+        signature = request.headers.get("x-slack-signature")
+        if not timestamp.isdigit() or not signature:
+            return False
+        try:
+            return self.verifier.is_valid(body, timestamp, signature)
+        except UnicodeDecodeError:
+            return False
+
     def asgi_app(self) -> Starlette:
         async def slack_events(request: Request) -> Response:
-            if not request.headers.get("x-slack-request-timestamp", "").isdigit():
-                # Bolt would raise on int() of it and answer 500; it is simply unauthenticated.
-                return Response("invalid request timestamp", status_code=401)
-            bolt_request = to_bolt_request(request, await request.body())
+            with self.inbox.acks_first.answering():
+                body = await request.body()
+                if not self._verified(request, body):
+                    return Response("invalid request signature or timestamp", status_code=401)
+                content_type = request.headers.get("content-type", "")
+                kind = classify(body, content_type)
+                if kind == "block_actions":
+                    await self.inbox.store(body, content_type)
+                    return Response(status_code=200)
+                if kind == "slash_command":  # answered via response_url once handled
+                    self.inbox.handle_soon(body, content_type)
+                    return Response(status_code=200)
+            # Events and modal submissions: Bolt answers on the request (validation errors).
+            bolt_request = to_bolt_request(request, body)
             # Bolt's dispatch blocks until ack(); keep the event loop free for other requests.
             bolt_response = await run_in_threadpool(dispatch_in_log_context, self.slack_app,
                                                     bolt_request)
@@ -197,15 +229,37 @@ class Runtime:
 
     # -- life ------------------------------------------------------------------------------
 
+    def connect_socket_mode(self) -> Any:
+        """Connect to Slack over Socket Mode (``SLACK_APP_TOKEN``); ``stop()`` closes it.
+
+        The handler uses ``self.client``, so ``apps.connections.open`` goes to
+        ``SLACK_API_URL`` too.
+        """
+        from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+        if not self.app_token:
+            raise StartupError("Socket Mode needs an app-level token (xapp-…) in "
+                               f"{self.config.slack.app_token_env}")
+        self._socket = SocketModeHandler(self.slack_app, self.app_token)
+        self._socket.connect()
+        return self._socket
+
     def start(self) -> Runtime:
         self.jobs.start()
         self.leadership.start()
         return self
 
+    def disconnect_socket_mode(self) -> None:
+        if getattr(self, "_socket", None) is not None:
+            self._socket.close()
+            self._socket = None
+
     def stop(self) -> None:
+        self.disconnect_socket_mode()
         self._stopped.set()
         self.leadership.stop()
         self.jobs.shutdown()
+        self.inbox.stop()
         if getattr(self, "_lock_file", None) is not None:
             self._lock_file.close()  # lets the next process on this SQLite file start
             self._lock_file = None
@@ -221,14 +275,14 @@ def serve(config: AlignbotConfig, host: str = "0.0.0.0", port: int = 3000) -> No
     runtime = Runtime(config).start()
     try:
         if runtime.app_token:
-            from slack_bolt.adapter.socket_mode import SocketModeHandler
-
-            socket = SocketModeHandler(runtime.slack_app, runtime.app_token)
-            socket.connect()
+            runtime.connect_socket_mode()
             log.info("Socket Mode connected; HTTP serves /hooks and /healthz only")
         server = uvicorn.Server(uvicorn.Config(runtime.asgi_app(), host=host, port=port,
                                                log_level="info", lifespan="off",
-                                               log_config=None))
+                                               log_config=None,
+                                               # a JSON line per Slack request costs acks time
+                                               access_log=os.environ.get(
+                                                   "ALIGNBOT_ACCESS_LOG", "0") == "1"))
         signal.signal(signal.SIGTERM, lambda *_: setattr(server, "should_exit", True))
         server.run()
     finally:

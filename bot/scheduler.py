@@ -36,6 +36,7 @@ class Jobs:
     DRAIN = "outbox-drain"
     SYNC = "slack-sync"
     SWEEP = "sweep"
+    RECOVER = "slack-inbox-recover"
 
     def __init__(self) -> None:
         self.scheduler = BackgroundScheduler(
@@ -51,12 +52,14 @@ class Jobs:
         self.add(job_id, func, IntervalTrigger(seconds=seconds, timezone=UTC))
 
     def register_local(self, *, drain: Callable[[], object], sync: Callable[[], object] | None,
-                       fast: bool = False) -> None:
-        """Jobs every replica runs: both are safe to run concurrently (rows are claimed)."""
+                       recover: Callable[[], object] | None = None, fast: bool = False) -> None:
+        """Jobs every replica runs: all are safe to run concurrently (rows are claimed)."""
         tick = 0.5 if fast else 2.0
         self.add_every(self.DRAIN, drain, tick)
         if sync is not None:
             self.add_every(self.SYNC, sync, tick)
+        if recover is not None:
+            self.add_every(self.RECOVER, recover, 1.0 if fast else 5.0)
 
     def register_leader(self, config: AlignbotConfig, *, poll: Callable[[str], object],
                         sweep: Callable[[], object], digest: Callable[[str], object] | None,

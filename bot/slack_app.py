@@ -1,8 +1,9 @@
-"""The Bolt app: buttons, modals, /drift and App Home, each handler acking well inside 3 s.
+"""The Bolt app: buttons, modals, /drift and App Home.
 
-Handlers verify (Bolt checks the signature), authorize, record the decision in one short
-transaction and ack; Slack edits and execution happen after the ack, in the sync and executor
-jobs that ``on_change`` wakes.
+Over HTTP, clicks and commands reach these handlers after Slack has its ack (the door in
+``bot/slack_inbox.py`` stores clicks first); modal submissions and events come straight from the
+request. Handlers authorize, record the decision in one short transaction and ack; Slack edits
+and execution happen later, in the sync and executor jobs that ``on_change`` wakes.
 """
 
 from __future__ import annotations
@@ -45,7 +46,10 @@ class SlackDeps:
 
 def build_slack_app(deps: SlackDeps, *, signing_secret: str, client: WebClient) -> App:
     """The Bolt app; ``client`` carries the bot token (and our timeouts and retry handlers)."""
-    app = App(signing_secret=signing_secret, client=client,
+    # The HTTP door (bot/runtime.py) verifies every request's signature before Bolt sees it —
+    # clicks are stored and acked before Bolt runs, possibly after a restart — and Socket Mode
+    # needs none, so Bolt's own check is off.
+    app = App(signing_secret=signing_secret, client=client, request_verification_enabled=False,
               process_before_response=False, token_verification_enabled=False,
               ignoring_self_events_enabled=True,
               listener_executor=ContextThreadPoolExecutor(max_workers=10))
@@ -77,8 +81,8 @@ def register_handlers(app: App, deps: SlackDeps) -> None:
                            + " can decide on this recommendation.")
         return True, ""
 
-    # Decisions are recorded before the ack: once Slack has its 200 it never retries, so a
-    # crash after an early ack would lose the click. Recording is one short transaction.
+    # Decisions are recorded before the ack: over Socket Mode the ack is Slack's 200 and Slack
+    # never resends an acked envelope, so a crash after an early ack would lose the click.
 
     @app.action("rec_approve")
     def approve(ack: Ack, body: dict, action: dict, client: WebClient) -> None:

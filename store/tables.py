@@ -241,8 +241,29 @@ class SlackNote(SQLModel, table=True):
     posted_at: datetime | None = _ts(nullable=True)
 
 
+class SlackInboxRow(SQLModel, table=True):
+    """A verified Slack click, stored before Slack gets its ack so that a crash cannot lose it.
+
+    Slack never resends a click it got a 200 for; the row is what survives the process. The key
+    is a digest of the raw body: a retried delivery resends the same body and is stored once.
+    """
+
+    __tablename__ = "slack_inbox"
+
+    id: int | None = Field(default=None, primary_key=True)
+    delivery_key: str = Field(max_length=64, unique=True)
+    content_type: str = Field(max_length=80)
+    body: str
+    state: str = Field(default="pending", max_length=16, index=True)  # pending, done, failed
+    attempts: int = 0
+    claim_until: datetime = _ts(nullable=False)  # until then the receiving process owns it
+    error: str | None = None
+    received_at: datetime = _ts(nullable=False)
+    done_at: datetime | None = _ts(nullable=True)
+
+
 __all__ = [
     "ACTIVE_STATES", "ActionRow", "AuditEvent", "ConnectorHealth", "ConnectorRun", "DecisionRow",
     "DriftRow", "ExecutionRow", "OutboxRow", "QuarantinedRecord", "RecState",
-    "RecommendationRow", "SlackNote", "utcnow",
+    "RecommendationRow", "SlackInboxRow", "SlackNote", "utcnow",
 ]

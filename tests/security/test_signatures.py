@@ -14,11 +14,16 @@ from sqlmodel import func, select
 from bot.hooks import sign as sign_webhook
 from bot.standin.client import sign as sign_slack
 from store.db import session_scope
-from store.tables import QuarantinedRecord
+from store.tables import QuarantinedRecord, SlackInboxRow
 from tests.security.conftest import WAIT, open_recommendations, recorded_for
 
 COORDINATOR, PLANNER = "U0LOG1", "U0PLAN1"
 SIX_MINUTES = 6 * 60
+
+
+def _stored_clicks(stack) -> int:
+    with session_scope(stack.runtime.engine) as s:
+        return s.exec(select(func.count()).select_from(SlackInboxRow)).one()
 
 
 def _post(url: str, body: bytes, content_type: str, headers: dict[str, str]) -> httpx.Response:
@@ -63,6 +68,7 @@ def test_forged_slack_requests_get_401_and_record_nothing(stack):
     command = stack.slack.command("/drift mine", as_user=COORDINATOR, channel="C0LOGISTICS",
                                   url="http://127.0.0.1:9/slack/events").request.body
     before = recorded_for(stack, rec.id)
+    stored_before = _stored_clicks(stack)
     ephemerals_before = len(stack.slack.ephemeral_for(COORDINATOR))
     url = stack.bot.url + "/slack/events"
 
@@ -81,6 +87,7 @@ def test_forged_slack_requests_get_401_and_record_nothing(stack):
     print("\nforged Slack requests:", json.dumps(results, indent=1))
     assert all(code == 401 for code in results.values()), results
     assert after == before, f"a forged request changed the store: {before} -> {after}"
+    assert _stored_clicks(stack) == stored_before, "a forged click reached the Slack inbox"
     assert not app_ephemerals, [m.text for m in app_ephemerals]
 
     # the same click, properly signed, is accepted: the 401s were about the signature

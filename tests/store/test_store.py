@@ -13,13 +13,20 @@ from sqlalchemy.exc import IntegrityError, StatementError
 from sqlmodel import select
 
 from store.db import make_engine, session_scope
-from store.migrate import NotMigratedError, ensure_migrated, head_revision, upgrade
+from store.migrate import (
+    NotMigratedError,
+    current_revision,
+    ensure_migrated,
+    head_revision,
+    upgrade,
+)
 from store.tables import AuditEvent, DriftRow, RecommendationRow, RecState
 from store.transitions import transition
 
 EXPECTED_TABLES = {
     "drifts", "recommendations", "actions", "decisions", "executions", "outbox",
     "audit_events", "connector_runs", "connector_health", "quarantined_records", "slack_notes",
+    "slack_inbox",
 }
 
 
@@ -40,7 +47,7 @@ def test_migrations_from_empty_create_every_table_and_unlock_start(empty_db_url)
     ensure_migrated(engine)  # no longer raises
     assert EXPECTED_TABLES <= set(inspect(engine).get_table_names())
     upgrade(empty_db_url)  # a second upgrade is a no-op, not an error
-    assert head_revision() == "0001"
+    assert current_revision(engine) == head_revision() == "0002"
 
 
 def test_datetimes_round_trip_as_aware_utc(db_url):

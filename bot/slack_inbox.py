@@ -1,0 +1,224 @@
+"""The Slack door: verify a request, store a click, ack at once, handle it right after.
+
+Slack wants its 200 within 3 s, and people click in bursts. Handling a click (Bolt's dispatch,
+authorization, the decision's transaction, Slack calls) costs tens of milliseconds of Python;
+fifty of them at once would queue for a second or more before the last one is acked. So the
+door does the least that makes an ack safe — check the signature, store the raw click durably
+(many clicks share one commit) — answers, and hands the click to Bolt on a worker thread. A
+crash after the ack loses nothing: the stored click is handled again by whichever process
+finds it abandoned. Slash commands only read, so they are acked and handled without storing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from urllib.parse import parse_qs
+
+from sqlalchemy.engine import Engine
+
+from bot.logs import ContextThreadPoolExecutor
+from store import inbox
+from store.inbox import InboxItem, Outcome
+from store.types import utcnow
+
+log = logging.getLogger(__name__)
+
+# A handler: (raw body, content type) → True when handled, False to try again later.
+Handler = Callable[[str, str], bool]
+
+
+def classify(body: bytes, content_type: str) -> str:
+    """What Slack sent: ``block_actions`` (a click), ``slash_command``, or ``other``.
+
+    Other requests (events, modal submissions whose answer carries validation errors) go
+    through Bolt on the request itself.
+    """
+    if not content_type.startswith("application/x-www-form-urlencoded"):
+        return "other"
+    try:
+        form = parse_qs(body.decode(), keep_blank_values=True)
+    except UnicodeDecodeError:
+        return "other"
+    if "command" in form:
+        return "slash_command"
+    raw = form.get("payload", [""])[0]
+    if not raw:
+        return "other"
+    try:
+        payload = json.loads(raw)
+    except ValueError:
+        return "other"
+    return "block_actions" if isinstance(payload, dict) and payload.get(
+        "type") == "block_actions" else "other"
+
+
+def delivery_key(body: bytes) -> str:
+    """Slack's retries resend the same body, so its digest identifies the delivery."""
+    return hashlib.sha256(body).hexdigest()
+
+
+class AcksFirst:
+    """Holds handling back while the door is answering Slack, so a burst's acks go out first.
+
+    Python runs one thread at a time: eight workers busy with Bolt would leave the event loop
+    a ninth of the interpreter, and the fiftieth click of a burst would wait for the handling
+    of the first. Workers wait until the door has been idle ``settle`` seconds, but never
+    longer than ``patience`` (a modal's trigger lives 3 s; handling must not starve).
+    """
+
+    def __init__(self, settle: float = 0.003, patience: float = 0.3):
+        self.settle = settle
+        self.patience = patience
+        self._answering = 0
+        self._last = 0.0
+        self._lock = threading.Condition()
+
+    @contextmanager
+    def answering(self) -> Iterator[None]:
+        with self._lock:
+            self._answering += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._answering -= 1
+                self._last = time.monotonic()
+                if self._answering == 0:
+                    self._lock.notify_all()
+
+    def wait(self) -> None:
+        deadline = time.monotonic() + self.patience
+        with self._lock:
+            while (now := time.monotonic()) < deadline:
+                if self._answering == 0 and now - self._last >= self.settle:
+                    return
+                self._lock.wait(min(deadline - now, self.settle))
+
+
+class SlackInbox:
+    """Group-committed click store plus the worker threads that handle what it stored."""
+
+    MAX_ATTEMPTS = 5
+    BATCH = 200
+
+    def __init__(self, engine: Engine, handle: Handler, *, hold: timedelta = timedelta(seconds=15),
+                 workers: int = 8, keep: timedelta = timedelta(days=7)):
+        self.engine = engine
+        self.handle = handle
+        self.hold = hold
+        self.keep = keep
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._pool = ContextThreadPoolExecutor(max_workers=workers,
+                                               thread_name_prefix="slack-inbox")
+        self._writer = threading.Thread(target=self._write_loop, name="slack-inbox-writer",
+                                        daemon=True)
+        self._stopped = threading.Event()
+        self._last_prune = 0.0
+        self.acks_first = AcksFirst()
+        self._writer.start()
+
+    # -- the door's side ---------------------------------------------------------------------
+
+    async def store(self, body: bytes, content_type: str) -> None:
+        """Return once the click is durably stored (or was already); raise if it cannot be."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        item = InboxItem(delivery_key(body), content_type, body.decode())
+        self._queue.put((item, loop, done))
+        await done
+
+    def handle_soon(self, body: bytes, content_type: str) -> None:
+        """Handle a request that needs no storing (a slash command) on a worker thread."""
+        self._pool.submit(self._run, None, body.decode(), content_type)
+
+    # -- the writer thread: many clicks, one commit ------------------------------------------
+
+    def _write_loop(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                first = self._queue.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            if first is None:
+                break
+            batch = [first]
+            while len(batch) < self.BATCH:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self._stopped.set()
+                    break
+                batch.append(nxt)
+            self._write(batch)
+
+    def _write(self, batch: list) -> None:  # type: ignore[type-arg]
+        try:
+            ids = inbox.record(self.engine, [item for item, _, _ in batch], now=utcnow(),
+                               hold=self.hold)
+        except Exception as exc:  # the door answers 500; Slack shows the user an error
+            log.exception("could not store %d Slack click(s)", len(batch))
+            for _, loop, done in batch:
+                loop.call_soon_threadsafe(_settle, done, exc)
+            return
+        for (item, loop, done), row_id in zip(batch, ids, strict=True):
+            loop.call_soon_threadsafe(_settle, done, None)
+            if row_id is not None:  # None: a retried delivery of a click stored before
+                self._pool.submit(self._run, row_id, item.body, item.content_type)
+
+    # -- worker threads ----------------------------------------------------------------------
+
+    def _run(self, row_id: int | None, body: str, content_type: str) -> None:
+        self.acks_first.wait()
+        try:
+            handled = self.handle(body, content_type)
+        except Exception:
+            log.exception("handling a Slack request failed")
+            handled = False
+        if row_id is None:
+            return
+        if handled:
+            try:
+                inbox.finish(self.engine, [Outcome(row_id, "done")], now=utcnow())
+            except Exception:  # it stays pending and is handled again; decisions are idempotent
+                log.exception("could not mark Slack click %s handled", row_id)
+        # not handled: left pending; ``recover`` takes it again once its hold runs out
+
+    def recover(self) -> int:
+        """Handle clicks whose process died (or whose handling failed) before finishing."""
+        now = utcnow()
+        claimed, given_up = inbox.claim_abandoned(self.engine, now=now, hold=self.hold,
+                                                  max_attempts=self.MAX_ATTEMPTS)
+        for row_id in given_up:
+            log.error("gave up on Slack click %s after %d attempts", row_id, self.MAX_ATTEMPTS)
+        for row_id, item in claimed:
+            log.info("handling Slack click %s left by another process", row_id)
+            self._run(row_id, item.body, item.content_type)
+        if time.monotonic() - self._last_prune > 3600:
+            self._last_prune = time.monotonic()
+            inbox.prune(self.engine, before=now - self.keep)
+        return len(claimed)
+
+    def stop(self) -> None:
+        self._queue.put(None)
+        self._writer.join(timeout=5)
+        self._pool.shutdown(wait=True, cancel_futures=False)
+
+
+def _settle(done: asyncio.Future[None], exc: BaseException | None) -> None:
+    if done.done():
+        return
+    if exc is None:
+        done.set_result(None)
+    else:
+        done.set_exception(exc)

@@ -1,0 +1,109 @@
+"""The Slack inbox's queries: store a click once, hand out abandoned ones, mark them done.
+
+Core statements rather than ORM sessions: the inbox sits on the path of every click's ack, and
+a batch of clicks is written in one transaction (group commit).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, bindparam, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
+
+from store.tables import SlackInboxRow
+
+INBOX = SlackInboxRow.__table__
+
+
+@dataclass(frozen=True)
+class InboxItem:
+    """One verified request as Slack sent it."""
+
+    delivery_key: str
+    content_type: str
+    body: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    id: int
+    state: str  # done | failed
+    error: str | None = None
+
+
+def record(engine: Engine, items: list[InboxItem], *, now: datetime,
+           hold: timedelta) -> list[int | None]:
+    """Store the items in one transaction; per item its new row id, or None if stored before.
+
+    The receiving process owns a new row until ``now + hold``; after that any process may
+    take it over (see ``claim_abandoned``). One single-row statement per item: its compiled
+    form is cached, where a multi-row VALUES would be compiled anew for every batch size.
+    """
+    dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
+    stmt = (dialect.insert(INBOX).on_conflict_do_nothing(index_elements=["delivery_key"])
+            .returning(INBOX.c.id))
+    with engine.begin() as conn:
+        return [conn.execute(stmt, {
+            "delivery_key": item.delivery_key, "content_type": item.content_type,
+            "body": item.body, "state": "pending", "attempts": 1,
+            "claim_until": now + hold, "received_at": now,
+        }).scalar_one_or_none() for item in items]
+
+
+def finish(engine: Engine, outcomes: list[Outcome], *, now: datetime) -> None:
+    if not outcomes:
+        return
+    stmt = (update(INBOX).where(INBOX.c.id == bindparam("row_id"))
+            .values(state=bindparam("new_state"), error=bindparam("why"), done_at=now))
+    with engine.begin() as conn:
+        conn.execute(stmt, [{"row_id": o.id, "new_state": o.state, "why": o.error}
+                            for o in outcomes])
+
+
+def claim_abandoned(engine: Engine, *, now: datetime, hold: timedelta, max_attempts: int,
+                    limit: int = 50) -> tuple[list[tuple[int, InboxItem]], list[int]]:
+    """Take over pending rows whose owner's hold ran out (it crashed, or handling failed).
+
+    Returns (claimed rows to handle again, ids given up after ``max_attempts``). Each claim is
+    a compare-and-set on ``claim_until``, so two processes never take the same row.
+    """
+    with engine.connect() as conn:
+        stale = conn.execute(
+            select(INBOX.c.id, INBOX.c.claim_until, INBOX.c.attempts, INBOX.c.delivery_key,
+                   INBOX.c.content_type, INBOX.c.body)
+            .where(INBOX.c.state == "pending", INBOX.c.claim_until < now)
+            .order_by(INBOX.c.id).limit(limit)).all()
+    claimed, given_up = [], []
+    for row in stale:
+        exhausted = row.attempts >= max_attempts
+        with engine.begin() as conn:
+            changed = conn.execute(
+                update(INBOX).where(and_(INBOX.c.id == row.id, INBOX.c.state == "pending",
+                                         INBOX.c.claim_until == row.claim_until))
+                .values(**({"state": "failed", "done_at": now,
+                            "error": f"gave up after {row.attempts} attempts"} if exhausted
+                           else {"claim_until": now + hold, "attempts": row.attempts + 1}))
+            ).rowcount
+        if changed != 1:
+            continue  # another process took it first
+        if exhausted:
+            given_up.append(row.id)
+        else:
+            claimed.append((row.id, InboxItem(row.delivery_key, row.content_type, row.body)))
+    return claimed, given_up
+
+
+def prune(engine: Engine, *, before: datetime) -> int:
+    """Forget handled clicks older than ``before`` (the decisions themselves are kept)."""
+    with engine.begin() as conn:
+        return conn.execute(delete(INBOX).where(INBOX.c.state != "pending",
+                                                INBOX.c.done_at < before)).rowcount
+
+
+def pending_count(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(INBOX)
+                            .where(INBOX.c.state == "pending")).scalar_one()

@@ -1,0 +1,159 @@
+"""The Slack door's inbox on SQLite and PostgreSQL: a click acked is a click kept.
+
+Each test plays the part of the HTTP door (``store`` awaits the durable write, as the request
+handler does before answering 200) against a real database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+from sqlmodel import select
+
+from bot.slack_inbox import SlackInbox, classify
+from store.db import make_engine, session_scope
+from store.tables import SlackInboxRow
+
+FORM = "application/x-www-form-urlencoded"
+
+
+def _click(n: int) -> bytes:
+    return f'payload={{"type":"block_actions","n":{n}}}'.encode()
+
+
+def _rows(engine) -> list[SlackInboxRow]:
+    with session_scope(engine) as s:
+        return list(s.exec(select(SlackInboxRow).order_by(SlackInboxRow.id)))
+
+
+def _wait(predicate, timeout: float = 10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if result := predicate():
+            return result
+        time.sleep(0.02)
+    raise AssertionError("condition not met in time")
+
+
+class Recorder:
+    """A handler that records what it was given and answers as told."""
+
+    def __init__(self, answer: bool = True, gate: threading.Event | None = None):
+        self.seen: list[str] = []
+        self.answer = answer
+        self.gate = gate
+        self.lock = threading.Lock()
+
+    def __call__(self, body: str, content_type: str) -> bool:
+        if self.gate is not None:
+            self.gate.wait(30)
+        with self.lock:
+            self.seen.append(body)
+        return self.answer
+
+
+async def _store_all(inbox: SlackInbox, bodies: list[bytes]) -> None:
+    await asyncio.gather(*(inbox.store(b, FORM) for b in bodies))
+
+
+def test_fifty_concurrent_clicks_are_stored_once_each_and_handled_once_each(db_url):
+    engine = make_engine(db_url)
+    handler = Recorder()
+    inbox = SlackInbox(engine, handler)
+    try:
+        bodies = [_click(i) for i in range(50)]
+        # Slack retrying five of them (the same body again) must not make them count twice.
+        asyncio.run(_store_all(inbox, bodies + bodies[:5]))
+        rows = _rows(engine)
+        assert len(rows) == 50  # durable by the time every store() returned
+        _wait(lambda: all(r.state == "done" for r in _rows(engine)))
+        assert sorted(handler.seen) == sorted(b.decode() for b in bodies)
+    finally:
+        inbox.stop()
+
+
+def test_a_click_whose_process_died_is_handled_by_another(db_url):
+    engine = make_engine(db_url)
+    stuck = threading.Event()  # the first process never finishes: it "crashed" mid-handling
+    dead = SlackInbox(engine, Recorder(gate=stuck), hold=timedelta(milliseconds=300))
+    survivor_handler = Recorder()
+    survivor = SlackInbox(engine, survivor_handler, hold=timedelta(milliseconds=300))
+    try:
+        asyncio.run(_store_all(dead, [_click(1)]))
+        assert survivor.recover() == 0  # still within the first process's hold
+        time.sleep(0.4)
+        assert survivor.recover() == 1
+        assert survivor_handler.seen == [_click(1).decode()]
+        row = _rows(engine)[0]
+        assert (row.state, row.attempts) == ("done", 2)
+        assert survivor.recover() == 0  # done rows are not taken again
+    finally:
+        stuck.set()
+        dead.stop()
+        survivor.stop()
+
+
+def test_a_click_that_keeps_failing_is_given_up_after_bounded_attempts(db_url):
+    engine = make_engine(db_url)
+    failing = Recorder(answer=False)
+    inbox = SlackInbox(engine, failing, hold=timedelta(milliseconds=50))
+    try:
+        asyncio.run(_store_all(inbox, [_click(7)]))
+        _wait(lambda: len(failing.seen) == 1)
+        for _ in range(10):
+            time.sleep(0.06)
+            inbox.recover()
+        row = _rows(engine)[0]
+        assert row.state == "failed" and "gave up after 5 attempts" in row.error
+        assert len(failing.seen) == SlackInbox.MAX_ATTEMPTS
+    finally:
+        inbox.stop()
+
+
+def test_two_processes_recovering_at_once_take_each_click_once(db_url):
+    engine = make_engine(db_url)
+    stuck = threading.Event()
+    dead = SlackInbox(engine, Recorder(gate=stuck), hold=timedelta(milliseconds=100))
+    handlers = [Recorder(), Recorder()]
+    others = [SlackInbox(engine, h, hold=timedelta(seconds=30)) for h in handlers]
+    try:
+        asyncio.run(_store_all(dead, [_click(i) for i in range(20)]))
+        time.sleep(0.2)
+        threads = [threading.Thread(target=o.recover) for o in others]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        taken = handlers[0].seen + handlers[1].seen
+        assert sorted(taken) == sorted(_click(i).decode() for i in range(20))
+    finally:
+        stuck.set()
+        for inbox in [dead, *others]:
+            inbox.stop()
+
+
+def test_a_store_that_cannot_write_fails_the_ack_instead_of_pretending(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'no-tables.db'}")  # never migrated
+    inbox = SlackInbox(engine, Recorder())
+    try:
+        with pytest.raises(Exception, match="slack_inbox"):
+            asyncio.run(_store_all(inbox, [_click(1)]))
+    finally:
+        inbox.stop()
+
+
+@pytest.mark.parametrize(("body", "content_type", "kind"), [
+    (_click(1), FORM, "block_actions"),
+    (b"command=%2Fdrift&text=mine&user_id=U1", FORM, "slash_command"),
+    (b'payload={"type":"view_submission"}', FORM, "other"),
+    (b'{"type":"event_callback"}', "application/json", "other"),
+    (b"payload=not-json", FORM, "other"),
+    (b"payload=%FF%FE", FORM, "other"),
+    (b"\xff\xfe", FORM, "other"),
+])
+def test_requests_are_told_apart(body, content_type, kind):
+    assert classify(body, content_type) == kind
