@@ -57,7 +57,8 @@ _SAFE_RE = re.compile(_SAFE)
 def fast_fingerprint(kind: str, key: dict[str, str]) -> str:
     """``model.fingerprint`` without json.dumps for plain-ASCII keys (5–10× cheaper per call)."""
     items = {"kind": kind, **{k: str(v) for k, v in key.items()}}
-    if not all(_SAFE_RE.match(k) and _SAFE_RE.match(v) for k, v in items.items()):
+    # fullmatch: re's '$' also matches before a trailing newline, which json.dumps escapes
+    if not all(_SAFE_RE.fullmatch(k) and _SAFE_RE.fullmatch(v) for k, v in items.items()):
         return fingerprint(kind, key)
     body = ", ".join(f'"{k}": "{items[k]}"' for k in sorted(items))
     return hashlib.sha256(("{" + body + "}").encode()).hexdigest()[:24]
@@ -123,6 +124,20 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _plain_column(series: pl.Series) -> list[Any]:
+    """``_plain`` of every value of a column, with the per-type work hoisted out of the loop."""
+    values = series.to_list()
+    dtype = series.dtype
+    if dtype.is_float():
+        isfinite = math.isfinite
+        return [None if v is None or not isfinite(v) else round(v, 4) for v in values]
+    if dtype.is_numeric() or dtype in (pl.Utf8, pl.Boolean, pl.Null):
+        return values
+    if dtype in (pl.Date, pl.Datetime) or isinstance(dtype, pl.Datetime):
+        return [None if v is None else v.isoformat() for v in values]
+    return [_plain(v) for v in values]
+
+
 def to_drifts(
     frame: pl.DataFrame,
     kind: DriftKind,
@@ -131,28 +146,42 @@ def to_drifts(
     cause_cols: dict[str, str],
     now: datetime,
 ) -> list[Drift]:
-    """Materialise drift rows as ``Drift`` models (output-sized, not input-sized)."""
-    drifts = []
+    """Materialise drift rows as ``Drift`` models (output-sized, not input-sized).
+
+    Built column by column: each value is made JSON-safe once, whatever role it plays.
+    """
+    if frame.is_empty():
+        return []
     detected = now.astimezone(UTC)
-    needed = dict.fromkeys(["fingerprint", "severity", *IMPACT_COLS, *key_cols, *evidence_cols,
-                            *cause_cols.values()])
-    for row in frame.select(list(needed)).iter_rows(named=True):
+    plain: dict[str, list[Any]] = {}
+    for c in dict.fromkeys([*key_cols, *evidence_cols, *cause_cols.values()]):
+        plain[c] = _plain_column(frame.get_column(c))
+    as_text = {c: [str(v) for v in plain[c]] for c in dict.fromkeys([*key_cols, *cause_cols.values()])}
+    keys = [dict(zip(key_cols, vals)) for vals in zip(*(as_text[c] for c in key_cols))]
+    evidence = [dict(zip(evidence_cols, vals)) for vals in zip(*(plain[c] for c in evidence_cols))]
+    names = list(cause_cols)
+    causes = ([dict(zip(names, vals)) for vals in zip(*(as_text[cause_cols[n]] for n in names))]
+              if names else [{} for _ in range(frame.height)])
+    short, excess, value, days = (frame.get_column(c).to_list() for c in IMPACT_COLS)
+    severities = [Severity(s) for s in frame.get_column("severity").to_list()]
+    drifts = []
+    for i, fp in enumerate(frame.get_column("fingerprint").to_list()):
         impact = Impact(
-            units_short=round(row["units_short"], 4),
-            units_excess=round(row["units_excess"], 4),
-            value_at_risk=round(row["value_at_risk"], 2),
-            service_days_at_risk=round(row["service_days_at_risk"], 4),
+            units_short=round(short[i], 4),
+            units_excess=round(excess[i], 4),
+            value_at_risk=round(value[i], 2),
+            service_days_at_risk=round(days[i], 4),
             orders_at_risk=0,
         )
         drifts.append(
             Drift(
                 kind=kind,
-                fingerprint=row["fingerprint"],
-                key={c: str(_plain(row[c])) for c in key_cols},
-                evidence={c: _plain(row[c]) for c in evidence_cols},
+                fingerprint=fp,
+                key=keys[i],
+                evidence=evidence[i],
                 impact=impact,
-                severity=Severity(row["severity"]),
-                cause={name: str(_plain(row[c])) for name, c in cause_cols.items()},
+                severity=severities[i],
+                cause=causes[i],
                 detected_at=detected,
             )
         )
