@@ -9,7 +9,9 @@ just before an arrival or at the horizon's end.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
+import numpy as np
 import polars as pl
 
 from detectors._common import add_fingerprints, is_open, today, with_impact_and_severity
@@ -27,8 +29,14 @@ CAUSE = {"sku": "sku", "location": "location"}
 _DAY_US = 86_400_000_000
 
 
-def demand_rates(demand: pl.DataFrame, settings: DetectorSettings, now: datetime) -> pl.DataFrame:
-    """Daily demand rate and unit value per sku × location over the stockout horizon."""
+def _feeds(demand: pl.DataFrame, inventory: pl.DataFrame, shipments: pl.DataFrame,
+           settings: DetectorSettings, now: datetime) -> list[pl.DataFrame]:
+    """The rows that feed positions, one frame per source, each with sku, location, t, a, b.
+
+    Inventory: a = on hand, b = safety stock. Demand overlapping the horizon: a = its share of
+    horizon demand, b = unit value. Open inbound lines arriving within the horizon: t = days from
+    now (ETA, else planned arrival), a = qty; sorted by t.
+    """
     horizon = settings.stockout.horizon_days
     start = today(now)
     end = start + timedelta(days=horizon)
@@ -36,72 +44,130 @@ def demand_rates(demand: pl.DataFrame, settings: DetectorSettings, now: datetime
     overlap_start = pl.max_horizontal(pl.col("period"), pl.lit(start))
     overlap_end = pl.min_horizontal(pl.col("period") + pd_, pl.lit(end))
     overlap_days = (overlap_end - overlap_start).dt.total_days().clip(lower_bound=0)
-    return (
-        demand.lazy()
-        .filter((pl.col("period") + pd_ > start) & (pl.col("period") < end))
-        .group_by("sku", "location")
-        .agg(
-            (pl.col("latest_qty") * overlap_days / settings.period_days).sum().alias("horizon_demand"),
-            pl.col("unit_value").max().alias("unit_value"),
-        )
-        .with_columns((pl.col("horizon_demand") / horizon).alias("daily_demand"))
-        .collect()
-    )
-
-
-def inbound_arrivals(shipments: pl.DataFrame, settings: DetectorSettings, now: datetime) -> pl.DataFrame:
-    """Open inbound lines as (sku, location, t days from now, qty) within the horizon."""
     now_us = pl.lit(now).cast(pl.Datetime("us", "UTC"))
-    return (
+    inv = inventory.lazy().select(
+        "sku", "location", pl.lit(0.0).alias("t"), pl.col("on_hand").fill_null(0.0).alias("a"),
+        pl.col("safety_stock").alias("b"))
+    dem = demand.lazy().filter((pl.col("period") + pd_ > start) & (pl.col("period") < end)).select(
+        "sku", "location", pl.lit(0.0).alias("t"),
+        (pl.col("latest_qty") * overlap_days / settings.period_days).fill_null(0.0).alias("a"),
+        pl.col("unit_value").alias("b"))
+    arr = (
         shipments.lazy()
         .filter(~pl.col("status").is_in(settings.disruption.done_statuses))
         .with_columns(pl.coalesce("eta", "planned_arrival").alias("arrival"))
         .filter(pl.col("arrival").is_not_null())
-        .with_columns(
-            ((pl.col("arrival") - now_us).dt.total_microseconds() / _DAY_US)
-            .clip(lower_bound=0.0)
-            .alias("t")
-        )
-        .filter(pl.col("t") < settings.stockout.horizon_days)
-        .group_by(pl.col("sku"), pl.col("destination").alias("location"), "t")
-        .agg(pl.col("qty").sum())
-        .collect()
+        .select(
+            "sku", pl.col("destination").alias("location"),
+            ((pl.col("arrival") - now_us).dt.total_microseconds() / _DAY_US).clip(lower_bound=0.0).alias("t"),
+            pl.col("qty").fill_null(0.0).alias("a"), pl.lit(None, dtype=pl.Float64).alias("b"))
+        .filter(pl.col("t") < horizon)
+        .sort("t", maintain_order=True)
     )
+    return pl.collect_all([inv, dem, arr])  # in parallel
 
 
-def _segment_stats(level: pl.Expr, length: pl.Expr, t0: pl.Expr, rate: pl.Expr, safety: pl.Expr) -> list[pl.Expr]:
-    """For a straight-line stretch of inventory: end level, days below zero, first day below safety."""
-    end = level - rate * length
-    below_zero = (
-        pl.when(end >= 0).then(0.0)
-        .when(level <= 0).then(length)
-        .otherwise(length - level / rate)
-    )
-    cross = pl.when(end < safety).then(
-        t0 + pl.when(rate > 0).then(((level - safety) / rate).clip(lower_bound=0)).otherwise(0.0)
-    )
-    return [end.alias("end_level"), below_zero.alias("below_zero"), cross.alias("cross_t")]
+# Rows are matched to positions by a 64-bit hash of (sku, location) and checked with a second,
+# independent one: distinct keys pass only if both collide (≈ 2⁻¹²⁸ per pair); a detected
+# collision moves on to the next pair of seeds.
+_SEEDS = ((0x5EED, 0xC0FFEE), (0x1CE5EED, 0xBEEF), (0x5EED5EED, 0xFACADE))
 
 
-# joins on a 64-bit hash of (sku, location) are ~3× faster than on the two strings; every join
-# re-checks the strings, so a hash collision can only drop a match, and positions fall back to
-# the exact string join when one is seen
-_KEY = pl.struct("sku", "location").hash(0x5EED).alias("_k")
+class _Collision(Exception):
+    pass
 
 
-def _full_join_positions(inv: pl.DataFrame, rates: pl.DataFrame) -> pl.DataFrame:
-    """Inventory ⟗ demand rates per sku × location."""
-    joined = inv.with_columns(_KEY).join(rates.with_columns(_KEY), on="_k", how="full", coalesce=True)
-    both = pl.col("sku").is_not_null() & pl.col("sku_right").is_not_null()
-    clash = joined.filter(
-        both & ((pl.col("sku") != pl.col("sku_right")) | (pl.col("location") != pl.col("location_right")))
-    )
-    if clash.height or joined.height != joined.get_column("_k").n_unique():
-        return inv.join(rates, on=["sku", "location"], how="full", coalesce=True).with_columns(_KEY)
-    return joined.with_columns(
-        pl.coalesce("sku", "sku_right").alias("sku"),
-        pl.coalesce("location", "location_right").alias("location"),
-    ).drop("sku_right", "location_right")
+def _key_hash(frame: pl.DataFrame, seed: int) -> np.ndarray:
+    return frame.select(pl.col("sku").hash(seed) ^ pl.col("location").hash(seed + 1)).to_series().to_numpy()
+
+
+def _starts(h: np.ndarray) -> np.ndarray:
+    """Mask of the rows that start a run of equal values."""
+    new = np.ones(len(h), dtype=bool)
+    new[1:] = h[1:] != h[:-1]
+    return new
+
+
+def _check(new: np.ndarray, check: np.ndarray) -> None:
+    """Within a run of equal hashes the check hashes must agree too."""
+    if np.any(~new[1:] & (check[1:] != check[:-1])):
+        raise _Collision
+
+
+def _max_by(group: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    """Largest non-null value per group; NaN where a group has none."""
+    out = np.full(n, -np.inf)
+    ok = ~np.isnan(values)
+    np.maximum.at(out, group[ok], values[ok])
+    out[out == -np.inf] = np.nan
+    return out
+
+
+def _positions(inv: pl.DataFrame, dem: pl.DataFrame, seed: int, check_seed: int) -> dict[str, Any]:
+    """One entry per sku × location with inventory or demand in the horizon.
+
+    Consecutive demand rows of one position (the usual layout of a plan) fold first; when the
+    folded demand lists the same keys in the same order as inventory, positions are simply the
+    inventory rows. Otherwise both are sorted by hash and grouped.
+    """
+    ih, ic = _key_hash(inv, seed), _key_hash(inv, check_seed)
+    rh, rc = _key_hash(dem, seed), _key_hash(dem, check_seed)
+    rnew = _starts(rh)
+    _check(rnew, rc)
+    run = np.cumsum(rnew) - 1
+    n_run = int(run[-1]) + 1 if len(run) else 0
+    firsts = np.flatnonzero(rnew)
+    dh, dc = rh[firsts], rc[firsts]
+    da = np.bincount(run, weights=dem.get_column("a").to_numpy(), minlength=n_run)
+    db = _max_by(run, dem.get_column("b").to_numpy(), n_run)
+    ia, ib = inv.get_column("a").to_numpy(), inv.get_column("b").to_numpy()
+    if np.array_equal(ih, dh) and np.array_equal(ic, dc):
+        by_hash = np.argsort(ih)
+        if not np.any(ih[by_hash][1:] == ih[by_hash][:-1]):  # one inventory row per position
+            return {"h": ih, "check": ic, "by_hash": by_hash, "on_hand": ia, "safety": ib,
+                    "horizon_demand": da, "unit_value": db, "names": inv.select("sku", "location")}
+    h = np.concatenate([ih, dh])
+    order = np.argsort(h, kind="stable")
+    hs = h[order]
+    new = _starts(hs)
+    _check(new, np.concatenate([ic, dc])[order])
+    pos = np.cumsum(new) - 1
+    n_pos = int(pos[-1]) + 1
+    is_inv = order < len(ih)
+    src = order - len(ih)  # index into the folded demand where not inventory
+    return {
+        "h": hs[new], "check": np.concatenate([ic, dc])[order][new], "by_hash": np.arange(n_pos),
+        "on_hand": np.bincount(pos[is_inv], weights=ia[order[is_inv]], minlength=n_pos),
+        "safety": _max_by(pos[is_inv], ib[order[is_inv]], n_pos),
+        "horizon_demand": np.bincount(pos[~is_inv], weights=da[src[~is_inv]], minlength=n_pos),
+        "unit_value": _max_by(pos[~is_inv], db[src[~is_inv]], n_pos),
+        "names": pl.concat([inv.select("sku", "location"),
+                            dem.select("sku", "location").gather(firsts)]).gather(order[new]),
+    }
+
+
+def _locate(arr: pl.DataFrame, pos: dict[str, Any], seed: int, check_seed: int):
+    """Inbound lines of known positions as (position, t, qty), ordered by position then t."""
+    ah, ac = _key_hash(arr, seed), _key_hash(arr, check_seed)
+    sorted_h = pos["h"][pos["by_hash"]]
+    i = np.minimum(np.searchsorted(sorted_h, ah), len(sorted_h) - 1)
+    hit = sorted_h[i] == ah
+    p = pos["by_hash"][i[hit]]
+    if np.any(pos["check"][p] != ac[hit]):
+        raise _Collision
+    o = np.argsort(p, kind="stable")  # lines come sorted by t
+    return p[o], arr.get_column("t").to_numpy()[hit][o], arr.get_column("a").to_numpy()[hit][o]
+
+
+def _segment_stats(level, length, t0, rate, safety):
+    """For a straight-line stretch of inventory: end level, days below zero, first day below
+    safety stock (NaN: never)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        end = level - rate * length
+        below_zero = np.where(end >= 0, 0.0, np.where(level <= 0, length, length - level / rate))
+        to_safety = np.where(rate > 0, np.maximum((level - safety) / rate, 0.0), 0.0)
+        cross = np.where(end < safety, t0 + to_safety, np.nan)
+    return end, below_zero, cross
 
 
 def project(
@@ -113,84 +179,119 @@ def project(
 ) -> pl.DataFrame:
     """Per sku × location: rate, inbound, minimum projected inventory, spare above safety stock.
 
-    Positions are numbered once so the per-arrival work runs on integer keys; positions with no
-    inbound in the horizon are a single straight line and skip the segment step entirely.
+    A position is a sku × location with inventory or demand in the horizon. Its feeding rows are
+    grouped by one sort (no joins on the string keys); the arithmetic then runs on arrays, and
+    positions with no inbound in the horizon are a single straight line.
     """
     horizon = float(settings.stockout.horizon_days)
-    rate = pl.col("daily_demand")
-    rates = demand_rates(demand, settings, now)
-    arrivals = inbound_arrivals(shipments, settings, now)
-    inv = inventory.group_by("sku", "location").agg(
-        pl.col("on_hand").sum(), pl.col("safety_stock").max()
+    inv, dem, arr = _feeds(demand, inventory, shipments, settings, now)
+    if inv.height + dem.height == 0:
+        return pl.DataFrame(schema=PROJECTION_SCHEMA)
+    for seed, check_seed in _SEEDS:
+        try:
+            pos = _positions(inv, dem, seed, check_seed)
+            arrivals = _locate(arr, pos, seed, check_seed)
+            break
+        except _Collision:
+            continue
+    else:
+        raise RuntimeError("sku × location hashes collide under every seed")
+    on_hand = pos["on_hand"]
+    safety = np.nan_to_num(pos["safety"], nan=0.0)
+    daily = pos["horizon_demand"] * (1.0 / settings.stockout.horizon_days)  # as polars divides by a scalar
+    min_projected, stockout_days, cross, inbound = _straight(on_hand, daily, safety, horizon)
+    if len(arrivals[0]):
+        _with_inbound(*arrivals, on_hand, daily, safety, horizon, min_projected, stockout_days, cross, inbound)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        days_of_cover = np.where(daily > 0, on_hand / daily, np.inf)
+        safety_days = np.where(daily > 0, safety / daily, 0.0)
+    return pos["names"].with_columns(
+        pl.Series("on_hand", on_hand),
+        pl.Series("safety_stock", safety),
+        pl.Series("horizon_demand", pos["horizon_demand"]),
+        pl.Series("unit_value", np.nan_to_num(pos["unit_value"], nan=0.0)),
+        pl.Series("daily_demand", daily),
+        pl.Series("min_projected", min_projected),
+        pl.Series("stockout_days", stockout_days),
+        pl.Series("below_safety_in_days", cross, nan_to_null=True),
+        pl.Series("inbound_qty", inbound),
+        pl.Series("days_of_cover", days_of_cover),
+        pl.Series("safety_days", safety_days),
+        pl.Series("spare", np.maximum(min_projected - safety, 0.0)),
     )
-    positions = _full_join_positions(inv, rates).with_columns(
-        pl.col("on_hand").fill_null(0.0),
-        pl.col("safety_stock").fill_null(0.0),
-        pl.col("daily_demand").fill_null(0.0),
-        pl.col("unit_value").fill_null(0.0),
-        pl.col("horizon_demand").fill_null(0.0),
-    ).with_row_index("pid")  # row order is irrelevant: pid only links segments back
-    arr = (
-        arrivals.with_columns(_KEY)
-        .join(positions.select("_k", "sku", "location", "pid"), on="_k")
-        .filter((pl.col("sku") == pl.col("sku_right")) & (pl.col("location") == pl.col("location_right")))
-        .select("pid", "t", "qty")
-    )
-    with_inbound = arr.select("pid").unique()
-    # one row per stretch between arrivals; sorted by (pid, t) so neighbours replace window ops
-    ev = pl.concat([
-        with_inbound.with_columns(pl.lit(0.0).alias("t"), pl.lit(0.0).alias("qty")),
-        with_inbound.with_columns(pl.lit(horizon).alias("t"), pl.lit(0.0).alias("qty")),
-        arr,
-    ]).sort("pid", "t", "qty")
-    pid = ev.get_column("pid")
-    ev = ev.with_columns(
-        positions.get_column("on_hand").gather(pid).alias("on_hand"),
-        positions.get_column("daily_demand").gather(pid).alias("daily_demand"),
-        positions.get_column("safety_stock").gather(pid).alias("safety_stock"),
-    )
-    first = pl.col("pid") != pl.col("pid").shift(1, fill_value=-1)
-    same_next = pl.col("pid") == pl.col("pid").shift(-1)
-    cs = pl.col("qty").cum_sum()
-    segs = (
-        ev.lazy()
-        .with_columns(
-            (cs - pl.when(first).then(cs - pl.col("qty")).otherwise(None).forward_fill()).alias("cum_in"),
-            pl.when(same_next).then(pl.col("t").shift(-1)).alias("t_next"),
-        )
-        .filter(pl.col("t_next").is_not_null())
-        .with_columns(
-            (pl.col("on_hand") + pl.col("cum_in") - rate * pl.col("t")).alias("level"),
-            (pl.col("t_next") - pl.col("t")).alias("len"),
-        )
-        .with_columns(_segment_stats(pl.col("level"), pl.col("len"), pl.col("t"), rate, pl.col("safety_stock")))
-        .group_by("pid")
-        .agg(
-            pl.col("end_level").min().alias("min_projected"),
-            pl.col("below_zero").sum().alias("stockout_days"),
-            pl.col("cross_t").min().alias("below_safety_in_days"),
-            pl.col("cum_in").max().alias("inbound_qty"),
-        )
-        .collect()
-    )
-    straight = _segment_stats(pl.col("on_hand"), pl.lit(horizon), pl.lit(0.0), rate, pl.col("safety_stock"))
-    return (
-        positions.join(segs, on="pid", how="left")
-        .with_columns([e.alias("_" + e.meta.output_name()) for e in straight])
-        .with_columns(
-            pl.coalesce("min_projected", "_end_level").alias("min_projected"),
-            pl.coalesce("stockout_days", "_below_zero").alias("stockout_days"),
-            pl.when(pl.col("inbound_qty").is_null()).then(pl.col("_cross_t"))
-            .otherwise(pl.col("below_safety_in_days")).alias("below_safety_in_days"),
-            pl.col("inbound_qty").fill_null(0.0),
-        )
-        .drop("_end_level", "_below_zero", "_cross_t", "pid", "_k")
-        .with_columns(
-            pl.when(rate > 0).then(pl.col("on_hand") / rate).otherwise(float("inf")).alias("days_of_cover"),
-            pl.when(rate > 0).then(pl.col("safety_stock") / rate).otherwise(0.0).alias("safety_days"),
-            (pl.col("min_projected") - pl.col("safety_stock")).clip(lower_bound=0).alias("spare"),
-        )
-    )
+
+
+PROJECTION_SCHEMA = {
+    "sku": pl.Utf8, "location": pl.Utf8, **{c: pl.Float64 for c in (
+        "on_hand", "safety_stock", "horizon_demand", "unit_value", "daily_demand", "min_projected",
+        "stockout_days", "below_safety_in_days", "inbound_qty", "days_of_cover", "safety_days", "spare")},
+}
+
+
+def _max_by(group: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    """Largest non-null value per group; 0 where a group has none (as a missing row would)."""
+    out = np.full(n, -np.inf)
+    ok = ~np.isnan(values)
+    np.maximum.at(out, group[ok], values[ok])
+    out[out == -np.inf] = 0.0
+    return out
+
+
+def _straight(on_hand, rate, safety, horizon):
+    """Every position as if nothing arrived: one stretch from now to the horizon."""
+    end, below_zero, cross = _segment_stats(on_hand, horizon, 0.0, rate, safety)
+    return end, below_zero, cross, np.zeros(len(on_hand))
+
+
+def _with_inbound(arr_run, arr_t, arr_q, on_hand, rate, safety, horizon,
+                  min_projected, stockout_days, cross, inbound) -> None:
+    """Overwrite the straight-line figures of positions with inbound: inventory is a sawtooth
+    whose stretches run between arrivals; its minimum is at a stretch's end.
+
+    Events per position, in (t, qty) order: a zero event at 0, the arrivals, a zero event at
+    the horizon (arrivals come sorted by (t, qty) within their position already).
+    """
+    # merge arrivals of one position at the same t
+    first = np.ones(len(arr_run), dtype=bool)
+    first[1:] = (arr_run[1:] != arr_run[:-1]) | (arr_t[1:] != arr_t[:-1])
+    group = np.cumsum(first) - 1
+    ev_run, ev_t = arr_run[first], arr_t[first]
+    ev_q = np.bincount(group, weights=arr_q)
+    # block layout: per position [arrivals before the zero event] 0-event [the rest] horizon-event
+    pos_first = np.ones(len(ev_run), dtype=bool)
+    pos_first[1:] = ev_run[1:] != ev_run[:-1]
+    pos_idx = np.cumsum(pos_first) - 1
+    n_pos = int(pos_idx[-1]) + 1
+    counts = np.bincount(pos_idx, minlength=n_pos)
+    before_zero = np.bincount(pos_idx, weights=(ev_t == 0) & (ev_q < 0), minlength=n_pos).astype(np.int64)
+    base = np.concatenate([[0], np.cumsum(counts + 2)[:-1]])
+    rank = np.arange(len(ev_run)) - np.flatnonzero(pos_first)[pos_idx]
+    total = int(counts.sum()) + 2 * n_pos
+    t = np.empty(total)
+    q = np.empty(total)
+    arrival_at = base[pos_idx] + rank + (rank >= before_zero[pos_idx])
+    t[arrival_at], q[arrival_at] = ev_t, ev_q
+    zero_at, end_at = base + before_zero, base + counts + 1
+    t[zero_at], q[zero_at] = 0.0, 0.0
+    t[end_at], q[end_at] = horizon, 0.0
+    owner = np.repeat(ev_run[pos_first], counts + 2)  # run id per event
+
+    cs = np.cumsum(q)
+    cum_in = cs - np.repeat(cs[base] - q[base], counts + 2)
+    seg = np.ones(total, dtype=bool)
+    seg[end_at] = False  # the horizon event ends the last stretch
+    nxt = np.empty(total)
+    nxt[:-1] = t[1:]
+    nxt[-1] = horizon
+    r = rate[owner]
+    level = on_hand[owner] + cum_in - r * t
+    end, below_zero, crossed = _segment_stats(level[seg], (nxt - t)[seg], t[seg], r[seg], safety[owner][seg])
+    seg_start = base - np.arange(n_pos)  # index of each position's first stretch among stretches
+    runs = ev_run[pos_first]
+    min_projected[runs] = np.minimum.reduceat(end, seg_start)
+    stockout_days[runs] = np.bincount(np.repeat(np.arange(n_pos), counts + 1), weights=below_zero, minlength=n_pos)
+    cross[runs] = np.fmin.reduceat(crossed, seg_start)
+    inbound[runs] = np.maximum.reduceat(cum_in[seg], seg_start)
 
 
 def detect_stockout_risk(
