@@ -6,6 +6,10 @@ Steps, each testable alone: project inventory → run the four detectors → gro
 
 from __future__ import annotations
 
+import gc
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
 import polars as pl
@@ -63,6 +67,34 @@ def restrict(snapshot: Snapshot, changed: ChangedKeys) -> Snapshot:
                     lanes=snapshot.lanes)
 
 
+_gc_lock = threading.Lock()
+_gc_pauses = 0  # passes running with the cyclic collector paused
+_gc_was_enabled = False
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector for one pass.
+
+    A pass creates tens of thousands of small objects (drifts, actions, dicts) and no cycles;
+    with the collector on, its generation scans cost ~15 % of a 1M-row pass. Reference counting
+    still frees everything; the collector resumes when the last concurrent pass ends.
+    """
+    global _gc_pauses, _gc_was_enabled
+    with _gc_lock:
+        if _gc_pauses == 0:
+            _gc_was_enabled = gc.isenabled()
+            gc.disable()
+        _gc_pauses += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_pauses -= 1
+            if _gc_pauses == 0 and _gc_was_enabled:
+                gc.enable()
+
+
 def detect(
     snapshot: Snapshot,
     settings: DetectorSettings | None = None,
@@ -82,6 +114,12 @@ def detect(
         raise ValueError("`now` must carry a time zone, e.g. 2026-11-26T08:00:00Z")
     now = now.astimezone(UTC)
     settings = settings or DetectorSettings()
+    with _gc_paused():
+        return _detect(snapshot, settings, now, open_fingerprints, changed)
+
+
+def _detect(snapshot: Snapshot, settings: DetectorSettings, now: datetime, open_fingerprints: frozenset[str],
+            changed: ChangedKeys | None) -> DetectionResult:
     if changed is not None:
         snapshot = restrict(snapshot, changed)
     drifts, projection = detect_frames(snapshot, settings, now, open_fingerprints)

@@ -379,8 +379,10 @@ def _inbound_lines(groups: list[Group], ctx: Context) -> dict[tuple[str, str], l
 
     Sorted latest-arriving first, so reductions hit what is furthest away.
     """
+    # only demand-down groups (see ``_demand``) and stock-out groups read them
     keys = [(d.key["sku"], d.key["location"]) for g in groups
-            if g.kind in (DriftKind.DEMAND_CHANGE, DriftKind.STOCKOUT_RISK) for d in g.drifts]
+            if g.kind is DriftKind.STOCKOUT_RISK
+            or (g.kind is DriftKind.DEMAND_CHANGE and g.key.get("direction", "") != "up") for d in g.drifts]
     if not keys:
         return {}
     frame = pl.DataFrame({"sku": [k[0] for k in keys], "destination": [k[1] for k in keys]}).unique()
