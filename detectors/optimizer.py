@@ -62,7 +62,7 @@ def allocate(
     if arcs.is_empty() or needs.is_empty():
         return arcs.with_columns(pl.lit(0.0).alias("flow")).clear()
     need_ids = needs.get_column("need_id").to_numpy()
-    need_row = {int(n): i for i, n in enumerate(need_ids)}
+    by_id = np.argsort(need_ids, kind="stable")
     m = len(need_ids)
     res_ids = capacities.get_column("res_id").to_numpy()
     res_row = np.full(int(res_ids.max()) + 1 if len(res_ids) else 1, -1, dtype=np.int64)
@@ -70,8 +70,10 @@ def allocate(
     n_arcs = arcs.height
     n = n_arcs + m
 
-    a_need = np.fromiter((need_row[int(v)] for v in arcs.get_column("need_id").to_numpy()),
-                         dtype=np.int64, count=n_arcs)
+    arc_need = arcs.get_column("need_id").to_numpy()
+    a_need = by_id[np.minimum(np.searchsorted(need_ids[by_id], arc_need), m - 1)]  # row of its need
+    if not np.array_equal(need_ids[a_need], arc_need):
+        raise KeyError("an arc refers to a need_id missing from needs")
     a_res = res_row[arcs.get_column("res_a").to_numpy().astype(np.int64)]
     b = arcs.get_column("res_b").fill_null(-1).to_numpy().astype(np.int64)
     b_res = np.where(b >= 0, res_row[np.maximum(b, 0)], -1)
