@@ -22,7 +22,8 @@ from bench.report import RESULTS_DIR, Figure, machine_info, markdown_table, writ
 
 BENCHES = {
     "detect": ("detection scaling", "bench.scaling"),
-    "slack": ("Slack latency (ack, push → message, approve → executed)", "bench.slack_latency"),
+    "ack": ("Slack ack latency (a separate bot process, 50 concurrent clicks)", "bench.slack_ack"),
+    "slack": ("Slack latency (push → message, approve → executed)", "bench.slack_latency"),
     "burst": ("burst of 5,000 drifts of one cause", "bench.burst"),
 }
 

@@ -18,14 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
-from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_response
 from slack_bolt.request import BoltRequest
 from slack_sdk.signature import SignatureVerifier
 from sqlalchemy.engine import Engine, make_url
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from bot.config import AlignbotConfig, connector_secrets, database_url
@@ -39,7 +38,8 @@ from bot.metrics import Metrics, instrumented_web_client
 from bot.notes import add_note
 from bot.scheduler import Jobs
 from bot.slack_app import SlackDeps, build_slack_app
-from bot.slack_inbox import SlackInbox, classify
+from bot.slack_door import SlackDoor
+from bot.slack_inbox import SlackInbox
 from bot.slack_sync import SlackSync
 from connectors.base import Connector
 from connectors.registry import build_connector
@@ -171,37 +171,7 @@ class Runtime:
             self.slack_app, BoltRequest(body=body, headers={"content-type": [content_type]}))
         return response.status < 500
 
-    def _verified(self, request: Request, body: bytes) -> bool:
-        timestamp = request.headers.get("x-slack-request-timestamp", "")
-        signature = request.headers.get("x-slack-signature")
-        if not timestamp.isdigit() or not signature:
-            return False
-        try:
-            return self.verifier.is_valid(body, timestamp, signature)
-        except UnicodeDecodeError:
-            return False
-
-    def asgi_app(self) -> Starlette:
-        async def slack_events(request: Request) -> Response:
-            with self.inbox.acks_first.answering():
-                body = await request.body()
-                if not self._verified(request, body):
-                    return Response("invalid request signature or timestamp", status_code=401)
-                content_type = request.headers.get("content-type", "")
-                kind = classify(body, content_type)
-                if kind == "block_actions":
-                    await self.inbox.store(body, content_type)
-                    return Response(status_code=200)
-                if kind == "slash_command":  # answered via response_url once handled
-                    self.inbox.handle_soon(body, content_type)
-                    return Response(status_code=200)
-            # Events and modal submissions: Bolt answers on the request (validation errors).
-            bolt_request = to_bolt_request(request, body)
-            # Bolt's dispatch blocks until ack(); keep the event loop free for other requests.
-            bolt_response = await run_in_threadpool(dispatch_in_log_context, self.slack_app,
-                                                    bolt_request)
-            return to_starlette_response(bolt_response)
-
+    def asgi_app(self) -> SlackDoor:
         secrets = {c.name: self.env[c.webhook_secret_env] for c in self.config.connectors
                    if c.webhook_secret_env and self.env.get(c.webhook_secret_env)}
 
@@ -209,13 +179,13 @@ class Runtime:
             report = await run_in_threadpool(self.health)
             return JSONResponse(report, 200 if report["ok"] else 503)
 
-        return Starlette(routes=[
-            Route("/slack/events", slack_events, methods=["POST"]),
+        rest = Starlette(routes=[
             Route("/hooks/{connector}", webhook_endpoint(secrets, self._accept_in_thread),
                   methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/metrics", self.metrics.starlette_endpoint(), methods=["GET"]),
         ])
+        return SlackDoor(rest, inbox=self.inbox, verifier=self.verifier, bolt=self.slack_app)
 
     def _accept_in_thread(self, connector: str, records: list[Any],
                           quarantined: list[Quarantined]) -> None:

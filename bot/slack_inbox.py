@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -36,6 +37,13 @@ log = logging.getLogger(__name__)
 Handler = Callable[[str, str], bool]
 
 
+# Slack's interaction payloads open with their type: ``payload={"type":"block_actions",…``,
+# form-encoded. Reading it off the first bytes spares decoding and parsing ~10 KB of JSON per
+# click; anything that does not match is parsed in full.
+_LEADING_TYPE = re.compile(
+    rb"payload=(?:%7B|\{)(?:%22|\")type(?:%22|\")(?:%3A|:)(?:\+|%20)*(?:%22|\")([a-z_]+)(?:%22|\")")
+
+
 def classify(body: bytes, content_type: str) -> str:
     """What Slack sent: ``block_actions`` (a click), ``slash_command``, or ``other``.
 
@@ -44,6 +52,8 @@ def classify(body: bytes, content_type: str) -> str:
     """
     if not content_type.startswith("application/x-www-form-urlencoded"):
         return "other"
+    if leading := _LEADING_TYPE.match(body):
+        return "block_actions" if leading.group(1) == b"block_actions" else "other"
     try:
         form = parse_qs(body.decode(), keep_blank_values=True)
     except UnicodeDecodeError:

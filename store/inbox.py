@@ -39,18 +39,29 @@ def record(engine: Engine, items: list[InboxItem], *, now: datetime,
     """Store the items in one transaction; per item its new row id, or None if stored before.
 
     The receiving process owns a new row until ``now + hold``; after that any process may
-    take it over (see ``claim_abandoned``). One single-row statement per item: its compiled
-    form is cached, where a multi-row VALUES would be compiled anew for every batch size.
+    take it over (see ``claim_abandoned``). Two statements whatever the batch size — one
+    executemany insert, one select of what this batch stored (its rows carry ``received_at =
+    now``) — because each statement lets other threads take the interpreter, and on the ack
+    path every hand-back can cost a scheduler slice.
     """
+    if not items:
+        return []
     dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
-    stmt = (dialect.insert(INBOX).on_conflict_do_nothing(index_elements=["delivery_key"])
-            .returning(INBOX.c.id))
+    insert = dialect.insert(INBOX).on_conflict_do_nothing(index_elements=["delivery_key"])
+    keys = list(dict.fromkeys(item.delivery_key for item in items))
     with engine.begin() as conn:
-        return [conn.execute(stmt, {
+        conn.execute(insert, [{
             "delivery_key": item.delivery_key, "content_type": item.content_type,
             "body": item.body, "state": "pending", "attempts": 1,
             "claim_until": now + hold, "received_at": now,
-        }).scalar_one_or_none() for item in items]
+        } for item in items])
+        stored = dict(conn.execute(
+            select(INBOX.c.delivery_key, INBOX.c.id)
+            .where(INBOX.c.delivery_key.in_(keys), INBOX.c.received_at == now)).all())
+    new_ids: list[int | None] = []
+    for item in items:  # the same body twice in one batch is stored (and handled) once
+        new_ids.append(stored.pop(item.delivery_key, None))
+    return new_ids
 
 
 def finish(engine: Engine, outcomes: list[Outcome], *, now: datetime) -> None:

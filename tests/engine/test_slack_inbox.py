@@ -7,9 +7,11 @@ handler does before answering 200) against a real database.
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from datetime import timedelta
+from urllib.parse import urlencode
 
 import pytest
 from sqlmodel import select
@@ -154,6 +156,15 @@ def test_a_store_that_cannot_write_fails_the_ack_instead_of_pretending(tmp_path)
     (b"payload=not-json", FORM, "other"),
     (b"payload=%FF%FE", FORM, "other"),
     (b"\xff\xfe", FORM, "other"),
+    # as Slack sends them: form-encoded JSON, the type first or anywhere
+    (urlencode({"payload": json.dumps({"type": "block_actions", "actions": []})}).encode(),
+     FORM, "block_actions"),
+    (urlencode({"payload": json.dumps({"user": {"type": "x"}, "type": "block_actions"})}).encode(),
+     FORM, "block_actions"),
+    (urlencode({"payload": json.dumps({"type": "view_submission", "view": {}})}).encode(),
+     FORM, "other"),
+    (urlencode({"payload": json.dumps({"view": {"type": "block_actions"},
+                                       "type": "view_submission"})}).encode(), FORM, "other"),
 ])
 def test_requests_are_told_apart(body, content_type, kind):
     assert classify(body, content_type) == kind

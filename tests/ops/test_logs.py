@@ -337,7 +337,9 @@ def test_our_servers_leave_logging_to_us_and_uvicorn_lines_are_masked():
     assert "hook secret [REDACTED]" in out
     assert "/hooks/tms?sig=[REDACTED]" in out
     assert WEBHOOK_SECRET not in out
-    assert all(json.loads(line)["logger"].startswith("uvicorn") for line in out.splitlines())
+    # every line is one of ours (JSON); other tests' bots may still be logging meanwhile
+    loggers = [json.loads(line)["logger"] for line in out.splitlines()]
+    assert {"uvicorn.error", "uvicorn.access"} <= set(loggers)
 
 
 def test_configured_secrets_collects_every_secret_the_config_names():

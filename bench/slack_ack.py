@@ -1,0 +1,229 @@
+"""How fast a real ``alignbot run`` process acks Slack: 50 concurrent clicks, and /drift.
+
+The set-up is production's: the bot is its own process (HTTP mode, SQLite), the sandboxes and
+the Slack stand-in (which receives the bot's Web API calls after each ack) run in this process,
+and the clicks come from a third process (``bench.clicker``) that signs each request as Slack
+does and sends all fifty at once, each on a fresh connection. The latency is what Slack would
+see: from opening the connection to the end of the answer.
+
+Clicks mix what people do on open recommendation messages: Approve by team members and by an
+outsider (refused with an ephemeral note), Reject and Modify (which open modals — the trigger
+they carry lives 3 s, so handling after the ack must still be quick).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from sqlmodel import func, select
+
+from bench.report import Figure, percentile
+from bot.demo import DEMO_GROUPS, demo_config
+from connectors.sandbox import start_sandboxes
+from connectors.serving import free_port
+from store.db import make_engine, session_scope
+from store.migrate import upgrade
+from store.tables import DecisionRow, RecommendationRow, SlackInboxRow
+from tests.support.bot_process import prepare_bot_processes
+
+ROOT = Path(__file__).resolve().parents[1]
+TOKEN, SECRET = "xoxb-bench-ack", "bench-ack-signing-secret-0123"
+NOWHERE = "http://127.0.0.1:9/slack/events"  # capture a click's exact body without sending it
+OUTSIDER = "U0SALES"
+CHANNELS = ("C0LOGISTICS", "C0PLANNING")
+
+
+class BotUnderTest:
+    """Sandboxes, the stand-in and one ``alignbot run`` process, started and stopped together."""
+
+    def __enter__(self) -> BotUnderTest:
+        self.tmp = Path(tempfile.mkdtemp(prefix="alignbot-bench-ack-"))  # DEBUG
+        self.database_url = f"sqlite:///{self.tmp / 'alignbot.db'}"
+        upgrade(self.database_url)
+        self.engine = make_engine(self.database_url)
+        self.planning, self.tms = start_sandboxes(seed=7)
+        self.config = demo_config(self.planning.url, self.tms.url, fast=True)
+        self.slack, config_path, env = prepare_bot_processes(
+            self.config, self.database_url, self.tmp, token=TOKEN, secret=SECRET)
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self._log = open(self.tmp / "bot.log", "w")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [str(ROOT / ".venv/bin/alignbot"), "run", "--config", str(config_path),
+             "--host", "127.0.0.1", "--port", str(port)],
+            cwd=ROOT, env={**env, "ALIGNBOT_LOG_LEVEL": "WARNING"}, stdout=self._log,
+            stderr=subprocess.STDOUT)
+        _wait(self._healthy, 120, "the bot did not come up")
+        self.slack.app_url = self.url + "/slack/events"
+        return self
+
+    def _healthy(self) -> bool:
+        try:
+            return httpx.get(self.url + "/healthz", timeout=3).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        for part in (self.slack, self.planning, self.tms):
+            part.stop()
+        self._log.close()
+        self.engine.dispose()
+
+    def cpu_seconds(self) -> float:
+        """The bot process's user + system CPU time so far."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def open_messages(self) -> list[tuple[object, RecommendationRow]]:
+        """(message, row) for posted open recommendations that still show their buttons."""
+        with session_scope(self.engine) as s:
+            rows = {r.slack_ts: r for r in s.exec(select(RecommendationRow).where(
+                RecommendationRow.state == "open", RecommendationRow.slack_ts.is_not(None)))}
+        return [(m, rows[m.ts]) for ch in CHANNELS for m in self.slack.messages(ch)
+                if m.ts in rows and any(b.get("type") == "actions" for b in m.blocks)]
+
+    def pending_clicks(self) -> int:
+        with session_scope(self.engine) as s:
+            return s.exec(select(func.count()).select_from(SlackInboxRow).where(
+                SlackInboxRow.state == "pending")).one()
+
+    def decisions(self) -> int:
+        with session_scope(self.engine) as s:
+            return s.exec(select(func.count()).select_from(DecisionRow)).one()
+
+
+def _wait(predicate, timeout: float, what: str):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if result := predicate():
+            return result
+        time.sleep(0.1)
+    raise TimeoutError(what)
+
+
+def fire(url: str, requests: list[dict]) -> list[dict]:
+    """Send the requests at once from the clicker process; their timings in order."""
+    job = json.dumps({"url": url, "signing_secret": SECRET, "requests": requests})
+    out = subprocess.run([sys.executable, "-m", "bench.clicker"], input=job, text=True,
+                         capture_output=True, cwd=ROOT, timeout=120, check=True)
+    return json.loads(out.stdout)
+
+
+def _members(config, team: str) -> list[str]:  # type: ignore[no-untyped-def]
+    t = config.team(team)
+    return list(t.members or []) + list(DEMO_GROUPS.get(t.usergroup_id or "", []))
+
+
+def _captured(bot: BotUnderTest, message, button: str, user: str) -> dict:  # type: ignore[no-untyped-def]
+    delivery = bot.slack.click(message, button, as_user=user, url=NOWHERE)
+    return {"body": delivery.request.body.decode(), "content_type": delivery.request.content_type,
+            "label": f"{button} ({'outsider' if user == OUTSIDER else 'member'})"}
+
+
+def plan_round(bot: BotUnderTest, n: int) -> list[dict]:
+    """n clicks: 1/5 outsider Approve, 1/5 member Approve, 2/5 Reject, 1/5 Modify (members)."""
+    msgs = bot.open_messages()
+    clicks = []
+    for i in range(n):
+        message, row = msgs[i % len(msgs)]
+        team_members = _members(bot.config, row.teams[0])
+        button, user = [("Approve", OUTSIDER), ("Approve", team_members[i % len(team_members)]),
+                        ("Reject", team_members[0]), ("Reject", team_members[0]),
+                        ("Modify", team_members[0])][i % 5]
+        clicks.append(_captured(bot, message, button, user))
+    return clicks
+
+
+def _ms(v: float | None) -> float | None:
+    return None if v is None else round(v * 1000, 1)
+
+
+def run(quick: bool = False, log=print) -> list[Figure]:  # type: ignore[no-untyped-def]
+    bench = "Slack ack latency"
+    rounds, concurrency = (1 if quick else 3), 50
+    with BotUnderTest() as bot:
+        httpx.post(bot.planning.url + "/scenario/step", timeout=10)
+        _wait(lambda: len(bot.open_messages()) >= 10, 120, "fewer than 10 open messages")
+        events = bot.url + "/slack/events"
+        message, row = bot.open_messages()[0]
+        fire(events, [_captured(bot, message, "Approve", OUTSIDER)])  # warm-up, not counted
+
+        sequential = []
+        for _ in range(10):
+            message, row = bot.open_messages()[0]
+            sequential += [r["seconds"] for r in
+                           fire(events, [_captured(bot, message, "Approve", OUTSIDER)])]
+
+        elapsed, statuses, by_label, handled, cpu_per_click = [], {}, {}, [], []
+        views_before = len(bot.slack.calls("views.open"))
+        for _ in range(rounds):
+            _wait(lambda: len(bot.open_messages()) >= 10, 60, "fewer than 10 open messages")
+            clicks = plan_round(bot, concurrency)
+            cpu0, t0 = bot.cpu_seconds(), time.monotonic()
+            results = fire(events, clicks)
+            _wait(lambda: bot.pending_clicks() == 0, 60, "clicks left unhandled")
+            handled.append(time.monotonic() - t0)
+            cpu_per_click.append((bot.cpu_seconds() - cpu0) / len(clicks))
+            for click, r in zip(clicks, results, strict=True):
+                elapsed.append(r["seconds"])
+                statuses[r["status"]] = statuses.get(r["status"], 0) + 1
+                by_label.setdefault(click["label"], []).append(r["seconds"])
+            time.sleep(2.0)  # let the Slack edits of this round go out
+        views = bot.slack.calls("views.open")[views_before:]
+        expired = sum(1 for c in views if c.response.get("error") == "expired_trigger_id")
+
+        texts = ["", "mine", "help", "SKU-00087", "DC-CA", "NORTHLINE", "#3", "disruption",
+                 "DC-NJ>DC-TX", "!!nonsense??"]
+        users = [("U0PLAN1", "C0PLANNING"), ("U0LOG1", "C0LOGISTICS")]
+        commands = []
+        for i in range(concurrency):
+            user, channel = users[i % len(users)]
+            d = bot.slack.command(f"/drift {texts[i % len(texts)]}".strip(), as_user=user,
+                                  channel=channel, url=NOWHERE)
+            commands.append({"body": d.request.body.decode(),
+                             "content_type": d.request.content_type})
+        drift = fire(events, commands)
+        drift_s = [r["seconds"] for r in drift]
+
+    log(f"    {len(elapsed)} clicks, p50 {_ms(percentile(elapsed, 50))} ms, "
+        f"p99 {_ms(percentile(elapsed, 99))} ms")
+    split = "; ".join(f"{k} n={len(v)} p50 {_ms(percentile(v, 50))} ms p99 "
+                      f"{_ms(percentile(v, 99))} ms" for k, v in sorted(by_label.items()))
+    status_text = ", ".join(f"HTTP {k}×{v}" for k, v in sorted(statuses.items()))
+    setup = ("a separate `alignbot run` process on SQLite; clicks sent by a third process, "
+             "all at once, each on a fresh connection")
+    return [
+        Figure(bench, f"click ack p50 ({concurrency} concurrent)", _ms(percentile(elapsed, 50)),
+               "ms", notes=f"{len(elapsed)} clicks in {rounds} round(s) of {concurrency}; "
+                           f"{status_text}; {setup}"),
+        Figure(bench, f"click ack p99 ({concurrency} concurrent)", _ms(percentile(elapsed, 99)),
+               "ms", target=50.0, notes=split),
+        Figure(bench, "click ack max", _ms(max(elapsed)), "ms", target=3000.0,
+               notes="Slack shows an error after 3 s"),
+        Figure(bench, "click ack, one at a time p50", _ms(percentile(sequential, 50)), "ms",
+               notes=f"{len(sequential)} outsider clicks in sequence"),
+        Figure(bench, f"{concurrency} clicks handled (decided, refused or modal opened)",
+               _ms(percentile(handled, 50)), "ms",
+               notes=f"median over rounds, from sending the burst until no stored click was "
+                     f"left unhandled; the bot spent {1000 * sum(cpu_per_click) / len(cpu_per_click):.1f} "
+                     "ms CPU per click (ack and handling)"),
+        Figure(bench, "modals not opened under load (expired trigger)", expired, "calls",
+               target=0, notes=f"{len(views)} views.open calls for the Reject/Modify clicks"),
+        Figure(bench, f"/drift ack p50 ({concurrency} concurrent)", _ms(percentile(drift_s, 50)),
+               "ms", notes=f"{len(drift_s)} commands at once, 10 query forms; answered via "
+                           "response_url after the ack"),
+        Figure(bench, f"/drift ack p99 ({concurrency} concurrent)", _ms(percentile(drift_s, 99)),
+               "ms"),
+    ]
