@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -44,7 +45,7 @@ class BotUnderTest:
     """Sandboxes, the stand-in and one ``alignbot run`` process, started and stopped together."""
 
     def __enter__(self) -> BotUnderTest:
-        self.tmp = Path(tempfile.mkdtemp(prefix="alignbot-bench-ack-"))  # DEBUG
+        self.tmp = Path(tempfile.mkdtemp(prefix="alignbot-bench-ack-"))
         self.database_url = f"sqlite:///{self.tmp / 'alignbot.db'}"
         upgrade(self.database_url)
         self.engine = make_engine(self.database_url)
@@ -80,6 +81,7 @@ class BotUnderTest:
             part.stop()
         self._log.close()
         self.engine.dispose()
+        shutil.rmtree(self.tmp, ignore_errors=True)
 
     def cpu_seconds(self) -> float:
         """The bot process's user + system CPU time so far."""
