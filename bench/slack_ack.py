@@ -1,6 +1,7 @@
 """How fast a real ``alignbot run`` process acks Slack: 50 concurrent clicks, and /drift.
 
-The set-up is production's: the bot is its own process (HTTP mode, SQLite), the sandboxes and
+The set-up is production's: the bot is its own process (HTTP mode; on SQLite, then on PostgreSQL
+when it is installed), the sandboxes and
 the Slack stand-in (which receives the bot's Web API calls after each ack) run in this process,
 and the clicks come from a third process (``bench.clicker``) that signs each request as Slack
 does and sends all fifty at once, each on a fresh connection. The latency is what Slack would
@@ -31,7 +32,7 @@ from connectors.sandbox import start_sandboxes
 from connectors.serving import free_port
 from store.db import make_engine, session_scope
 from store.migrate import upgrade
-from store.tables import DecisionRow, RecommendationRow, SlackInboxRow
+from store.tables import RecommendationRow, SlackInboxRow
 from tests.support.bot_process import prepare_bot_processes
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,13 +45,16 @@ CHANNELS = ("C0LOGISTICS", "C0PLANNING")
 class BotUnderTest:
     """Sandboxes, the stand-in and one ``alignbot run`` process, started and stopped together."""
 
+    def __init__(self, database_url: str | None = None):
+        self.database_url = database_url
+
     def __enter__(self) -> BotUnderTest:
         self.tmp = Path(tempfile.mkdtemp(prefix="alignbot-bench-ack-"))
-        self.database_url = f"sqlite:///{self.tmp / 'alignbot.db'}"
+        self.database_url = self.database_url or f"sqlite:///{self.tmp / 'alignbot.db'}"
         upgrade(self.database_url)
         self.engine = make_engine(self.database_url)
         self.planning, self.tms = start_sandboxes(seed=7)
-        self.config = demo_config(self.planning.url, self.tms.url, fast=True)
+        self.config = demo_config(self.planning.url, self.tms.url, fast=False)
         self.slack, config_path, env = prepare_bot_processes(
             self.config, self.database_url, self.tmp, token=TOKEN, secret=SECRET)
         port = free_port()
@@ -101,10 +105,6 @@ class BotUnderTest:
             return s.exec(select(func.count()).select_from(SlackInboxRow).where(
                 SlackInboxRow.state == "pending")).one()
 
-    def decisions(self) -> int:
-        with session_scope(self.engine) as s:
-            return s.exec(select(func.count()).select_from(DecisionRow)).one()
-
 
 def _wait(predicate, timeout: float, what: str):  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
@@ -153,9 +153,25 @@ def _ms(v: float | None) -> float | None:
 
 
 def run(quick: bool = False, log=print) -> list[Figure]:  # type: ignore[no-untyped-def]
-    bench = "Slack ack latency"
+    """On SQLite (one process, the default) and, when installed, on PostgreSQL (production)."""
+    from tests.support.postgres import start_postgres
+
+    figures = measure(None, "SQLite", quick, log)
+    server = start_postgres()
+    if server is None:
+        log("    PostgreSQL is not installed: the PostgreSQL round is skipped")
+        return figures
+    try:
+        return figures + measure(server.create_database("bench_ack"), "PostgreSQL", quick, log)
+    finally:
+        server.stop()
+
+
+def measure(database_url: str | None, backend: str, quick: bool,
+            log=print) -> list[Figure]:  # type: ignore[no-untyped-def]
+    bench = f"Slack ack latency ({backend})"
     rounds, concurrency = (1 if quick else 3), 50
-    with BotUnderTest() as bot:
+    with BotUnderTest(database_url) as bot:
         httpx.post(bot.planning.url + "/scenario/step", timeout=10)
         _wait(lambda: len(bot.open_messages()) >= 10, 120, "fewer than 10 open messages")
         events = bot.url + "/slack/events"
@@ -204,7 +220,7 @@ def run(quick: bool = False, log=print) -> list[Figure]:  # type: ignore[no-unty
     split = "; ".join(f"{k} n={len(v)} p50 {_ms(percentile(v, 50))} ms p99 "
                       f"{_ms(percentile(v, 99))} ms" for k, v in sorted(by_label.items()))
     status_text = ", ".join(f"HTTP {k}×{v}" for k, v in sorted(statuses.items()))
-    setup = ("a separate `alignbot run` process on SQLite; clicks sent by a third process, "
+    setup = (f"a separate `alignbot run` process on {backend}; clicks sent by a third process, "
              "all at once, each on a fresh connection")
     return [
         Figure(bench, f"click ack p50 ({concurrency} concurrent)", _ms(percentile(elapsed, 50)),

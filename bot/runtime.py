@@ -90,12 +90,12 @@ class Runtime:
                                               self.metrics)
         self.directory = TeamDirectory(config, self.client)
         self.sync = SlackSync(self.engine, self.client, config)
-        self.jobs = Jobs()
         self.slack_app = build_slack_app(
             SlackDeps(config, self.engine, self.directory, on_change=self.wake),
             signing_secret=self.signing_secret, client=self.client)
         self.verifier = SignatureVerifier(self.signing_secret)
         self.inbox = SlackInbox(self.engine, self._handle_slack_request)
+        self.jobs = Jobs(before_run=self.inbox.acks_first.wait)
         self.jobs.register_local(drain=self._drain, sync=self.sync.run,
                                  recover=self.inbox.recover, fast=fast)
         self.leadership = Leadership(
