@@ -5,6 +5,7 @@ Capacity and load are in the same unit (pallets, by default) as lane capacity in
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import polars as pl
@@ -60,14 +61,15 @@ def resource_loads(
 def detect_capacity_shift(
     capacity: pl.DataFrame,
     shipments: pl.DataFrame,
-    unit_values: pl.DataFrame,
+    unit_values: pl.DataFrame | Callable[[pl.Series], pl.DataFrame],
     settings: DetectorSettings,
     now: datetime,
     open_fingerprints: frozenset[str] = frozenset(),
 ) -> pl.DataFrame:
     """One row per resource × period over the utilisation threshold, or well under it with grown capacity.
 
-    ``unit_values``: (sku, unit_value) used to value the load that cannot move.
+    ``unit_values``: (sku, unit_value) used to value the load that cannot move, or a function
+    giving them for the SKUs on that load (an incremental pass, whose snapshot lacks most SKUs).
     """
     cfg = settings.capacity
     band = settings.hysteresis_band
@@ -104,7 +106,10 @@ def detect_capacity_shift(
         (avail - load).clip(lower_bound=0).alias("spare_capacity"),
     )
     # value of the load: quantity-weighted unit value of the lines planned on that resource
-    loads = resource_loads(out, shipments, settings).join(unit_values, on="sku", how="left")
+    loads = resource_loads(out, shipments, settings)
+    if callable(unit_values):
+        unit_values = unit_values(loads.get_column("sku").unique())
+    loads = loads.join(unit_values, on="sku", how="left")
     value = (
         loads.group_by("resource_type", "resource_id", "period")
         .agg(((pl.col("qty") * pl.col("unit_value").fill_null(0.0)).sum()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import gc
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 
@@ -120,9 +120,15 @@ def detect(
 
 def _detect(snapshot: Snapshot, settings: DetectorSettings, now: datetime, open_fingerprints: frozenset[str],
             changed: ChangedKeys | None) -> DetectionResult:
+    unit_values: Callable[[pl.Series], pl.DataFrame] | None = None
     if changed is not None:
+        full = snapshot
         snapshot = restrict(snapshot, changed)
-    drifts, projection = detect_frames(snapshot, settings, now, open_fingerprints)
+
+        def unit_values(skus: pl.Series) -> pl.DataFrame:
+            # the load on a changed resource carries SKUs the restricted snapshot has no demand for
+            return stockout_risk.unit_values(full.demand, skus, settings, now)
+    drifts, projection = detect_frames(snapshot, settings, now, open_fingerprints, unit_values)
     if changed is not None:
         fed = _changed_destinations(snapshot, changed)
         drifts = [d for d in drifts if _concerns(d, changed, fed)]
@@ -157,11 +163,16 @@ def _changed_destinations(snapshot: Snapshot, changed: ChangedKeys) -> set[tuple
 
 
 def detect_frames(
-    snapshot: Snapshot, settings: DetectorSettings, now: datetime, open_fingerprints: frozenset[str]
+    snapshot: Snapshot, settings: DetectorSettings, now: datetime, open_fingerprints: frozenset[str],
+    unit_values: Callable[[pl.Series], pl.DataFrame] | None = None,
 ) -> tuple[list[Drift], pl.DataFrame]:
-    """Drifts of every kind, in a stable order, and the inventory projection they used."""
+    """Drifts of every kind, in a stable order, and the inventory projection they used.
+
+    ``unit_values``: where capacity_shift values a SKU when ``snapshot`` is not the whole picture.
+    """
     projection = stockout_risk.project(snapshot.demand, snapshot.inventory, snapshot.shipments, settings, now)
-    unit_values = projection.group_by("sku").agg(pl.col("unit_value").max())  # 4× fewer rows than demand
+    if unit_values is None:
+        unit_values = projection.group_by("sku").agg(pl.col("unit_value").max())  # 4× fewer rows than demand
     frames = [
         (demand_change, demand_change.detect_demand_change(snapshot.demand, settings, now, open_fingerprints)),
         (disruption, disruption.detect_disruption(snapshot.shipments, projection, settings, now, open_fingerprints)),

@@ -48,7 +48,7 @@ def _feeds(demand: pl.DataFrame, inventory: pl.DataFrame, shipments: pl.DataFram
     inv = inventory.lazy().select(
         "sku", "location", pl.lit(0.0).alias("t"), pl.col("on_hand").fill_null(0.0).alias("a"),
         pl.col("safety_stock").alias("b"))
-    dem = demand.lazy().filter((pl.col("period") + pd_ > start) & (pl.col("period") < end)).select(
+    dem = demand.lazy().filter(_in_horizon(settings, now)).select(
         "sku", "location", pl.lit(0.0).alias("t"),
         (pl.col("latest_qty") * overlap_days / settings.period_days).fill_null(0.0).alias("a"),
         pl.col("unit_value").alias("b"))
@@ -65,6 +65,27 @@ def _feeds(demand: pl.DataFrame, inventory: pl.DataFrame, shipments: pl.DataFram
         .sort("t", maintain_order=True)
     )
     return pl.collect_all([inv, dem, arr])  # in parallel
+
+
+def _in_horizon(settings: DetectorSettings, now: datetime) -> pl.Expr:
+    """Demand periods overlapping the projection horizon."""
+    start = today(now)
+    end = start + timedelta(days=settings.stockout.horizon_days)
+    return (pl.col("period") + timedelta(days=settings.period_days) > start) & (pl.col("period") < end)
+
+
+def unit_values(demand: pl.DataFrame, skus: pl.Series, settings: DetectorSettings, now: datetime) -> pl.DataFrame:
+    """(sku, unit_value) of ``skus`` straight from demand, as ``project`` values them.
+
+    A projection's per-sku maximum is the largest unit value of that SKU's demand in the
+    horizon, and 0 (here: missing, which its readers fill with 0) when it has none — for unit
+    values ≥ 0, as the canonical model requires.
+    """
+    return (
+        demand.lazy().filter(pl.col("sku").is_in(skus.implode()) & _in_horizon(settings, now))
+        .group_by("sku").agg(pl.col("unit_value").max())
+        .collect()
+    )
 
 
 # Rows are matched to positions by a 64-bit hash of (sku, location) and checked with a second,
