@@ -102,8 +102,9 @@ def test_approve_executes_in_the_sandbox_and_edits_the_message(stack):
     for system, server in (("planning", stack.planning), ("logistics", stack.tms)):
         applied = httpx.get(server.url + "/received", timeout=5).json()["applied"]
         assert applied - before[system] == per_system.get(system, 0)  # exactly once each
-    thread = stack.slack.wait_for(lambda: stack.slack.thread(edited), timeout=WAIT)
-    assert any("Executed" in r.text for r in thread)
+    # the thread tells the story: the approval first, then the execution
+    stack.slack.wait_for(lambda: any("Executed" in r.text for r in stack.slack.thread(edited)),
+                         timeout=WAIT)
 
 
 def test_non_member_click_is_refused_and_nothing_recorded(stack):
