@@ -2,7 +2,8 @@
 
 Sam (sales, on no team) clicks Approve and is refused; Lena (logistics) approves the same
 recommendation; the message turns to "executed" and each sandbox system applied each of its
-actions exactly once. SIGTERM stops the demo cleanly. With ALIGNBOT_UPDATE_SCREENSHOT=1 the screenshot becomes docs/demo.png.
+actions exactly once. SIGTERM stops the demo cleanly. With ALIGNBOT_UPDATE_SCREENSHOT=1 the
+screenshot becomes docs/demo.png.
 """
 
 from __future__ import annotations

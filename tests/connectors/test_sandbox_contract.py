@@ -231,7 +231,9 @@ def test_a_capacity_cut_shrinks_once_its_recommendation_is_executed(systems):
     execute_all(systems, recs, "cut")
     after = systems.detect()
     left = [d for d in by_kind(after, DriftKind.CAPACITY_SHIFT) if d.cause["direction"] == "cut"]
-    overflow = lambda drifts: sum(d.evidence["overflow"] for d in drifts)
+    def overflow(drifts) -> float:
+        return sum(d.evidence["overflow"] for d in drifts)
+
     assert overflow(left) < 0.5 * overflow(cuts)
     carrier_left = [d for d in left if d.key["resource_id"] == cut["carrier"]]
     assert overflow(carrier_left) < overflow(
