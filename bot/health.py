@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from slack_sdk.errors import SlackApiError
 from sqlmodel import select
 
-from store.db import session_scope
+from store.db import read_scope
 from store.migrate import ensure_migrated
 from store.tables import ConnectorHealth
 from store.types import utcnow
@@ -33,7 +33,7 @@ def health_report(runtime: Runtime) -> dict[str, Any]:
     now = utcnow()
     connectors = {}
     if checks["database"]["ok"]:
-        with session_scope(runtime.engine) as s:
+        with read_scope(runtime.engine) as s:
             rows = {h.connector: h for h in s.exec(select(ConnectorHealth))}
         for conn in runtime.config.connectors:
             row = rows.get(conn.name)

@@ -84,6 +84,7 @@ from sqlalchemy import String, case, cast, extract, func, select
 from sqlalchemy.engine import Engine
 
 from bot.slack_client import api_base_url
+from store.db import reader
 from store.tables import (
     ConnectorHealth,
     DecisionRow,
@@ -152,7 +153,7 @@ class StoreCollector:
                                 value=time.perf_counter() - started)
 
     def _families(self) -> list[Metric]:
-        with self.engine.connect() as conn:
+        with reader(self.engine).connect() as conn:
             drifts = conn.execute(
                 select(DriftRow.kind, func.count()).where(DriftRow.is_open)
                 .group_by(DriftRow.kind)).all()

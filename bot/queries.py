@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
-from store.db import session_scope
+from store.db import read_scope
 from store.tables import ACTIVE_STATES, DriftRow, RecommendationRow
 
 SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3}
@@ -26,7 +26,7 @@ class DriftLine:
 
 def open_drift_overview(engine: Engine, limit: int = 50) -> list[DriftLine]:
     """Open drifts, worst first, each with the active recommendation that answers it."""
-    with session_scope(engine) as s:
+    with read_scope(engine) as s:
         drifts = s.exec(select(DriftRow).where(DriftRow.is_open)).all()
         recs = s.exec(select(RecommendationRow).where(
             RecommendationRow.state.in_(ACTIVE_STATES))).all()

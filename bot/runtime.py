@@ -90,9 +90,11 @@ class Runtime:
                                               self.metrics)
         self.directory = TeamDirectory(config, self.client)
         self.sync = SlackSync(self.engine, self.client, config)
-        self.slack_app = build_slack_app(
-            SlackDeps(config, self.engine, self.directory, on_change=self.wake),
-            signing_secret=self.signing_secret, client=self.client)
+        deps = SlackDeps(config, self.engine, self.directory, on_change=self.wake)
+        self.slack_app = build_slack_app(deps, signing_secret=self.signing_secret,
+                                         client=self.client)
+        self._acked_app = build_slack_app(deps, signing_secret=self.signing_secret,
+                                          client=self.client, already_acked=True)
         self.verifier = SignatureVerifier(self.signing_secret)
         self.inbox = SlackInbox(self.engine, self._handle_slack_request)
         self.jobs = Jobs(before_run=self.inbox.acks_first.wait)
@@ -168,7 +170,7 @@ class Runtime:
     def _handle_slack_request(self, body: str, content_type: str) -> bool:
         """Run a request the door already verified and acked through Bolt (after the ack)."""
         response = dispatch_in_log_context(
-            self.slack_app, BoltRequest(body=body, headers={"content-type": [content_type]}))
+            self._acked_app, BoltRequest(body=body, headers={"content-type": [content_type]}))
         return response.status < 500
 
     def asgi_app(self) -> SlackDoor:

@@ -26,7 +26,7 @@ from bot.home import render_home
 from bot.logs import ContextThreadPoolExecutor, bolt_log_context_middleware
 from bot.membership import TeamDirectory
 from bot.modals import modify_modal, modify_values, reject_modal
-from store.db import session_scope
+from store.db import read_scope, session_scope
 from store.tables import ActionRow, RecommendationRow
 from store.types import utcnow
 
@@ -44,13 +44,19 @@ class SlackDeps:
     on_change: Callable[[], None]  # wake the Slack sync and the executor
 
 
-def build_slack_app(deps: SlackDeps, *, signing_secret: str, client: WebClient) -> App:
-    """The Bolt app; ``client`` carries the bot token (and our timeouts and retry handlers)."""
-    # The HTTP door (bot/runtime.py) verifies every request's signature before Bolt sees it —
+def build_slack_app(deps: SlackDeps, *, signing_secret: str, client: WebClient,
+                    already_acked: bool = False) -> App:
+    """The Bolt app; ``client`` carries the bot token (and our timeouts and retry handlers).
+
+    ``already_acked``: for requests the HTTP door has answered already (stored clicks, slash
+    commands). Listeners then run to the end in the caller's thread: there is no ack to hurry,
+    and Bolt would otherwise hand each one to another thread and poll for its ack.
+    """
+    # The HTTP door (bot/slack_door.py) verifies every request's signature before Bolt sees it —
     # clicks are stored and acked before Bolt runs, possibly after a restart — and Socket Mode
     # needs none, so Bolt's own check is off.
     app = App(signing_secret=signing_secret, client=client, request_verification_enabled=False,
-              process_before_response=False, token_verification_enabled=False,
+              process_before_response=already_acked, token_verification_enabled=False,
               ignoring_self_events_enabled=True,
               listener_executor=ContextThreadPoolExecutor(max_workers=10))
     app.use(bolt_log_context_middleware)
@@ -72,7 +78,7 @@ def register_handlers(app: App, deps: SlackDeps) -> None:
                                   text=text)
 
     def may_decide(rec_id: int, user: str) -> tuple[bool, str]:
-        with session_scope(deps.engine) as s:
+        with read_scope(deps.engine) as s:
             rec = s.get(RecommendationRow, rec_id)
         if rec is None:
             return False, f"Recommendation #{rec_id} no longer exists."
@@ -107,7 +113,7 @@ def register_handlers(app: App, deps: SlackDeps) -> None:
         if not allowed:
             tell(client, body, why)
             return
-        with session_scope(deps.engine) as s:
+        with read_scope(deps.engine) as s:
             rec = s.get(RecommendationRow, rec_id)
             actions = list(s.exec(select(ActionRow).where(ActionRow.recommendation_id == rec_id)
                                   .order_by(ActionRow.position)))
@@ -161,7 +167,7 @@ def register_handlers(app: App, deps: SlackDeps) -> None:
             respond(response_type="ephemeral", text=query.text, blocks=query.blocks())
             return
         teams = deps.directory.teams_of(command["user_id"])
-        with session_scope(deps.engine) as s:
+        with read_scope(deps.engine) as s:
             blocks = drift_response(s, query, teams, deps.config, page=0, now=utcnow())
         respond(response_type="ephemeral", text="Open drift", blocks=blocks)
 
@@ -175,7 +181,7 @@ def register_handlers(app: App, deps: SlackDeps) -> None:
                     blocks=query.blocks())
             return
         teams = deps.directory.teams_of(body["user"]["id"])
-        with session_scope(deps.engine) as s:
+        with read_scope(deps.engine) as s:
             blocks = drift_response(s, query, teams, deps.config, page=int(state.get("page", 0)),
                                     now=utcnow())
         respond(response_type="ephemeral", replace_original=True, text="Open drift",
@@ -187,6 +193,6 @@ def register_handlers(app: App, deps: SlackDeps) -> None:
             return
         user = event["user"]
         teams = deps.directory.teams_of(user)
-        with session_scope(deps.engine) as s:
+        with read_scope(deps.engine) as s:
             view = render_home(s, user, teams, deps.config, utcnow())
         client.views_publish(user_id=user, view=view)

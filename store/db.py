@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, create_engine
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+READ_ONLY = "alignbot_read_only"
 
 
 def normalize_url(url: str) -> str:
@@ -60,11 +61,27 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection):  # type: ignore[no-untyped-def]
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # A reader needs no write lock: in WAL mode it reads a snapshot while a writer works.
+        read_only = connection.get_execution_options().get(READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def is_postgres(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
+
+
+def reader(engine: Engine) -> Engine:
+    """The same database for reading only: on SQLite its transactions do not take the write
+    lock, so a Slack handler that only reads never queues behind a detection pass's writes."""
+    return engine.execution_options(**{READ_ONLY: True})
+
+
+@contextmanager
+def read_scope(engine: Engine) -> Iterator[Session]:
+    """A session for reads only (see ``reader``); nothing it holds is committed. Closing it
+    ends the transaction and leaves the loaded rows usable (a rollback would expire them)."""
+    with Session(reader(engine), expire_on_commit=False) as session:
+        yield session
 
 
 @contextmanager

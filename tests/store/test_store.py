@@ -153,3 +153,38 @@ def test_stale_version_loses_even_when_state_matches(db_url):
         assert not transition(s, rec.id, from_states=["open"], to_state="approved", actor="U2",
                               expected_version=1)
         assert s.get(RecommendationRow, rec.id).state == "open"
+
+
+def test_a_reader_does_not_wait_for_a_writer_on_sqlite(tmp_path):
+    """Slack handlers that only read (opening a modal, /drift, App Home) must not queue behind
+    a long write such as a detection pass's drift upserts."""
+    from store.db import read_scope
+
+    url = f"sqlite:///{tmp_path / 'readers.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    with session_scope(engine) as s:
+        s.add(_recommendation())
+    holding, release = threading.Event(), threading.Event()
+
+    def long_writer() -> None:
+        with session_scope(engine) as s:
+            s.add(_recommendation(fingerprint="fp-2"))
+            s.flush()
+            holding.set()
+            release.wait(10)
+
+    writer = threading.Thread(target=long_writer)
+    writer.start()
+    holding.wait(5)
+    try:
+        started = time.monotonic()
+        with read_scope(engine) as s:
+            seen = s.exec(select(RecommendationRow)).all()
+        waited = time.monotonic() - started
+    finally:
+        release.set()
+        writer.join()
+    assert [r.fingerprint for r in seen] == ["fp-1"]  # the writer's row is not visible yet
+    assert seen[0].summary == "Move 120 units to DC-DAL"  # usable after the session closed
+    assert waited < 2.0  # a writer-waiting reader would sit out the 10 s busy timeout
