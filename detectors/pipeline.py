@@ -17,9 +17,9 @@ from pydantic import BaseModel, Field
 
 from detectors import capacity_shift, demand_change, disruption, stockout_risk
 from detectors._common import to_drifts
-from detectors.grouping import group_drifts
+from detectors.grouping import Group, group_drifts
 from detectors.model import UTC, Drift, Recommendation
-from detectors.recommend import Context, recommend
+from detectors.recommend import Context, _assign_needs, recommend
 from detectors.settings import DetectorSettings
 from detectors.snapshot import ChangedKeys, Snapshot
 
@@ -29,42 +29,76 @@ class DetectionResult(BaseModel):
     recommendations: list[Recommendation] = Field(default_factory=list)
 
 
-def restrict(snapshot: Snapshot, changed: ChangedKeys) -> Snapshot:
-    """The part of the snapshot an incremental pass must look at.
+_PAIR = {"sku": pl.Utf8, "location": pl.Utf8}
 
-    Changed sku × locations bring their demand and inventory plus every location of the same
-    SKU that could source a transfer (via a lane); changed shipments bring their lines and the
-    positions they feed; changed resources bring their capacity rows and the shipments on them.
+
+class _Neighbourhood:
+    """What an incremental pass reads of a snapshot, each full table scanned once.
+
+    ``part`` is the snapshot restricted to the changed keys: changed sku × locations and the
+    positions changed shipments feed (demand, inventory, inbound lines), changed shipments,
+    changed resources' capacity rows and the shipments on them — rows in snapshot order.
+    Transfer sources are not in it: ``with_sources`` adds them once the needs are known, from
+    rows of the changed SKUs kept aside by the same scan.
     """
-    ship = snapshot.shipments
-    ship_ids = sorted(changed.shipment_ids)
-    ship_changed = ship.filter(pl.col("shipment_id").is_in(ship_ids)) if len(ship_ids) else ship.clear()
-    pairs = pl.DataFrame(
-        {"sku": [k[0] for k in changed.sku_locations], "location": [k[1] for k in changed.sku_locations]},
-        schema={"sku": pl.Utf8, "location": pl.Utf8},
-    )
-    pairs = pl.concat([pairs, ship_changed.select("sku", pl.col("destination").alias("location"))]).unique()
-    # candidate sources for transfers into the changed positions
-    sources = (
-        pairs.join(snapshot.lanes.select(pl.col("destination").alias("location"), "origin"), on="location")
-        .select("sku", pl.col("origin").alias("location"))
-    )
-    positions = pl.concat([pairs, sources]).unique()
-    skus = positions.get_column("sku").unique()
-    demand = snapshot.demand.filter(pl.col("sku").is_in(skus.implode())).join(positions, on=["sku", "location"], how="semi")
-    inventory = snapshot.inventory.filter(pl.col("sku").is_in(skus.implode())).join(
-        positions, on=["sku", "location"], how="semi")
-    inbound = ship.filter(pl.col("sku").is_in(skus.implode())).join(
-        positions.rename({"location": "destination"}), on=["sku", "destination"], how="semi")
-    res = sorted(changed.resources)
-    capacity = snapshot.capacity.filter(pl.col("resource_id").is_in(res)) if len(res) else snapshot.capacity.clear()
-    shipments = pl.concat([ship_changed, inbound]).unique(maintain_order=True)
-    if len(res):
-        shipments = pl.concat([shipments, ship.filter(
-            pl.col("carrier").is_in(res) | pl.col("origin").is_in(res) | pl.col("destination").is_in(res)
-            | pl.concat_str("origin", pl.lit(">"), "destination").is_in(res))]).unique(maintain_order=True)
-    return Snapshot(demand=demand, shipments=shipments, capacity=capacity, inventory=inventory,
-                    lanes=snapshot.lanes)
+
+    def __init__(self, snapshot: Snapshot, changed: ChangedKeys) -> None:
+        self.lanes = snapshot.lanes
+        ship = snapshot.shipments.with_row_index("_row")
+        ids = sorted(changed.shipment_ids)
+        ship_changed = ship.filter(pl.col("shipment_id").is_in(ids)) if ids else ship.clear()
+        pairs = pl.concat([
+            pl.DataFrame({"sku": [k[0] for k in changed.sku_locations],
+                          "location": [k[1] for k in changed.sku_locations]}, schema=_PAIR),
+            ship_changed.select("sku", pl.col("destination").alias("location")),
+        ]).unique()
+        skus = pairs.get_column("sku").unique().implode()
+        # every location of a changed SKU may source its transfers: keep those rows aside
+        self._demand = snapshot.demand.filter(pl.col("sku").is_in(skus))
+        self._inventory = snapshot.inventory.filter(pl.col("sku").is_in(skus))
+        self._inbound = ship.filter(pl.col("sku").is_in(skus))
+        res = sorted(changed.resources)
+        capacity = snapshot.capacity.filter(pl.col("resource_id").is_in(res)) if res else snapshot.capacity.clear()
+        demand, inventory, inbound = self._rows(pairs)
+        rows = [ship_changed.get_column("_row"), inbound]
+        if res:
+            rows.append(ship.filter(
+                pl.col("carrier").is_in(res) | pl.col("origin").is_in(res) | pl.col("destination").is_in(res)
+                | pl.concat_str("origin", pl.lit(">"), "destination").is_in(res)).get_column("_row"))
+        shipments = snapshot.shipments.gather(pl.concat(rows).unique().sort())
+        self.part = Snapshot(demand=demand, shipments=shipments, capacity=capacity, inventory=inventory,
+                             lanes=snapshot.lanes)
+
+    def _rows(self, positions: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.Series]:
+        """Demand and inventory of ``positions`` (sku, location), and the rows of their inbound lines."""
+        return (
+            self._demand.join(positions, on=["sku", "location"], how="semi", maintain_order="left"),
+            self._inventory.join(positions, on=["sku", "location"], how="semi", maintain_order="left"),
+            self._inbound.join(positions.rename({"location": "destination"}), on=["sku", "destination"],
+                               how="semi").get_column("_row"),
+        )
+
+    def with_sources(self, projection: pl.DataFrame, groups: list[Group], settings: DetectorSettings,
+                     now: datetime) -> pl.DataFrame:
+        """``projection`` plus the positions that could send stock to a shortfall (by lane)."""
+        needs, _ = _assign_needs(groups)
+        sources = (
+            needs.filter(pl.col("qty") > 0).select("sku", "location")
+            .join(self.lanes.select(pl.col("destination").alias("location"), "origin"), on="location")
+            .select("sku", pl.col("origin").alias("location")).unique()
+            .join(projection.select("sku", "location"), on=["sku", "location"], how="anti")
+        )
+        if sources.is_empty():
+            return projection
+        demand, inventory, inbound = self._rows(sources)
+        shipments = self._inbound.filter(pl.col("_row").is_in(inbound.implode())).drop("_row")
+        more = stockout_risk.project(demand, inventory, shipments, settings, now)
+        return pl.concat([projection, more])
+
+
+def restrict(snapshot: Snapshot, changed: ChangedKeys) -> Snapshot:
+    """The part of the snapshot an incremental pass detects on (transfer sources come later)."""
+    return _Neighbourhood(snapshot, changed).part
 
 
 _gc_lock = threading.Lock()
@@ -121,9 +155,11 @@ def detect(
 def _detect(snapshot: Snapshot, settings: DetectorSettings, now: datetime, open_fingerprints: frozenset[str],
             changed: ChangedKeys | None) -> DetectionResult:
     unit_values: Callable[[pl.Series], pl.DataFrame] | None = None
+    near = None
     if changed is not None:
         full = snapshot
-        snapshot = restrict(snapshot, changed)
+        near = _Neighbourhood(snapshot, changed)
+        snapshot = near.part
 
         def unit_values(skus: pl.Series) -> pl.DataFrame:
             # the load on a changed resource carries SKUs the restricted snapshot has no demand for
@@ -133,6 +169,8 @@ def _detect(snapshot: Snapshot, settings: DetectorSettings, now: datetime, open_
         fed = _changed_destinations(snapshot, changed)
         drifts = [d for d in drifts if _concerns(d, changed, fed)]
     groups = group_drifts(drifts, settings.group_by)
+    if near is not None:
+        projection = near.with_sources(projection, groups, settings, now)
     ctx = Context(projection=projection, shipments=snapshot.shipments, capacity=snapshot.capacity,
                   lanes=snapshot.lanes, settings=settings, now=now)
     return DetectionResult(drifts=drifts, recommendations=recommend(groups, ctx))
