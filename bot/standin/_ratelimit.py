@@ -46,6 +46,7 @@ METHOD_TIERS: dict[str, int] = {
     "conversations.list": 2,
     "conversations.info": 3,
     "conversations.history": 3,
+    "conversations.replies": 3,
     "users.info": 4,
     "usergroups.users.list": 2,
     "views.open": 4,

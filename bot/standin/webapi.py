@@ -329,6 +329,45 @@ def conversations_history(ws: Workspace, args: dict[str, Any]) -> dict[str, Any]
             "response_metadata": {"next_cursor": cursor}}
 
 
+@method("conversations.replies")
+def conversations_replies(ws: Workspace, args: dict[str, Any]) -> dict[str, Any]:
+    """A thread, oldest first: the parent, then its replies. ``ts`` may name the parent or any
+    reply; a message without replies comes back alone. Metadata only when asked for, as Slack."""
+    channel_id = str(args.get("channel") or "")
+    ts = str(args.get("ts") or "")
+    if not ts:
+        raise ApiError("invalid_arguments", response_metadata={"messages": [
+            "[ERROR] missing required field: ts"]})
+    oldest = float(args.get("oldest") or 0)
+    latest = float(args.get("latest") or "inf")
+    inclusive = _bool_arg(args, "inclusive")
+    with_metadata = _bool_arg(args, "include_all_metadata")
+    with ws.lock:
+        if channel_id not in ws.channels:
+            raise ApiError("channel_not_found")
+        msg = ws.get_message(channel_id, ts)
+        if msg is None or msg.is_ephemeral:
+            raise ApiError("thread_not_found")
+        parent = ws.get_message(channel_id, msg.thread_ts) if msg.thread_ts else msg
+        if parent is None:
+            raise ApiError("thread_not_found")
+        thread = [parent] + [r for t in parent.replies
+                             if (r := ws.get_message(channel_id, t)) is not None]
+        rows = []
+        for m in thread:
+            at = float(m.ts)
+            if not ((oldest <= at if inclusive else oldest < at)
+                    and (at <= latest if inclusive else at < latest)):
+                continue
+            row = m.to_api()
+            if not with_metadata:
+                row.pop("metadata", None)
+            rows.append(row)
+    page, cursor = _page(rows, args, "replies", default=1000)
+    return {"ok": True, "messages": page, "has_more": bool(cursor),
+            "response_metadata": {"next_cursor": cursor}}
+
+
 @method("users.info")
 def users_info(ws: Workspace, args: dict[str, Any]) -> dict[str, Any]:
     user = ws.users.get(str(args.get("user") or ""))

@@ -69,6 +69,50 @@ def test_thread_replies_attach_to_their_parent(slack, client):
     assert [m.text for m in slack.thread(root)] == ["first", "second", "executed"]
 
 
+def test_conversations_replies_returns_the_thread_with_metadata_only_when_asked(client):
+    meta = {"event_type": "alignbot_note", "event_payload": {"key": "progress:1:0"}}
+    parent = client.chat_postMessage(channel="C1", text="parent")
+    first = client.chat_postMessage(channel="C1", text="first", thread_ts=parent["ts"],
+                                    metadata=meta)
+    client.chat_postMessage(channel="C1", text="second", thread_ts=parent["ts"])
+    client.chat_postMessage(channel="C1", text="elsewhere")
+
+    plain = client.conversations_replies(channel="C1", ts=parent["ts"])
+    assert [m["text"] for m in plain["messages"]] == ["parent", "first", "second"]
+    assert plain["messages"][0]["reply_count"] == 2
+    assert all("metadata" not in m for m in plain["messages"])
+    assert plain["has_more"] is False
+    full = client.conversations_replies(channel="C1", ts=parent["ts"], include_all_metadata=True)
+    assert full["messages"][1]["metadata"] == meta
+    assert full["messages"][1]["ts"] == first["ts"]
+    # ts may name any message of the thread; a message without replies comes back alone
+    by_reply = client.conversations_replies(channel="C1", ts=first["ts"])
+    assert [m["text"] for m in by_reply["messages"]] == ["parent", "first", "second"]
+    lone = client.conversations_replies(channel="C1", ts=client.chat_postMessage(
+        channel="C1", text="lone")["ts"])
+    assert [m["text"] for m in lone["messages"]] == ["lone"]
+
+
+def test_conversations_replies_pages_windows_and_errors(client):
+    parent = client.chat_postMessage(channel="C1", text="parent")
+    replies = [client.chat_postMessage(channel="C1", text=f"r{i}", thread_ts=parent["ts"])
+               for i in range(3)]
+    page = client.conversations_replies(channel="C1", ts=parent["ts"], limit=2)
+    assert [m["text"] for m in page["messages"]] == ["parent", "r0"] and page["has_more"]
+    rest = client.conversations_replies(channel="C1", ts=parent["ts"], limit=2,
+                                        cursor=page["response_metadata"]["next_cursor"])
+    assert [m["text"] for m in rest["messages"]] == ["r1", "r2"] and not rest["has_more"]
+    after = client.conversations_replies(channel="C1", ts=parent["ts"], oldest=replies[0]["ts"])
+    assert [m["text"] for m in after["messages"]] == ["r1", "r2"]
+    inclusive = client.conversations_replies(channel="C1", ts=parent["ts"],
+                                             oldest=replies[0]["ts"], inclusive=True)
+    assert [m["text"] for m in inclusive["messages"]] == ["r0", "r1", "r2"]
+    assert error_of(lambda: client.conversations_replies(
+        channel="C1", ts="1.000001")) == "thread_not_found"
+    assert error_of(lambda: client.conversations_replies(
+        channel="C9", ts=parent["ts"])) == "channel_not_found"
+
+
 def test_update_edits_in_place_and_keeps_history(slack, client):
     posted = client.chat_postMessage(channel="C1", text="open")
     resp = client.chat_update(channel="C1", ts=posted["ts"], text="approved by <@U2>")
