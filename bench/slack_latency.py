@@ -230,8 +230,8 @@ def approve_to_executed(stack: DemoStack, samples: int, log=print) -> list[Figur
                     _count_by(c.method for c in calls if c.status == 429).items())) or "none")
                 + ")")
     if limited:
-        msg_note += (" — the one Slack sync worker waits out Retry-After on a 429 (the client "
-                     "retries in place), and the edit queues behind it")
+        msg_note += (" — a 429 defers only that method and channel (its Retry-After); edits of "
+                     "recommendation messages go before thread notes")
     return [
         Figure(bench, "ack → row executed p50", ms(percentile(to_db, 50)), "ms", notes=detail),
         Figure(bench, "ack → row executed p95", ms(percentile(to_db, 95)), "ms"),

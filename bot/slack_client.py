@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import (
     ConnectionErrorRetryHandler,
@@ -28,3 +30,21 @@ def make_web_client(token: str, api_url: str | None = None, *, timeout: int = 10
             RateLimitErrorRetryHandler(max_retry_count=max_rate_limit_retries),
         ],
     )
+
+
+def without_rate_limit_retries(client: WebClient) -> WebClient:
+    """A copy of ``client`` that hands a 429 to the caller instead of sleeping out Retry-After.
+
+    For a worker with other work to do meanwhile (the Slack sync). Every other retry handler
+    (connection errors, the metrics observer) is kept. Anything that is not a WebClient (a test
+    double wrapping one) is returned as it is.
+    """
+    if not isinstance(client, WebClient):
+        return client
+    handlers = [h for h in client.retry_handlers
+                if not isinstance(h, RateLimitErrorRetryHandler)]
+    if len(handlers) == len(client.retry_handlers):
+        return client
+    twin = copy.copy(client)
+    twin.retry_handlers = handlers
+    return twin
