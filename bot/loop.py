@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
@@ -72,7 +73,11 @@ class DecisionLoop:
                                  revalidate=self.revalidate, retry=retry, clock=clock,
                                  lease=lease)
         self._detect_lock = threading.Lock()
-        self._read_once: set[str] = set()
+        # This process's read position per connector: its picture lives in memory, so its
+        # cursor does too (the one in connector_health is for people; another replica's reads
+        # must not move this one's). A connector is in here once read in full.
+        self._cursors: dict[str, Any] = {}
+        self._poll_locks = {name: threading.Lock() for name in self.connectors}
         self._observe_poll = observe_poll
 
     # -- poll ------------------------------------------------------------------------------
@@ -81,7 +86,8 @@ class DecisionLoop:
         """Read one connector incrementally into the picture; record the run and its health."""
         started, ok = time.perf_counter(), False
         try:
-            outcome = self._poll(name)
+            with self._poll_locks[name]:  # the scheduler and a re-validation may both poll
+                outcome = self._poll(name)
             ok = outcome.ok
             return outcome
         finally:
@@ -91,9 +97,8 @@ class DecisionLoop:
     def _poll(self, name: str) -> PollOutcome:
         connector = self.connectors[name]
         now = self.clock()
+        cursor = self._cursors.get(name)  # None: a full read (at start)
         with session_scope(self.engine) as s:
-            health = s.get(ConnectorHealth, name) or ConnectorHealth(connector=name)
-            cursor = health.cursor if name in self._read_once else None  # full read at start
             run = ConnectorRun(connector=name, started_at=now)
             s.add(run)
             s.flush()
@@ -122,7 +127,7 @@ class DecisionLoop:
             health.consecutive_failures, health.last_error = 0, ""
             health.stale = health.stale_notified = False
             s.add_all([run, health])
-        self._read_once.add(name)
+        self._cursors[name] = result.cursor
         return PollOutcome(name, True, len(result.records), len(result.quarantined), changed)
 
     def _record_failure(self, name: str, run_id: int, error: str) -> PollOutcome:
@@ -147,6 +152,9 @@ class DecisionLoop:
             s.add_all([run, health])
         return PollOutcome(name, False, error=error)
 
+    def _unread(self) -> set[str]:
+        return set(self.connectors) - self._cursors.keys()
+
     def _notice_channel(self) -> str:
         return self.config.team(self.config.routing.default_team).channel
 
@@ -155,7 +163,7 @@ class DecisionLoop:
     def detect(self) -> LifecycleReport:
         """One detection pass over the whole current picture."""
         with self._detect_lock:
-            if set(self.connectors) - self._read_once:
+            if self._unread():
                 return LifecycleReport()  # half a picture would open and close drift wrongly
             now = self.clock()
             snapshot = self.cache.snapshot()
@@ -176,7 +184,7 @@ class DecisionLoop:
 
     def _picture_complete(self, s: Session) -> bool:
         """Drifts may close only when every source has been read and none is stale."""
-        if set(self.connectors) - self._read_once:
+        if self._unread():
             return False
         return not s.exec(select(ConnectorHealth.connector).where(ConnectorHealth.stale)).first()
 
@@ -192,7 +200,7 @@ class DecisionLoop:
         drifts by cause, and a pass over a few keys would see a fraction of a group, judge its
         value changed materially and supersede it (the bench's burst test showed exactly that).
         """
-        for name in set(self.connectors) - self._read_once:
+        for name in self._unread():
             self.poll(name)  # a replica that never polled needs the picture first
         self.cache.apply(records)
         return self.detect()
@@ -213,8 +221,10 @@ class DecisionLoop:
 
     def revalidate(self, rec: RecommendationRow) -> str | None:
         """None if the drift still holds as recommended; otherwise why not to execute."""
-        if not self._read_once:
-            return None  # no picture yet (e.g. the executor runs alone): trust the approval
+        for name in self._unread():  # a replica that never polled reads the sources first
+            self.poll(name)
+        if self._unread():
+            return None  # a source is unreachable: its own execute call will fail and retry
         fresh = {r.fingerprint: r for r in self.current_detection().recommendations}
         now = fresh.get(rec.fingerprint)
         if now is None:

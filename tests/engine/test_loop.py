@@ -132,6 +132,37 @@ def test_pushed_event_reaches_a_recommendation_without_a_poll(db_url, sandboxes)
     assert len(quarantined) == 2
 
 
+def test_another_replicas_reads_do_not_move_this_ones_read_position(db_url, sandboxes):
+    """Replicas share the database but each keeps its picture in memory: if one replica's
+    read moved the other's cursor, the other would never see the change it read."""
+    planning, tms = sandboxes
+    leader, other = _loop(db_url, planning, tms), _loop(db_url, planning, tms)
+    for name in ("plan", "tms"):
+        assert leader.poll_and_detect(name).ok
+    before = {r.kind for r in _active(leader.engine).values()}
+    httpx.post(planning.url + "/scenario/step", timeout=5)  # demand spike, delays, capacity cut
+    for name in ("plan", "tms"):
+        assert other.poll(name).ok  # e.g. re-validating an approval: reads the change first
+    for name in ("plan", "tms"):
+        assert leader.poll_and_detect(name).ok
+    after = {r.kind for r in _active(leader.engine).values()}
+    assert {"demand_change", "disruption", "capacity_shift"} <= after, (before, after)
+
+
+def test_a_replica_that_never_polled_reads_the_sources_before_it_revalidates(db_url, sandboxes):
+    planning, tms = sandboxes
+    leader = _loop(db_url, planning, tms)
+    httpx.post(planning.url + "/scenario/step", timeout=5)
+    for name in ("plan", "tms"):
+        leader.poll_and_detect(name)
+    live = next(iter(_active(leader.engine).values()))
+    gone = live.model_copy(update={"fingerprint": "demand_change:no-such-drift"})
+
+    fresh = _loop(db_url, planning, tms)  # another replica: it has never polled
+    assert fresh.revalidate(live) is None  # still holds: execute
+    assert fresh.revalidate(gone) == "the drift it answered is gone"  # not trusted blindly
+
+
 def test_jobs_have_stable_ids_never_overlap_and_can_be_woken():
     jobs = Jobs()
     running, peak, runs = [0], [0], []
