@@ -60,7 +60,7 @@ class DigestSchedule(_Strict):
 
 class Team(_Strict):
     name: str = Field(min_length=1, pattern=r"^[a-z0-9][a-z0-9_-]*$")
-    channel: str = Field(min_length=2, description="Slack channel id (C...) or #name")
+    channel: str = Field(min_length=2, description="Slack channel id (C... or G...)")
     usergroup_id: str | None = Field(default=None, pattern=r"^S[A-Z0-9]+$")
     members: list[str] = Field(default_factory=list, description="Slack user ids (U...)")
     timezone: str = "UTC"
@@ -76,6 +76,16 @@ class Team(_Strict):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {value!r} (use an IANA name like Europe/Berlin)") from None
+        return value
+
+    @field_validator("channel")
+    @classmethod
+    def _channel_id(cls, value: str) -> str:
+        # After a crash the bot finds its own messages with conversations.history, which takes
+        # ids only: a #name would post fine and then duplicate on recovery.
+        if not re.fullmatch(r"[CG][A-Z0-9]{2,}", value):
+            raise ValueError(f"{value!r} is not a Slack channel id: use the id (like C0123ABCD; "
+                             "in Slack, the channel's name → About → Channel ID), not its name")
         return value
 
     @field_validator("members")

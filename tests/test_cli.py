@@ -38,12 +38,14 @@ def test_config_check_names_each_broken_key_path(tmp_path):
     del broken["teams"][1]["channel"]
     broken["teams"][0]["timezone"] = "Mars/Olympus"
     broken["connectors"][0]["schedule"] = {"every": "5m", "cron": "* * * * *"}
+    broken["teams"][0]["channel"] = "#planning"  # posts fine, but crash recovery needs the id
     result = subprocess.run([str(ROOT / ".venv/bin/alignbot"), "config", "check", "--config",
                              str(_write(tmp_path, broken))], capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 1
     assert "teams[1].channel: field required" in result.stderr
     assert "teams[0].timezone: unknown time zone 'Mars/Olympus'" in result.stderr
+    assert "teams[0].channel: '#planning' is not a Slack channel id" in result.stderr
     assert "connectors[0].schedule: give exactly one of 'every'" in result.stderr
 
 
