@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from bot.config import ConfigError, database_url, load_config, missing_secrets, resolve_path
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 app = typer.Typer(
     help="alignbot keeps supply-chain planning and logistics execution aligned, from Slack.",
@@ -35,12 +38,27 @@ DatabaseOption = Annotated[
 ]
 
 
-def _fail(message: str, code: int = 1) -> typer.Exit:
+def fail(message: str, code: int = 1) -> typer.Exit:
+    """Print ``error: message`` and return the exit to raise (``raise fail(...)``)."""
     err.print(f"[bold red]error:[/] {message}", highlight=False)
     return typer.Exit(code)
 
 
-def _load(config: Path | None):
+def migrated_engine(url: str) -> Engine:
+    """An engine on a database at this code's schema revision, or exit naming the command."""
+    from store.db import make_engine
+    from store.migrate import NotMigratedError, ensure_migrated
+
+    engine = make_engine(url)
+    try:
+        ensure_migrated(engine)
+    except NotMigratedError as exc:
+        raise fail(str(exc)) from None
+    return engine
+
+
+def load_or_exit(config: Path | None):  # type: ignore[no-untyped-def]
+    """The validated configuration, or exit 1 listing every problem by key path."""
     try:
         return load_config(config)
     except ConfigError as exc:
@@ -54,7 +72,7 @@ def _db_url(config_path: Path | None, override: str | None) -> str:
     if override:
         return override
     path = resolve_path(config_path)
-    return database_url(_load(path) if path.exists() else None)
+    return database_url(load_or_exit(path) if path.exists() else None)
 
 
 @config_app.command("check")
@@ -64,7 +82,7 @@ def config_check(
     = False,
 ) -> None:
     """Validate alignbot.yml and the environment variables it names; exit 1 on any problem."""
-    cfg = _load(config)
+    cfg = load_or_exit(config)
     problems = missing_secrets(cfg, slack=not no_slack)
     if problems:
         err.print(f"[bold red]{resolve_path(config)}[/]: secrets missing from the environment",
@@ -95,14 +113,8 @@ def drift(
 ) -> None:
     """Show the open drift, worst first, as a table."""
     from bot.queries import open_drift_overview
-    from store.db import make_engine
-    from store.migrate import NotMigratedError, ensure_migrated
 
-    engine = make_engine(_db_url(config, database_url_))
-    try:
-        ensure_migrated(engine)
-    except NotMigratedError as exc:
-        raise _fail(str(exc)) from None
+    engine = migrated_engine(_db_url(config, database_url_))
     rows = open_drift_overview(engine, limit=limit)
     if not rows:
         out.print("No open drift. Plan and execution agree.")
@@ -125,14 +137,14 @@ def run(
     """Run the bot: Slack app (HTTP, or Socket Mode with SLACK_APP_TOKEN) and the scheduler."""
     from bot.runtime import StartupError, serve
 
-    cfg = _load(config)
+    cfg = load_or_exit(config)
     problems = missing_secrets(cfg)
     if problems:
-        raise _fail("; ".join(problems))
+        raise fail("; ".join(problems))
     try:
         serve(cfg, host=host, port=port)
     except StartupError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
 
 
 @app.command("demo")

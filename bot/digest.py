@@ -268,30 +268,17 @@ def digest_command(
     from rich.console import Console
     from rich.table import Table
 
-    from bot.config import ConfigError, load_config
+    from bot.cli import fail, load_or_exit, migrated_engine
     from bot.config import database_url as configured_url
     from bot.notes import add_note
-    from store.db import make_engine, session_scope
-    from store.migrate import NotMigratedError, ensure_migrated
+    from store.db import session_scope
 
-    console, err = Console(), Console(stderr=True)
-    try:
-        cfg = load_config(config)
-    except ConfigError as exc:
-        err.print(f"[bold red]{exc.source}[/]: configuration is invalid", highlight=False)
-        for problem in exc.problems:
-            err.print(f"  {problem}", markup=False, highlight=False)
-        raise typer.Exit(1) from None
+    console = Console()
+    cfg = load_or_exit(config)
     if team not in {t.name for t in cfg.teams}:
-        err.print(f"[bold red]error:[/] no team {team!r}; teams in the configuration: "
-                  + ", ".join(t.name for t in cfg.teams), highlight=False)
-        raise typer.Exit(2)
-    engine = make_engine(database_url or configured_url(cfg))
-    try:
-        ensure_migrated(engine)
-    except NotMigratedError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(1) from None
+        raise fail(f"no team {team!r}; teams in the configuration: "
+                   + ", ".join(t.name for t in cfg.teams), code=2)
+    engine = migrated_engine(database_url or configured_url(cfg))
     now = datetime.now().astimezone()
     with session_scope(engine) as session:
         digest = build_digest(session, team, cfg, now)
