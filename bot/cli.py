@@ -164,7 +164,7 @@ def demo(
 def _register_optional_commands() -> None:
     """Commands that live beside the code they drive."""
     from bot.digest import digest_command
-    from connectors.inspect import inspect_command
+    from connectors.inspection import inspect_command
     from detectors.cli import detect_command
 
     app.command("inspect", help="Parse a CSV, EPCIS or X12 file and print canonical records.")(

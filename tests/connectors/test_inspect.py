@@ -9,7 +9,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from connectors.inspect import inspect_command
+from connectors.inspection import inspect_command
 
 X12 = Path("/work/shared/fixtures/x12")
 EPCIS = Path("/work/shared/fixtures/epcis")
