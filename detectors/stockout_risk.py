@@ -81,6 +81,8 @@ def unit_values(demand: pl.DataFrame, skus: pl.Series, settings: DetectorSetting
     horizon, and 0 (here: missing, which its readers fill with 0) when it has none — for unit
     values ≥ 0, as the canonical model requires.
     """
+    if skus.is_empty():  # no capacity drift: no need to scan demand
+        return pl.DataFrame(schema={"sku": pl.Utf8, "unit_value": pl.Float64})
     return (
         demand.lazy().filter(pl.col("sku").is_in(skus.implode()) & _in_horizon(settings, now))
         .group_by("sku").agg(pl.col("unit_value").max())
