@@ -27,6 +27,11 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 PATH = "/slack/events"
+MAX_BODY = 1 << 20  # Slack's payloads are kilobytes; a megabyte is not Slack
+
+
+class TooLarge(Exception):
+    pass
 
 
 class SlackDoor:
@@ -50,7 +55,11 @@ class SlackDoor:
             await _answer(send, 405, b"POST only", [(b"allow", b"POST")])
             return
         with self.inbox.acks_first.answering():
-            body = await _read_body(receive)
+            try:
+                body = await _read_body(receive)
+            except TooLarge:
+                await _answer(send, 413, b"request body too large")
+                return
             headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
             if not self._verified(headers, body):
                 await _answer(send, 401, b"invalid request signature or timestamp")
@@ -93,10 +102,14 @@ class SlackDoor:
 
 
 async def _read_body(receive: Receive) -> bytes:
-    chunks = []
+    chunks, size = [], 0
     while True:
         message = await receive()
-        chunks.append(message.get("body", b""))
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise TooLarge
+        chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
 
