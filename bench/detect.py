@@ -327,7 +327,8 @@ def main() -> None:
     }
     print(json.dumps(figures, indent=2))
     print(
-        f"full pass {full_s:.3f} s wall, {full_cpu:.3f} s CPU (target ≤ 1 s; load {os.getloadavg()[0]:.1f}) · peak RSS {mem['peak_rss_mb']:.0f} MB · "
+        f"full pass {full_s:.3f} s wall, {full_cpu:.3f} s CPU (target ≤ 1 s; load "
+        f"{os.getloadavg()[0]:.1f}) · peak RSS {mem['peak_rss_mb']:.0f} MB · "
         f"demand_change polars {polars_dc_s * 1000:.1f} ms vs DuckDB {duck_s * 1000:.1f} ms "
         f"(×{polars_dc_s / duck_s:.2f}, target ≤ 1.5) · incremental {inc_s * 1000:.1f} ms = "
         f"{100 * inc_cpu / full_cpu:.1f} % of full in CPU (target ≤ 5 %)"

@@ -31,6 +31,7 @@ from bot.demo import DEMO_GROUPS, demo_config
 from connectors.sandbox import start_sandboxes
 from connectors.serving import free_port
 from store.db import make_engine, session_scope
+from store.inbox import inbox_url
 from store.migrate import upgrade
 from store.tables import RecommendationRow, SlackInboxRow
 from tests.support.bot_process import prepare_bot_processes
@@ -53,6 +54,7 @@ class BotUnderTest:
         self.database_url = self.database_url or f"sqlite:///{self.tmp / 'alignbot.db'}"
         upgrade(self.database_url)
         self.engine = make_engine(self.database_url)
+        self.inbox_engine = make_engine(inbox_url(self.database_url))  # the bot creates it
         self.planning, self.tms = start_sandboxes(seed=7)
         self.config = demo_config(self.planning.url, self.tms.url, fast=False)
         self.slack, config_path, env = prepare_bot_processes(
@@ -85,6 +87,7 @@ class BotUnderTest:
             part.stop()
         self._log.close()
         self.engine.dispose()
+        self.inbox_engine.dispose()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def cpu_seconds(self) -> float:
@@ -101,7 +104,7 @@ class BotUnderTest:
                 if m.ts in rows and any(b.get("type") == "actions" for b in m.blocks)]
 
     def pending_clicks(self) -> int:
-        with session_scope(self.engine) as s:
+        with session_scope(self.inbox_engine) as s:
             return s.exec(select(func.count()).select_from(SlackInboxRow).where(
                 SlackInboxRow.state == "pending")).one()
 

@@ -45,6 +45,7 @@ from connectors.base import Connector
 from connectors.registry import build_connector
 from detectors.model import Quarantined
 from store.db import make_engine, session_scope
+from store.inbox import open_inbox
 from store.migrate import NotMigratedError, ensure_migrated
 from store.tables import QuarantinedRecord
 
@@ -96,7 +97,8 @@ class Runtime:
         self._acked_app = build_slack_app(deps, signing_secret=self.signing_secret,
                                           client=self.client, already_acked=True)
         self.verifier = SignatureVerifier(self.signing_secret)
-        self.inbox = SlackInbox(self.engine, self._handle_slack_request)
+        self.inbox = SlackInbox(open_inbox(database_url(config, env), self.engine),
+                                self._handle_slack_request)
         self.jobs = Jobs(before_run=self.inbox.acks_first.wait)
         self.jobs.register_local(drain=self._drain, sync=self.sync.run,
                                  recover=self.inbox.recover, fast=fast)

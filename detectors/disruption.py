@@ -36,7 +36,10 @@ def detect_disruption(
     cfg = settings.disruption
     band = settings.hysteresis_band
     now_us = pl.lit(now).cast(pl.Datetime("us", "UTC"))
-    hours = lambda e: e.dt.total_microseconds() / _HOUR_US
+
+    def hours(e: pl.Expr) -> pl.Expr:
+        return e.dt.total_microseconds() / _HOUR_US
+
     lines = (
         shipments.lazy()
         .filter(~pl.col("status").is_in(cfg.done_statuses))

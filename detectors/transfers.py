@@ -112,7 +112,8 @@ def plan_reassignment(
     )
     if arcs.is_empty():
         return pl.DataFrame(schema=REASSIGN_SCHEMA)
-    capacities = arcs.select(pl.col("lane_id").alias("res_id"), pl.col("capacity").floor().alias("cap")).unique("res_id").sort("res_id")
+    capacities = (arcs.select(pl.col("lane_id").alias("res_id"), pl.col("capacity").floor().alias("cap"))
+                  .unique("res_id").sort("res_id"))
     flows = allocate(
         arcs.select("need_id", "cost", "res_a", "res_b", "origin", "destination", "carrier", "cost_per_unit"),
         overflow.select(pl.col("item_id").alias("need_id"), pl.col("qty").floor()),

@@ -8,14 +8,38 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import and_, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 
+from store.db import make_engine
 from store.tables import SlackInboxRow
 
 INBOX = SlackInboxRow.__table__
+
+
+def open_inbox(database_url: str, main: Engine) -> Engine:
+    """Where clicks are stored. On PostgreSQL, the bot's database (row locks: a click's insert
+    waits for nobody). On a SQLite file, a file of its own beside it (``alignbot.db`` →
+    ``alignbot.inbox.db``), created here if missing: SQLite has one write lock per file, and a
+    click's ack must not wait for a detection pass writing thousands of drifts."""
+    url = make_url(str(main.url))
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return main
+    engine = make_engine(inbox_url(database_url))
+    INBOX.create(engine, checkfirst=True)
+    return engine
+
+
+def inbox_url(database_url: str) -> str:
+    """The inbox's database URL for the bot's ``database_url`` (see ``open_inbox``)."""
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return database_url
+    path = Path(url.database)
+    return str(url.set(database=str(path.with_name(f"{path.stem}.inbox{path.suffix or '.db'}"))))
 
 
 @dataclass(frozen=True)

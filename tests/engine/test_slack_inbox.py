@@ -168,3 +168,45 @@ def test_a_store_that_cannot_write_fails_the_ack_instead_of_pretending(tmp_path)
 ])
 def test_requests_are_told_apart(body, content_type, kind):
     assert classify(body, content_type) == kind
+
+
+def test_on_sqlite_a_click_is_stored_while_the_bot_holds_its_write_lock(tmp_path):
+    """SQLite has one write lock per file: the inbox has its own file, so a detection pass
+    writing thousands of drifts cannot hold a click's ack past Slack's 3 s."""
+    from store.inbox import open_inbox
+    from store.migrate import upgrade
+
+    url = f"sqlite:///{tmp_path / 'alignbot.db'}"
+    upgrade(url)
+    main = make_engine(url)
+    inbox_engine = open_inbox(url, main)
+    assert (tmp_path / "alignbot.inbox.db").exists()
+    holding, release = threading.Event(), threading.Event()
+
+    def long_write() -> None:
+        with session_scope(main) as s:  # BEGIN IMMEDIATE: the main file's write lock
+            s.exec(select(SlackInboxRow)).all()
+            holding.set()
+            release.wait(15)
+
+    writer = threading.Thread(target=long_write)
+    writer.start()
+    holding.wait(5)
+    inbox = SlackInbox(inbox_engine, Recorder())
+    try:
+        started = time.monotonic()
+        asyncio.run(_store_all(inbox, [_click(1)]))
+        assert time.monotonic() - started < 2.0  # not the 10 s busy timeout of the main file
+        assert len(_rows(inbox_engine)) == 1
+    finally:
+        release.set()
+        writer.join()
+        inbox.stop()
+
+
+def test_on_postgresql_the_inbox_is_the_bots_database(postgres_server):
+    from store.inbox import open_inbox
+
+    url = postgres_server.create_database("inbox_same_db")
+    main = make_engine(url)
+    assert open_inbox(url, main) is main

@@ -22,7 +22,7 @@ SIX_MINUTES = 6 * 60
 
 
 def _stored_clicks(stack) -> int:
-    with session_scope(stack.runtime.engine) as s:
+    with session_scope(stack.runtime.inbox.engine) as s:
         return s.exec(select(func.count()).select_from(SlackInboxRow)).one()
 
 
