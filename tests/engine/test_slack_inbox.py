@@ -209,4 +209,5 @@ def test_on_postgresql_the_inbox_is_the_bots_database(postgres_server):
 
     url = postgres_server.create_database("inbox_same_db")
     main = make_engine(url)
-    assert open_inbox(url, main) is main
+    inbox_engine = open_inbox(url, main)
+    assert inbox_engine.url == main.url  # the same database
