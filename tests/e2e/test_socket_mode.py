@@ -112,16 +112,17 @@ def test_app_home_is_an_events_api_envelope(stack):
 
 def test_a_click_delivered_twice_and_double_clicked_records_one_decision(stack):
     message, rec = _take(stack, "C0LOGISTICS", needs="logistics")
-    first = stack.slack.click(message, "Approve", as_user=COORDINATOR)
-    again = stack.slack.retry(first)  # the same payload in a second envelope
+    # Double-click while the buttons are there (once decided, the message loses them), then
+    # Slack redelivers one of those clicks.
     clicks = stack.slack.double_click(message, "Approve", as_user=COORDINATOR)
-    assert all(_over_the_socket(d) for d in [first, again, *clicks])
+    again = stack.slack.retry(clicks[0])  # the same payload in a second envelope
+    assert all(_over_the_socket(d) for d in [*clicks, again])
     stack.slack.wait_for(lambda: _state(stack, rec.id) != "open", timeout=WAIT)
     time.sleep(0.5)
     with session_scope(stack.runtime.engine) as s:
         decisions = s.exec(select(DecisionRow).where(DecisionRow.recommendation_id == rec.id)
                            ).all()
-    assert [d.user_id for d in decisions] == [COORDINATOR]  # four deliveries, one decision
+    assert [d.user_id for d in decisions] == [COORDINATOR]  # three deliveries, one decision
 
 
 def test_after_slack_refreshes_the_connection_the_bot_reconnects_and_still_decides(stack):
