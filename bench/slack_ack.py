@@ -27,7 +27,8 @@ import httpx
 from sqlmodel import func, select
 
 from bench.report import Figure, percentile
-from bot.demo import DEMO_GROUPS, demo_config
+from bench.slack_latency import members
+from bot.demo import demo_config
 from connectors.sandbox import start_sandboxes
 from connectors.serving import free_port
 from store.db import make_engine, session_scope
@@ -35,6 +36,7 @@ from store.inbox import inbox_url
 from store.migrate import upgrade
 from store.tables import RecommendationRow, SlackInboxRow
 from tests.support.bot_process import prepare_bot_processes
+from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN, SECRET = "xoxb-bench-ack", "bench-ack-signing-secret-0123"
@@ -67,7 +69,7 @@ class BotUnderTest:
              "--host", "127.0.0.1", "--port", str(port)],
             cwd=ROOT, env={**env, "ALIGNBOT_LOG_LEVEL": "WARNING"}, stdout=self._log,
             stderr=subprocess.STDOUT)
-        _wait(self._healthy, 120, "the bot did not come up")
+        wait_until(self._healthy, 120, "the bot did not come up")
         self.slack.app_url = self.url + "/slack/events"
         return self
 
@@ -109,26 +111,12 @@ class BotUnderTest:
                 SlackInboxRow.state == "pending")).one()
 
 
-def _wait(predicate, timeout: float, what: str):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if result := predicate():
-            return result
-        time.sleep(0.1)
-    raise TimeoutError(what)
-
-
 def fire(url: str, requests: list[dict]) -> list[dict]:
     """Send the requests at once from the clicker process; their timings in order."""
     job = json.dumps({"url": url, "signing_secret": SECRET, "requests": requests})
     out = subprocess.run([sys.executable, "-m", "bench.clicker"], input=job, text=True,
                          capture_output=True, cwd=ROOT, timeout=120, check=True)
     return json.loads(out.stdout)
-
-
-def _members(config, team: str) -> list[str]:  # type: ignore[no-untyped-def]
-    t = config.team(team)
-    return list(t.members or []) + list(DEMO_GROUPS.get(t.usergroup_id or "", []))
 
 
 def _captured(bot: BotUnderTest, message, button: str, user: str) -> dict:  # type: ignore[no-untyped-def]
@@ -143,7 +131,7 @@ def plan_round(bot: BotUnderTest, n: int) -> list[dict]:
     clicks = []
     for i in range(n):
         message, row = msgs[i % len(msgs)]
-        team_members = _members(bot.config, row.teams[0])
+        team_members = members(bot.config, row.teams[0])
         button, user = [("Approve", OUTSIDER), ("Approve", team_members[i % len(team_members)]),
                         ("Reject", team_members[0]), ("Reject", team_members[0]),
                         ("Modify", team_members[0])][i % 5]
@@ -176,7 +164,7 @@ def measure(database_url: str | None, backend: str, quick: bool,
     rounds, concurrency = (1 if quick else 3), 50
     with BotUnderTest(database_url) as bot:
         httpx.post(bot.planning.url + "/scenario/step", timeout=10)
-        _wait(lambda: len(bot.open_messages()) >= 10, 120, "fewer than 10 open messages")
+        wait_until(lambda: len(bot.open_messages()) >= 10, 120, "fewer than 10 open messages")
         events = bot.url + "/slack/events"
         message, row = bot.open_messages()[0]
         fire(events, [_captured(bot, message, "Approve", OUTSIDER)])  # warm-up, not counted
@@ -190,11 +178,11 @@ def measure(database_url: str | None, backend: str, quick: bool,
         elapsed, statuses, by_label, handled, cpu_per_click = [], {}, {}, [], []
         views_before = len(bot.slack.calls("views.open"))
         for _ in range(rounds):
-            _wait(lambda: len(bot.open_messages()) >= 10, 60, "fewer than 10 open messages")
+            wait_until(lambda: len(bot.open_messages()) >= 10, 60, "fewer than 10 open messages")
             clicks = plan_round(bot, concurrency)
             cpu0, t0 = bot.cpu_seconds(), time.monotonic()
             results = fire(events, clicks)
-            _wait(lambda: bot.pending_clicks() == 0, 60, "clicks left unhandled")
+            wait_until(lambda: bot.pending_clicks() == 0, 60, "clicks left unhandled")
             handled.append(time.monotonic() - t0)
             cpu_per_click.append((bot.cpu_seconds() - cpu0) / len(clicks))
             for click, r in zip(clicks, results, strict=True):

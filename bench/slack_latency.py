@@ -36,12 +36,10 @@ DONE = ("executed", "failed", "partially_executed")
 
 # -- helpers ------------------------------------------------------------------------------------
 
-def members(stack: DemoStack, team: str) -> list[str]:
-    t = stack.config.team(team)
-    found = list(t.members or [])
-    if t.usergroup_id:
-        found += DEMO_GROUPS.get(t.usergroup_id, [])
-    return found
+def members(config, team: str) -> list[str]:  # type: ignore[no-untyped-def]
+    """Who may decide for ``team`` in the demo workspace (its members and user group)."""
+    t = config.team(team)
+    return list(t.members or []) + list(DEMO_GROUPS.get(t.usergroup_id or "", []))
 
 
 def settle(stack: DemoStack, timeout: float = 90.0) -> float:
@@ -192,7 +190,7 @@ def approve_to_executed(stack: DemoStack, samples: int, log=print) -> list[Figur
         settle(stack, 60)
     for message, row in singles[:samples - len(to_db)]:
         team = next(iter(row.approvals_required))
-        user = members(stack, team)[0]
+        user = members(stack.config, team)[0]
         started = time.monotonic()
         delivery = stack.slack.click(message, "Approve", as_user=user)
         acked = started + delivery.elapsed

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import and_, bindparam, delete, func, select, update
+from sqlalchemy import and_, bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
 
@@ -28,12 +28,12 @@ def open_inbox(database_url: str, main: Engine) -> Engine:
     (``alignbot.db`` → ``alignbot.inbox.db``), created here if missing: SQLite has one write
     lock per file, and a click's ack must not wait for a detection pass writing thousands of
     drifts."""
-    url = make_url(str(main.url))
-    if url.get_backend_name() == "postgresql":
+    if make_url(str(main.url)).get_backend_name() == "postgresql":
         return make_engine(database_url, pre_ping=False)  # a round trip less per batch
-    if url.database in (None, "", ":memory:"):
+    own_file = inbox_url(database_url)
+    if own_file == database_url:  # an in-memory database: nothing beside it
         return main
-    engine = make_engine(inbox_url(database_url))
+    engine = make_engine(own_file)
     INBOX.create(engine, checkfirst=True)
     return engine
 
@@ -141,9 +141,3 @@ def prune(engine: Engine, *, before: datetime) -> int:
     with engine.begin() as conn:
         return conn.execute(delete(INBOX).where(INBOX.c.state != "pending",
                                                 INBOX.c.done_at < before)).rowcount
-
-
-def pending_count(engine: Engine) -> int:
-    with engine.connect() as conn:
-        return conn.execute(select(func.count()).select_from(INBOX)
-                            .where(INBOX.c.state == "pending")).scalar_one()

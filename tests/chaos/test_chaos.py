@@ -50,6 +50,7 @@ from store.migrate import upgrade
 from store.tables import ActionRow, AuditEvent, DecisionRow, OutboxRow, RecommendationRow
 from tests.support.bot_process import prepare_bot_processes
 from tests.support.builders import demand_drift, recommendation_for
+from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN, SECRET = "xoxb-chaos-test-token", "chaos-signing-secret-0123456789"
@@ -72,15 +73,6 @@ FULL = Size(approvals=1000, kills=20, gap=(2.0, 12.0), timeout=1200)
 SEED = 20261126
 
 
-def _wait(predicate, timeout: float, what: str, every: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if result := predicate():
-            return result
-        time.sleep(every)
-    raise TimeoutError(what)
-
-
 class Bot:
     """One `alignbot run` process that can be SIGKILLed and started again on the same port."""
 
@@ -100,7 +92,7 @@ class Bot:
                  "--host", "127.0.0.1", "--port", str(self.port)],
                 cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         self.starts += 1
-        _wait(self.up, 60, "the bot did not come up within 60 s", every=0.05)
+        wait_until(self.up, 60, "the bot did not come up within 60 s", every=0.05)
 
     def up(self) -> bool:
         if self.proc is None or self.proc.poll() is not None:
@@ -308,7 +300,7 @@ def _run(world, size: Size) -> None:
 
     def approve(index: int, rec_id: int) -> tuple[int, int]:
         user = PLANNERS[index % 2]
-        message = _wait(lambda: message_for(rec_id), 300, f"recommendation {rec_id} was never posted", every=0.2)
+        message = wait_until(lambda: message_for(rec_id), 300, f"recommendation {rec_id} was never posted", every=0.2)
         deadline = time.monotonic() + 180
         first, retry_num = _until_ok(slack, slack.click(message, "Approve", as_user=user), 1,
                                      deadline)
@@ -347,7 +339,7 @@ def _run(world, size: Size) -> None:
         return [rid for rid, state in rows
                 if state not in TERMINAL and not (state == "open" and rid not in decided)]
     try:
-        _wait(lambda: not unsettled(), size.timeout, "recommendations still moving", every=1.0)
+        wait_until(lambda: not unsettled(), size.timeout, "recommendations still moving", every=1.0)
     except TimeoutError:
         raise AssertionError(f"not all settled after {size.timeout:.0f} s: {dict(states())};"
                              f" stuck: {_stuck(engine)}; bot log: {world['log']}") from None
@@ -384,7 +376,7 @@ def _run(world, size: Size) -> None:
         with session_scope(engine) as s:
             return [rid for rid in rids if s.get(RecommendationRow, rid).slack_ts is None]
     try:  # a message posted just before a kill is adopted once the dead worker's claim expires
-        _wait(lambda: not still_with_buttons(), 150, "messages still offer buttons", every=1.0)
+        wait_until(lambda: not still_with_buttons(), 150, "messages still offer buttons", every=1.0)
     except TimeoutError:
         pass
     stale_messages = still_with_buttons()

@@ -25,6 +25,7 @@ from store.db import make_engine, session_scope
 from store.migrate import upgrade
 from store.tables import ConnectorRun, DecisionRow, ExecutionRow, RecommendationRow
 from tests.support.bot_process import prepare_bot_processes
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.postgres
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,15 +38,6 @@ def _health(url: str) -> dict | None:
         return httpx.get(url + "/healthz", timeout=3).json()
     except (httpx.HTTPError, ValueError):
         return None
-
-
-def _wait(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if result := predicate():
-            return result
-        time.sleep(0.1)
-    raise TimeoutError(what)
 
 
 @pytest.fixture
@@ -67,7 +59,7 @@ def cluster(postgres_server, tmp_path):
         replicas[f"http://127.0.0.1:{port}"] = proc
     try:
         for base in replicas:
-            _wait(lambda b=base: _health(b), 180, f"replica {base} did not come up")
+            wait_until(lambda b=base: _health(b), 180, f"replica {base} did not come up")
         slack.app_url = next(iter(replicas)) + "/slack/events"
         yield {"replicas": replicas, "slack": slack, "planning": planning, "tms": tms,
                "engine": make_engine(url), "logs": tmp_path}
@@ -91,7 +83,7 @@ def _leaders(replicas) -> list[str]:
 
 def test_failover_concurrent_clicks_and_no_duplicates(cluster):
     replicas, slack, engine = cluster["replicas"], cluster["slack"], cluster["engine"]
-    leaders = _wait(lambda: _leaders(replicas), 30, "no replica became leader")
+    leaders = wait_until(lambda: _leaders(replicas), 30, "no replica became leader")
     assert len(leaders) == 1, f"exactly one leader, got {leaders}"
 
     # -- kill -9 the leader: another takes the scheduler and polling goes on ----------------
@@ -100,9 +92,9 @@ def test_failover_concurrent_clicks_and_no_duplicates(cluster):
     killed_at = time.monotonic()
     killed_wall = datetime.now(timezone.utc)
     survivors = {b: p for b, p in replicas.items() if b != leaders[0]}
-    new_leader = _wait(lambda: _leaders(survivors), 15, "no new leader within 15 s")[0]
+    new_leader = wait_until(lambda: _leaders(survivors), 15, "no new leader within 15 s")[0]
     failover = time.monotonic() - killed_at
-    _wait(lambda: _runs_since(engine, killed_wall), 30, "polling stopped after the failover")
+    wait_until(lambda: _runs_since(engine, killed_wall), 30, "polling stopped after the failover")
 
     # -- 50 concurrent clicks on one recommendation, spread over the live replicas -----------
     tried: set[int] = set()
@@ -124,7 +116,7 @@ def test_failover_concurrent_clicks_and_no_duplicates(cluster):
     # the clicks land, or found stale when it is re-validated before execution. Both are the
     # product doing its job; then the 50 clicks go to another one.
     for _attempt in range(3):
-        message, rec = _wait(open_logistics_message, 60, "no open logistics recommendation")
+        message, rec = wait_until(open_logistics_message, 60, "no open logistics recommendation")
         tried.add(rec.id)
         with ThreadPoolExecutor(max_workers=50) as pool:
             deliveries = list(pool.map(
@@ -132,7 +124,7 @@ def test_failover_concurrent_clicks_and_no_duplicates(cluster):
                                                  url=live[i % len(live)] + "/slack/events"),
                 range(50)))
         assert all(d.status == 200 for d in deliveries)
-        _wait(lambda r=rec: _state(engine, r.id) in SETTLED, 90, f"#{rec.id} never settled")
+        wait_until(lambda r=rec: _state(engine, r.id) in SETTLED, 90, f"#{rec.id} never settled")
         outcomes.append((rec.id, _state(engine, rec.id)))
         if outcomes[-1][1] in ("executed", "partially_executed", "failed"):
             break
