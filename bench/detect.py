@@ -273,11 +273,11 @@ def main() -> None:
     for d in result.drifts:
         kinds[d.kind.value] = kinds.get(d.kind.value, 0) + 1
 
-    stage_frames_s, (drift_list, projection) = timed(
+    stage_frames_s, (drift_list, projection, loads) = timed(
         lambda: detect_frames(snap, settings, NOW, frozenset()), args.repeat)
     stage_rec_s, _ = timed(lambda: recommend(
         group_drifts(drift_list, settings.group_by),
-        Context(projection, snap.shipments, snap.capacity, snap.lanes, settings, NOW)), args.repeat)
+        Context(projection, snap.shipments, snap.capacity, snap.lanes, settings, NOW, loads)), args.repeat)
 
     polars_dc_s, dc = timed(lambda: detect_demand_change(snap.demand, settings, NOW), 5)
     duck_s, duck_rows = duckdb_demand_change(snap.demand, settings)

@@ -37,8 +37,12 @@ def resource_key(resource_type: str) -> pl.Expr:
 def resource_loads(
     drifts: pl.DataFrame, shipments: pl.DataFrame, settings: DetectorSettings
 ) -> pl.DataFrame:
-    """Shipment lines planned to ship on each drifting resource within its period."""
+    """Shipment lines planned to ship on each drifting resource within its period.
+
+    Only the columns readers use: origin, destination, carrier, sku, qty and the resource key.
+    """
     pd_ = timedelta(days=settings.period_days)
+    shipments = shipments.select("origin", "destination", "carrier", "sku", "qty", "planned_ship")
     parts = []
     for rtype in ("carrier", "lane", "site", "dock"):
         sub = drifts.filter(pl.col("resource_type") == rtype).select("resource_type", "resource_id", "period")
@@ -71,6 +75,18 @@ def detect_capacity_shift(
     ``unit_values``: (sku, unit_value) used to value the load that cannot move, or a function
     giving them for the SKUs on that load (an incremental pass, whose snapshot lacks most SKUs).
     """
+    return capacity_shift_with_loads(capacity, shipments, unit_values, settings, now, open_fingerprints)[0]
+
+
+def capacity_shift_with_loads(
+    capacity: pl.DataFrame,
+    shipments: pl.DataFrame,
+    unit_values: pl.DataFrame | Callable[[pl.Series], pl.DataFrame],
+    settings: DetectorSettings,
+    now: datetime,
+    open_fingerprints: frozenset[str] = frozenset(),
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """``detect_capacity_shift`` and the ``resource_loads`` of its drifts (reassignment reads them)."""
     cfg = settings.capacity
     band = settings.hysteresis_band
     load, avail = pl.col("planned_load"), pl.col("available_capacity")
@@ -109,9 +125,9 @@ def detect_capacity_shift(
     loads = resource_loads(out, shipments, settings)
     if callable(unit_values):
         unit_values = unit_values(loads.get_column("sku").unique())
-    loads = loads.join(unit_values, on="sku", how="left")
     value = (
-        loads.group_by("resource_type", "resource_id", "period")
+        loads.join(unit_values, on="sku", how="left")
+        .group_by("resource_type", "resource_id", "period")
         .agg(((pl.col("qty") * pl.col("unit_value").fill_null(0.0)).sum()
               / pl.col("qty").sum()).alias("unit_value"))
     )
@@ -126,4 +142,4 @@ def detect_capacity_shift(
             .otherwise(0.0).alias("service_days_at_risk"),
         )
     )
-    return with_impact_and_severity(out, settings).sort(KEY)
+    return with_impact_and_severity(out, settings).sort(KEY), loads

@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from typing import NamedTuple
 
 import polars as pl
 from pydantic import BaseModel, Field
@@ -164,7 +165,7 @@ def _detect(snapshot: Snapshot, settings: DetectorSettings, now: datetime, open_
         def unit_values(skus: pl.Series) -> pl.DataFrame:
             # the load on a changed resource carries SKUs the restricted snapshot has no demand for
             return stockout_risk.unit_values(full.demand, skus, settings, now)
-    drifts, projection = detect_frames(snapshot, settings, now, open_fingerprints, unit_values)
+    drifts, projection, loads = detect_frames(snapshot, settings, now, open_fingerprints, unit_values)
     if changed is not None:
         fed = _changed_destinations(snapshot, changed)
         drifts = [d for d in drifts if _concerns(d, changed, fed)]
@@ -172,7 +173,7 @@ def _detect(snapshot: Snapshot, settings: DetectorSettings, now: datetime, open_
     if near is not None:
         projection = near.with_sources(projection, groups, settings, now)
     ctx = Context(projection=projection, shipments=snapshot.shipments, capacity=snapshot.capacity,
-                  lanes=snapshot.lanes, settings=settings, now=now)
+                  lanes=snapshot.lanes, settings=settings, now=now, loads=loads)
     return DetectionResult(drifts=drifts, recommendations=recommend(groups, ctx))
 
 
@@ -200,25 +201,34 @@ def _changed_destinations(snapshot: Snapshot, changed: ChangedKeys) -> set[tuple
     return set(rows.iter_rows())
 
 
+class Frames(NamedTuple):
+    """What detection hands on to recommendations."""
+
+    drifts: list[Drift]  # every kind, in a stable order
+    projection: pl.DataFrame  # the inventory projection the detectors used
+    loads: pl.DataFrame  # resource_loads of the capacity drifts
+
+
 def detect_frames(
     snapshot: Snapshot, settings: DetectorSettings, now: datetime, open_fingerprints: frozenset[str],
     unit_values: Callable[[pl.Series], pl.DataFrame] | None = None,
-) -> tuple[list[Drift], pl.DataFrame]:
-    """Drifts of every kind, in a stable order, and the inventory projection they used.
+) -> Frames:
+    """Drifts of every kind, in a stable order, the inventory projection and capacity loads they used.
 
     ``unit_values``: where capacity_shift values a SKU when ``snapshot`` is not the whole picture.
     """
     projection = stockout_risk.project(snapshot.demand, snapshot.inventory, snapshot.shipments, settings, now)
     if unit_values is None:
         unit_values = projection.group_by("sku").agg(pl.col("unit_value").max())  # 4× fewer rows than demand
+    capacity, loads = capacity_shift.capacity_shift_with_loads(
+        snapshot.capacity, snapshot.shipments, unit_values, settings, now, open_fingerprints)
     frames = [
         (demand_change, demand_change.detect_demand_change(snapshot.demand, settings, now, open_fingerprints)),
         (disruption, disruption.detect_disruption(snapshot.shipments, projection, settings, now, open_fingerprints)),
-        (capacity_shift, capacity_shift.detect_capacity_shift(
-            snapshot.capacity, snapshot.shipments, unit_values, settings, now, open_fingerprints)),
+        (capacity_shift, capacity),
         (stockout_risk, stockout_risk.detect_stockout_risk(projection, settings, open_fingerprints)),
     ]
     drifts: list[Drift] = []
     for module, frame in frames:
         drifts += to_drifts(frame, module.KIND, module.KEY, module.EVIDENCE, module.CAUSE, now)
-    return drifts, projection
+    return Frames(drifts, projection, loads)

@@ -36,6 +36,7 @@ class Context:
     lanes: pl.DataFrame
     settings: DetectorSettings
     now: datetime
+    loads: pl.DataFrame | None = None  # resource_loads of the capacity drifts, when detection kept them
 
 
 def _u(x: float) -> str:
@@ -415,8 +416,13 @@ def _capacity_plan(groups: list[Group], ctx: Context) -> dict[str, Any]:
             "overflow": [float(d.evidence["overflow"]) for d in cuts],
         }
     )
+    if ctx.loads is None:
+        loads = resource_loads(drifts, ctx.shipments, ctx.settings)
+    else:
+        loads = ctx.loads.join(drifts.select("resource_type", "resource_id", "period"),
+                               on=["resource_type", "resource_id", "period"], how="semi")
     loads = (
-        resource_loads(drifts, ctx.shipments, ctx.settings)
+        loads
         .group_by("resource_type", "resource_id", "period", "origin", "destination", "carrier")
         .agg(pl.col("qty").sum())
     )
