@@ -6,12 +6,16 @@ import hashlib
 import math
 import re
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
+import numpy as np
 import polars as pl
+from pydantic import BaseModel
 
 from detectors.model import UTC, Drift, DriftKind, Impact, Severity, fingerprint
 from detectors.settings import DetectorSettings, SeveritySettings
+
+_M = TypeVar("_M", bound=BaseModel)
 
 IMPACT_COLS = ("units_short", "units_excess", "value_at_risk", "service_days_at_risk")
 
@@ -111,6 +115,30 @@ def with_impact_and_severity(frame: pl.DataFrame, settings: DetectorSettings) ->
     return frame.with_columns(severity_expr(settings.severity).alias("severity"))
 
 
+def round_like_python(values: np.ndarray, ndigits: int) -> list[float]:
+    """``[round(v, ndigits) for v in values]``, exactly, at array speed.
+
+    Python rounds the exact binary value to ``ndigits`` decimals (ties to even) and returns the
+    double nearest that decimal. ``rint(v·10ⁿ)`` finds the same integer k unless v·10ⁿ lies
+    within its own rounding error of a tie, and k / 10ⁿ (two exact operands, one correctly
+    rounded division) is then that nearest double. Values near a tie, too large for k to be
+    exact, or not finite take Python's own ``round``.
+    """
+    x = np.asarray(values, dtype=np.float64)
+    scale = 10.0 ** ndigits
+    with np.errstate(invalid="ignore", over="ignore"):
+        scaled = x * scale
+        k = np.rint(scaled)
+        out = k / scale
+        frac = np.abs(scaled - np.floor(scaled) - 0.5)
+        exact = np.isfinite(scaled) & (np.abs(scaled) < 2.0 ** 50) & (frac > np.abs(scaled) * 2.0 ** -48 + 1e-9)
+    result = out.tolist()
+    if not exact.all():
+        for i in np.flatnonzero(~exact).tolist():
+            result[i] = round(float(x[i]), ndigits)
+    return result
+
+
 def _plain(value: Any) -> Any:
     """JSON-safe evidence: rounded floats, ISO dates, and None for ∞/NaN (no stock use → no cover limit)."""
     if isinstance(value, float):
@@ -126,16 +154,48 @@ def _plain(value: Any) -> Any:
 
 def _plain_column(series: pl.Series) -> list[Any]:
     """``_plain`` of every value of a column, with the per-type work hoisted out of the loop."""
-    values = series.to_list()
     dtype = series.dtype
     if dtype.is_float():
+        values = round_like_python(series.cast(pl.Float64).to_numpy(), 4)  # null → NaN → None below
         isfinite = math.isfinite
-        return [None if v is None or not isfinite(v) else round(v, 4) for v in values]
+        return [v if isfinite(v) else None for v in values]
+    if isinstance(dtype, pl.List) and isinstance(dtype.inner, pl.Struct):
+        return _plain_struct_lists(series)
+    values = series.to_list()
     if dtype.is_numeric() or dtype in (pl.Utf8, pl.Boolean, pl.Null):
         return values
     if dtype in (pl.Date, pl.Datetime) or isinstance(dtype, pl.Datetime):
         return [None if v is None else v.isoformat() for v in values]
     return [_plain(v) for v in values]
+
+
+def _plain_struct_lists(series: pl.Series) -> list[Any]:
+    """``_plain`` of a column of lists of structs (a shipment's lines), one field at a time."""
+    lengths = series.list.len()
+    if series.null_count() or (lengths == 0).any():
+        return [_plain(v) for v in series.to_list()]
+    fields = series.explode().struct.unnest()
+    names = fields.columns
+    rows = [dict(zip(names, vals)) for vals in zip(*(_plain_column(fields.get_column(c)) for c in names))]
+    out, start = [], 0
+    for n in lengths.to_list():
+        out.append(rows[start:start + n])
+        start += n
+    return out
+
+
+def _trusted(cls: type[_M], fields: dict[str, Any]) -> _M:
+    """An instance of ``cls`` from values already of its field types, without validation.
+
+    For the thousands of drifts a pass builds (validation was a third of their cost); every
+    field is given, as validated construction would leave it (tests compare the two).
+    """
+    obj = cls.__new__(cls)
+    object.__setattr__(obj, "__dict__", fields)
+    object.__setattr__(obj, "__pydantic_fields_set__", set(fields))
+    object.__setattr__(obj, "__pydantic_extra__", None)
+    object.__setattr__(obj, "__pydantic_private__", None)
+    return obj
 
 
 def to_drifts(
@@ -162,29 +222,20 @@ def to_drifts(
     names = list(cause_cols)
     causes = ([dict(zip(names, vals)) for vals in zip(*(as_text[cause_cols[n]] for n in names))]
               if names else [{} for _ in range(frame.height)])
-    short, excess, value, days = (frame.get_column(c).to_list() for c in IMPACT_COLS)
+    short, excess, days = (round_like_python(frame.get_column(c).to_numpy(), 4)
+                           for c in ("units_short", "units_excess", "service_days_at_risk"))
+    value = round_like_python(frame.get_column("value_at_risk").to_numpy(), 2)
     severities = [Severity(s) for s in frame.get_column("severity").to_list()]
     drifts = []
     for i, fp in enumerate(frame.get_column("fingerprint").to_list()):
-        impact = Impact(
-            units_short=round(short[i], 4),
-            units_excess=round(excess[i], 4),
-            value_at_risk=round(value[i], 2),
-            service_days_at_risk=round(days[i], 4),
-            orders_at_risk=0,
-        )
-        drifts.append(
-            Drift(
-                kind=kind,
-                fingerprint=fp,
-                key=keys[i],
-                evidence=evidence[i],
-                impact=impact,
-                severity=severities[i],
-                cause=causes[i],
-                detected_at=detected,
-            )
-        )
+        impact = _trusted(Impact, {
+            "units_short": short[i], "units_excess": excess[i], "value_at_risk": value[i],
+            "service_days_at_risk": days[i], "orders_at_risk": 0,
+        })
+        drifts.append(_trusted(Drift, {
+            "kind": kind, "fingerprint": fp, "key": keys[i], "evidence": evidence[i], "impact": impact,
+            "severity": severities[i], "cause": causes[i], "detected_at": detected,
+        }))
     return drifts
 
 

@@ -1,0 +1,50 @@
+"""Array-speed shortcuts must give exactly what the plain Python they replace gives."""
+
+import math
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bench.detect import NOW, generate
+from detectors import DetectorSettings
+from detectors._common import round_like_python
+from detectors.model import Drift
+from detectors.pipeline import detect_frames
+
+FLOATS = st.floats(allow_nan=True, allow_infinity=True, width=64)
+
+
+def _same(a: float, b: float) -> bool:
+    return (math.isnan(a) and math.isnan(b)) or (a == b and math.copysign(1, a) == math.copysign(1, b))
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(FLOATS, max_size=20), st.sampled_from([2, 3, 4]))
+def test_round_like_python_equals_round(values, ndigits):
+    got = round_like_python(np.array(values, dtype=np.float64), ndigits)
+    assert all(_same(g, round(v, ndigits)) for g, v in zip(got, values, strict=True))
+
+
+def test_round_like_python_on_ties_and_near_ties():
+    rng = np.random.default_rng(0)
+    k = rng.integers(-10**9, 10**9, 20_000)
+    values = np.concatenate([
+        (k + 0.5) / 1e4, (k + 0.5) / 1e2, np.nextafter((k + 0.5) / 1e4, np.inf),
+        np.nextafter((k + 0.5) / 1e4, -np.inf), k / 1e4, rng.normal(0, 1e6, 20_000),
+        [0.125, 2.675, 1.0005, -0.00005, 5e-5, 1e300, -1e300, 2.0**52 + 0.5, 1e16 / 3, 0.0, -0.0],
+    ])
+    for ndigits in (2, 4):
+        got = round_like_python(values, ndigits)
+        assert all(_same(g, round(float(v), ndigits)) for g, v in zip(got, values, strict=True))
+
+
+def test_drifts_built_without_validation_equal_validated_ones():
+    drifts = detect_frames(generate(0.01), DetectorSettings(), NOW, frozenset()).drifts
+    assert {d.kind.value for d in drifts} >= {"demand_change", "disruption", "stockout_risk"}
+    for d in drifts:
+        checked = Drift.model_validate(d.model_dump())
+        assert checked == d
+        assert checked.model_dump_json() == d.model_dump_json()
+        assert checked.model_fields_set == d.model_fields_set
+        assert type(checked.impact.value_at_risk) is type(d.impact.value_at_risk) is float
