@@ -184,15 +184,16 @@ def _plain_struct_lists(series: pl.Series) -> list[Any]:
     return out
 
 
-def _trusted(cls: type[_M], fields: dict[str, Any]) -> _M:
+def trusted(cls: type[_M], fields: dict[str, Any], given: frozenset[str] | None = None) -> _M:
     """An instance of ``cls`` from values already of its field types, without validation.
 
-    For the thousands of drifts a pass builds (validation was a third of their cost); every
-    field is given, as validated construction would leave it (tests compare the two).
+    For the thousands of drifts, actions and recommendations a pass builds (validation was a
+    third of their cost). ``fields`` holds every field, as validated construction leaves them;
+    ``given``: the fields a caller would have passed (default: all). Tests compare the two.
     """
     obj = cls.__new__(cls)
     object.__setattr__(obj, "__dict__", fields)
-    object.__setattr__(obj, "__pydantic_fields_set__", set(fields))
+    object.__setattr__(obj, "__pydantic_fields_set__", set(fields if given is None else given))
     object.__setattr__(obj, "__pydantic_extra__", None)
     object.__setattr__(obj, "__pydantic_private__", None)
     return obj
@@ -228,11 +229,11 @@ def to_drifts(
     severities = [Severity(s) for s in frame.get_column("severity").to_list()]
     drifts = []
     for i, fp in enumerate(frame.get_column("fingerprint").to_list()):
-        impact = _trusted(Impact, {
+        impact = trusted(Impact, {
             "units_short": short[i], "units_excess": excess[i], "value_at_risk": value[i],
             "service_days_at_risk": days[i], "orders_at_risk": 0,
         })
-        drifts.append(_trusted(Drift, {
+        drifts.append(trusted(Drift, {
             "kind": kind, "fingerprint": fp, "key": keys[i], "evidence": evidence[i], "impact": impact,
             "severity": severities[i], "cause": causes[i], "detected_at": detected,
         }))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 from detectors._common import fast_fingerprint
 from detectors.model import Drift, DriftKind
@@ -28,18 +29,23 @@ def group_drifts(drifts: list[Drift], group_by: dict[str, list[str]]) -> list[Gr
     A kind missing from ``group_by`` is not grouped: one recommendation per drift.
     """
     groups: dict[tuple, Group] = {}
+    fields_of = {kind: group_by.get(kind.value) for kind in DriftKind}
     for d in drifts:
-        fields = group_by.get(d.kind.value)
-        if fields:
-            key = {f: d.cause.get(f, d.key.get(f, "")) for f in fields}
+        kind = d.kind
+        fields = fields_of[kind]
+        if fields:  # the same fields in the same order for every drift of a kind
+            cause, dkey = d.cause, d.key
+            key = {f: cause[f] if f in cause else dkey.get(f, "") for f in fields}
+            ident = (kind, tuple(key.values()))
         else:
             key = {**d.key}
-        ident = (d.kind.value, tuple(sorted(key.items())))
+            ident = (kind, tuple(sorted(key.items())))
         group = groups.get(ident)
         if group is None:
-            group = groups[ident] = Group(kind=d.kind, key=key)
+            group = groups[ident] = Group(kind=kind, key=key)
         group.drifts.append(d)
+    by_fingerprint = attrgetter("fingerprint")
     out = sorted(groups.values(), key=lambda g: (g.kind.value, g.fingerprint))
     for g in out:
-        g.drifts.sort(key=lambda d: d.fingerprint)
+        g.drifts.sort(key=by_fingerprint)
     return out

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from detectors._common import severity_of
+from detectors._common import severity_of, trusted
 from detectors.model import Drift, Impact, Severity
 from detectors.settings import SeveritySettings
 
@@ -44,10 +44,10 @@ def worst(drifts: Iterable[Drift], impact: Impact, settings: SeveritySettings) -
 
 def _rounded(short: float, excess: float, value: float, days: float, orders: int) -> Impact:
     """One validated Impact of rounded figures (~2 000 per pass, so not two each)."""
-    return Impact(
-        units_short=round(float(short), 4),
-        units_excess=round(float(excess), 4),
-        value_at_risk=round(float(value), 2),
-        service_days_at_risk=round(float(days), 4),
-        orders_at_risk=orders,
-    )
+    return trusted(Impact, {
+        "units_short": round(float(short), 4),
+        "units_excess": round(float(excess), 4),
+        "value_at_risk": round(float(value), 2),
+        "service_days_at_risk": round(float(days), 4),
+        "orders_at_risk": int(orders),
+    })

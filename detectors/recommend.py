@@ -14,11 +14,11 @@ from typing import Any
 
 import polars as pl
 
-from detectors._common import today
+from detectors._common import today, trusted
 from detectors.capacity_shift import resource_loads
 from detectors.grouping import Group
 from detectors.impact import residual, total, worst
-from detectors.model import Action, DriftKind, Recommendation
+from detectors.model import Action, DriftKind, Impact, Recommendation
 from detectors.settings import DetectorSettings
 from detectors.transfers import plan_reassignment, plan_transfers
 
@@ -47,8 +47,17 @@ def _money(x: float) -> str:
     return f"{x:,.0f}"
 
 
+_ACTION_GIVEN = frozenset({"system", "operation", "params"})
+
+
+def _action(system: str, operation: str, params: dict[str, Any]) -> Action:
+    """``Action(system=..., operation=..., params=...)`` without re-validating what this module built."""
+    return trusted(Action, {"system": system, "connector": "", "operation": operation, "params": params,
+                            "idempotency_key": ""}, _ACTION_GIVEN)
+
+
 def _transfer_action(t: dict[str, Any], day: date) -> Action:
-    return Action(
+    return _action(
         system="logistics",
         operation="create_transfer",
         params={
@@ -140,18 +149,24 @@ def recommend(groups: list[Group], ctx: Context) -> list[Recommendation]:
     return out
 
 
-def _finish(g: Group, ctx: Context, **fields: Any) -> Recommendation:
+def _finish(g: Group, ctx: Context, *, summary: str, actions: list[Action], impact_if_approved: Impact,
+            impact_if_ignored: Impact, rationale: str, alternatives: list[str],
+            affected: list[dict[str, Any]]) -> Recommendation:
     drifts = g.drifts + g.absorbed
-    ignored = fields.pop("impact_if_ignored")
-    return Recommendation(
-        fingerprint=g.fingerprint,
-        kind=g.kind,
-        drift_fingerprints=[d.fingerprint for d in drifts],
-        impact_if_ignored=ignored,
-        severity=worst(drifts, ignored, ctx.settings.severity),
-        cause=dict(g.key),
-        **fields,
-    )
+    return trusted(Recommendation, {
+        "fingerprint": g.fingerprint,
+        "kind": g.kind,
+        "drift_fingerprints": [d.fingerprint for d in drifts],
+        "summary": summary,
+        "actions": actions,
+        "impact_if_approved": impact_if_approved,
+        "impact_if_ignored": impact_if_ignored,
+        "severity": worst(drifts, impact_if_ignored, ctx.settings.severity),
+        "rationale": rationale,
+        "alternatives": alternatives,
+        "affected": affected,
+        "cause": dict(g.key),
+    })
 
 
 def _covered(mine: dict[tuple[str, str], list[dict[str, Any]]]) -> float:
@@ -179,7 +194,7 @@ def _demand(g, mine, need_qty, inbound, ctx) -> Recommendation:
     delta = sum(d.evidence["delta"] for d in g.drifts)
     periods = [d.key["period"] for d in g.drifts]
     actions = [
-        Action(system="planning", operation="update_forecast",
+        _action(system="planning", operation="update_forecast",
                params={"sku": d.key["sku"], "location": d.key["location"], "period": d.key["period"],
                        "from_qty": d.evidence["planned_qty"], "to_qty": d.evidence["latest_qty"]})
         for d in g.drifts
@@ -223,7 +238,7 @@ def _demand(g, mine, need_qty, inbound, ctx) -> Recommendation:
             if reduce_left < 1:
                 break
             qty = float(min(line["qty"], int(reduce_left)))
-            actions.append(Action(system="logistics", operation="reduce_inbound",
+            actions.append(_action(system="logistics", operation="reduce_inbound",
                                   params={"shipment_id": line["shipment_id"], "sku": sku,
                                           "destination": loc, "reduce_by": qty,
                                           "from_qty": line["qty"]}))
@@ -263,7 +278,7 @@ def _disruption(g, mine, need_qty, ctx) -> Recommendation:
     for d in g.drifts:
         ev = d.evidence
         new_date = ev.get("eta") or "unknown"
-        actions.append(Action(system="planning", operation="reschedule_receipt",
+        actions.append(_action(system="planning", operation="reschedule_receipt",
                               params={"shipment_id": d.key["shipment_id"], "location": ev["destination"],
                                       "from_date": ev.get("planned_arrival"), "to_date": new_date,
                                       "lines": [{"sku": ln["sku"], "qty": ln["qty"]} for ln in ev["lines"]]}))
@@ -275,11 +290,11 @@ def _disruption(g, mine, need_qty, ctx) -> Recommendation:
             uncovered += max(0.0, ln["need_units"] - moved)
         if d.impact.service_days_at_risk >= rc.expedite_min_service_days and uncovered > 0:
             expedite_ids.append(d.key["shipment_id"])
-            actions.append(Action(system="logistics", operation="expedite_shipment",
+            actions.append(_action(system="logistics", operation="expedite_shipment",
                                   params={"shipment_id": d.key["shipment_id"], "carrier": ev["carrier"],
                                           "target_arrival": ev.get("planned_arrival")}))
         if "stopped_reporting" in (ev.get("reasons") or []):
-            actions.append(Action(system="logistics", operation="request_status",
+            actions.append(_action(system="logistics", operation="request_status",
                                   params={"shipment_id": d.key["shipment_id"], "carrier": ev["carrier"]}))
         affected.append({"shipment_id": d.key["shipment_id"], "destination": ev["destination"],
                          "reasons": ev.get("reasons"), "eta": ev.get("eta"),
@@ -339,11 +354,11 @@ def _stockout(g, mine, need_qty, inbound, ctx) -> Recommendation:
             late = [ln for ln in inbound.get((sku, loc), []) if ln["status"] != "planned"]
             if late:
                 first = min(late, key=lambda ln: ln["arrival"])
-                actions.append(Action(system="logistics", operation="expedite_shipment",
+                actions.append(_action(system="logistics", operation="expedite_shipment",
                                       params={"shipment_id": first["shipment_id"], "carrier": first["carrier"],
                                               "sku": sku, "qty": first["qty"]}))
             cross = d.evidence.get("below_safety_in_days") or 0.0
-            actions.append(Action(system="planning", operation="update_replenishment_plan",
+            actions.append(_action(system="planning", operation="update_replenishment_plan",
                                   params={"sku": sku, "location": loc, "qty": float(int(left + 0.999999)),
                                           "need_by": (day + timedelta(days=int(cross))).isoformat()}))
         affected.append({"sku": sku, "location": loc, "min_projected": d.evidence["min_projected"],
@@ -481,18 +496,18 @@ def _capacity(g, plan, ctx) -> Recommendation:
                          "period": period, "planned_load": ev["planned_load"],
                          "available_capacity": ev["available_capacity"]})
         if not cut:
-            actions.append(Action(system="planning", operation="update_capacity_plan",
+            actions.append(_action(system="planning", operation="update_capacity_plan",
                                   params={"resource_type": d.key["resource_type"], "resource_id": d.key["resource_id"],
                                           "period": period, "from_capacity": ev["planned_capacity"],
                                           "to_capacity": ev["available_capacity"]}))
-            actions.append(Action(system="logistics", operation="confirm_capacity",
+            actions.append(_action(system="logistics", operation="confirm_capacity",
                                   params={"resource_type": d.key["resource_type"], "resource_id": d.key["resource_id"],
                                           "period": period, "qty": ev["spare_capacity"]}))
             continue
         moved = 0.0
         for m in plan["reassigned"].get(d.fingerprint, []):
             moved += m["qty"]
-            actions.append(Action(system="logistics", operation="reassign_carrier",
+            actions.append(_action(system="logistics", operation="reassign_carrier",
                                   params={"from_carrier": m["from_carrier"], "to_carrier": m["carrier"],
                                           "origin": m["origin"], "destination": m["destination"],
                                           "period": period, "qty": m["qty"]}))
@@ -504,14 +519,14 @@ def _capacity(g, plan, ctx) -> Recommendation:
             if p.isoformat() <= period or r < 1:
                 continue
             q = float(min(int(r), int(left + 0.999999)))
-            actions.append(Action(system="planning", operation="rephase_plan",
+            actions.append(_action(system="planning", operation="rephase_plan",
                                   params={"resource_type": d.key["resource_type"], "resource_id": d.key["resource_id"],
                                           "from_period": period, "to_period": p.isoformat(), "qty": q}))
             slots[i] = (p, r - q)
             left -= q
             rephased_total += q
         if left >= 1:
-            actions.append(Action(system="planning", operation="rephase_plan",
+            actions.append(_action(system="planning", operation="rephase_plan",
                                   params={"resource_type": d.key["resource_type"], "resource_id": d.key["resource_id"],
                                           "from_period": period, "to_period": None, "qty": float(int(left + 0.999999)),
                                           "note": "no capacity found within the planning horizon"}))

@@ -7,9 +7,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bench.detect import NOW, generate
-from detectors import DetectorSettings
+from detectors import DetectorSettings, detect
 from detectors._common import round_like_python
-from detectors.model import Drift
+from detectors.model import Action, Drift, Impact, Recommendation
 from detectors.pipeline import detect_frames
 
 FLOATS = st.floats(allow_nan=True, allow_infinity=True, width=64)
@@ -48,3 +48,20 @@ def test_drifts_built_without_validation_equal_validated_ones():
         assert checked.model_dump_json() == d.model_dump_json()
         assert checked.model_fields_set == d.model_fields_set
         assert type(checked.impact.value_at_risk) is type(d.impact.value_at_risk) is float
+
+
+def test_recommendations_built_without_validation_equal_validated_ones():
+    result = detect(generate(0.01), DetectorSettings(), NOW)
+    kinds = {r.kind.value for r in result.recommendations}
+    assert kinds == {"demand_change", "disruption", "capacity_shift", "stockout_risk"}
+    for r in result.recommendations:
+        checked = Recommendation.model_validate(r.model_dump())
+        assert checked == r
+        assert checked.model_dump_json() == r.model_dump_json()
+        assert checked.model_fields_set == r.model_fields_set
+        for mine in r.actions:
+            validated = Action(system=mine.system, operation=mine.operation, params=mine.params)
+            assert validated == mine and validated.model_fields_set == mine.model_fields_set
+        for impact in (r.impact_if_approved, r.impact_if_ignored):
+            assert Impact.model_validate(impact.model_dump()) == impact
+            assert all(type(v) is float for k, v in impact.model_dump().items() if k != "orders_at_risk")
