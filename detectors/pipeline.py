@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import gc
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import NamedTuple
 
+import numpy as np
 import polars as pl
 from pydantic import BaseModel, Field
 
@@ -23,6 +24,7 @@ from detectors.model import UTC, Drift, Recommendation
 from detectors.recommend import Context, _assign_needs, recommend
 from detectors.settings import DetectorSettings
 from detectors.snapshot import ChangedKeys, Snapshot
+from detectors.snapshot_index import SnapshotIndex
 
 
 class DetectionResult(BaseModel):
@@ -30,54 +32,41 @@ class DetectionResult(BaseModel):
     recommendations: list[Recommendation] = Field(default_factory=list)
 
 
-_PAIR = {"sku": pl.Utf8, "location": pl.Utf8}
-
-
 class _Neighbourhood:
-    """What an incremental pass reads of a snapshot, each full table scanned once.
+    """What an incremental pass reads of a snapshot, gathered by the snapshot's index.
 
     ``part`` is the snapshot restricted to the changed keys: changed sku × locations and the
     positions changed shipments feed (demand, inventory, inbound lines), changed shipments,
     changed resources' capacity rows and the shipments on them — rows in snapshot order.
-    Transfer sources are not in it: ``with_sources`` adds them once the needs are known, from
-    rows of the changed SKUs kept aside by the same scan.
+    Transfer sources are not in it: ``with_sources`` adds them once the needs are known.
     """
 
-    def __init__(self, snapshot: Snapshot, changed: ChangedKeys) -> None:
-        self.lanes = snapshot.lanes
-        ship = snapshot.shipments.with_row_index("_row")
-        ids = sorted(changed.shipment_ids)
-        ship_changed = ship.filter(pl.col("shipment_id").is_in(ids)) if ids else ship.clear()
-        pairs = pl.concat([
-            pl.DataFrame({"sku": [k[0] for k in changed.sku_locations],
-                          "location": [k[1] for k in changed.sku_locations]}, schema=_PAIR),
-            ship_changed.select("sku", pl.col("destination").alias("location")),
-        ]).unique()
-        skus = pairs.get_column("sku").unique().implode()
-        # every location of a changed SKU may source its transfers: keep those rows aside
-        self._demand = snapshot.demand.filter(pl.col("sku").is_in(skus))
-        self._inventory = snapshot.inventory.filter(pl.col("sku").is_in(skus))
-        self._inbound = ship.filter(pl.col("sku").is_in(skus))
-        res = sorted(changed.resources)
-        capacity = snapshot.capacity.filter(pl.col("resource_id").is_in(res)) if res else snapshot.capacity.clear()
+    def __init__(self, snapshot: Snapshot, changed: ChangedKeys, index: SnapshotIndex) -> None:
+        self.snapshot, self.index = snapshot, index
+        ship_rows = index.shipment_ids.rows(changed.shipment_ids)
+        fed = snapshot.shipments.select("sku", "destination").gather(ship_rows)
+        pairs = set(changed.sku_locations) | set(fed.iter_rows())
         demand, inventory, inbound = self._rows(pairs)
-        rows = [ship_changed.get_column("_row"), inbound]
-        if res:
-            rows.append(ship.filter(
-                pl.col("carrier").is_in(res) | pl.col("origin").is_in(res) | pl.col("destination").is_in(res)
-                | pl.concat_str("origin", pl.lit(">"), "destination").is_in(res)).get_column("_row"))
-        shipments = snapshot.shipments.gather(pl.concat(rows).unique().sort())
-        self.part = Snapshot(demand=demand, shipments=shipments, capacity=capacity, inventory=inventory,
-                             lanes=snapshot.lanes)
-
-    def _rows(self, positions: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.Series]:
-        """Demand and inventory of ``positions`` (sku, location), and the rows of their inbound lines."""
-        return (
-            self._demand.join(positions, on=["sku", "location"], how="semi", maintain_order="left"),
-            self._inventory.join(positions, on=["sku", "location"], how="semi", maintain_order="left"),
-            self._inbound.join(positions.rename({"location": "destination"}), on=["sku", "destination"],
-                               how="semi").get_column("_row"),
+        resources = sorted(changed.resources)
+        shipments = np.unique(np.concatenate([ship_rows, inbound, index.shipments_on(resources)]))
+        self.part = Snapshot(
+            demand=snapshot.demand.gather(demand),
+            shipments=snapshot.shipments.gather(shipments),
+            capacity=snapshot.capacity.gather(index.capacity.rows(resources)),
+            inventory=snapshot.inventory.gather(inventory),
+            lanes=snapshot.lanes,
         )
+
+    def _rows(self, positions: Iterable[tuple[str, str]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Rows of demand, inventory and inbound shipment lines of ``positions`` (sku, location)."""
+        positions = list(positions)
+        return (self.index.demand.rows(positions), self.index.inventory.rows(positions),
+                self.index.inbound.rows(positions))
+
+    def unit_values(self, skus: pl.Series, settings: DetectorSettings, now: datetime) -> pl.DataFrame:
+        # the load on a changed resource carries SKUs the restricted snapshot has no demand for
+        rows = self.index.demand_skus.rows(skus.drop_nulls().to_list())
+        return stockout_risk.unit_values(self.snapshot.demand.gather(rows), skus, settings, now)
 
     def with_sources(self, projection: pl.DataFrame, groups: list[Group], settings: DetectorSettings,
                      now: datetime) -> pl.DataFrame:
@@ -85,21 +74,29 @@ class _Neighbourhood:
         needs, _ = _assign_needs(groups)
         sources = (
             needs.filter(pl.col("qty") > 0).select("sku", "location")
-            .join(self.lanes.select(pl.col("destination").alias("location"), "origin"), on="location")
+            .join(self.snapshot.lanes.select(pl.col("destination").alias("location"), "origin"), on="location")
             .select("sku", pl.col("origin").alias("location")).unique()
             .join(projection.select("sku", "location"), on=["sku", "location"], how="anti")
         )
         if sources.is_empty():
             return projection
-        demand, inventory, inbound = self._rows(sources)
-        shipments = self._inbound.filter(pl.col("_row").is_in(inbound.implode())).drop("_row")
-        more = stockout_risk.project(demand, inventory, shipments, settings, now)
+        demand, inventory, inbound = self._rows(sources.iter_rows())
+        snap = self.snapshot
+        more = stockout_risk.project(snap.demand.gather(demand), snap.inventory.gather(inventory),
+                                     snap.shipments.gather(inbound), settings, now)
         return pl.concat([projection, more])
 
 
-def restrict(snapshot: Snapshot, changed: ChangedKeys) -> Snapshot:
+def restrict(snapshot: Snapshot, changed: ChangedKeys, index: SnapshotIndex | None = None) -> Snapshot:
     """The part of the snapshot an incremental pass detects on (transfer sources come later)."""
-    return _Neighbourhood(snapshot, changed).part
+    return _Neighbourhood(snapshot, changed, _fitting(index, snapshot)).part
+
+
+def _fitting(index: SnapshotIndex | None, snapshot: Snapshot) -> SnapshotIndex:
+    """``index`` when it describes ``snapshot``'s rows, else a new one (built here, at its cost)."""
+    if index is not None and index.fits(snapshot):
+        return index
+    return SnapshotIndex(snapshot)
 
 
 _gc_lock = threading.Lock()
@@ -136,12 +133,15 @@ def detect(
     now: datetime | None = None,
     open_fingerprints: frozenset[str] = frozenset(),
     changed: ChangedKeys | None = None,
+    index: SnapshotIndex | None = None,
 ) -> DetectionResult:
     """Run every detector over ``snapshot`` at time ``now`` and recommend one change per cause.
 
     ``open_fingerprints``: drifts currently open, which stay open until they fall below the
     closing threshold (hysteresis). ``changed``: when given, only those keys are examined —
-    the incremental pass; drifts elsewhere are neither reported nor closed by it.
+    the incremental pass; drifts elsewhere are neither reported nor closed by it. ``index``:
+    the ``SnapshotIndex`` a caller keeps for this snapshot's layout (checked; built when
+    missing or stale).
     """
     if now is None:
         raise ValueError("detect needs `now`: detectors never read the clock")
@@ -150,21 +150,19 @@ def detect(
     now = now.astimezone(UTC)
     settings = settings or DetectorSettings()
     with _gc_paused():
-        return _detect(snapshot, settings, now, open_fingerprints, changed)
+        return _detect(snapshot, settings, now, open_fingerprints, changed, index)
 
 
 def _detect(snapshot: Snapshot, settings: DetectorSettings, now: datetime, open_fingerprints: frozenset[str],
-            changed: ChangedKeys | None) -> DetectionResult:
+            changed: ChangedKeys | None, index: SnapshotIndex | None) -> DetectionResult:
     unit_values: Callable[[pl.Series], pl.DataFrame] | None = None
     near = None
     if changed is not None:
-        full = snapshot
-        near = _Neighbourhood(snapshot, changed)
+        near = _Neighbourhood(snapshot, changed, _fitting(index, snapshot))
         snapshot = near.part
 
         def unit_values(skus: pl.Series) -> pl.DataFrame:
-            # the load on a changed resource carries SKUs the restricted snapshot has no demand for
-            return stockout_risk.unit_values(full.demand, skus, settings, now)
+            return near.unit_values(skus, settings, now)
     drifts, projection, loads = detect_frames(snapshot, settings, now, open_fingerprints, unit_values)
     if changed is not None:
         fed = _changed_destinations(snapshot, changed)

@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 
+import polars as pl
 import pytest
 from conftest import NOW, table
 from test_recommend import _late, demand_up_network
@@ -9,6 +10,7 @@ from test_recommend import _late, demand_up_network
 from bench.detect import NOW as BENCH_NOW
 from bench.detect import generate, mutate
 from detectors import ChangedKeys, DetectorSettings, Snapshot, detect
+from detectors.snapshot_index import RowLookup, SnapshotIndex
 
 SETTINGS = DetectorSettings.model_validate({"stockout": {"horizon_days": 4}})
 
@@ -75,3 +77,47 @@ def test_incremental_drifts_equal_the_full_pass_on_a_generated_network(seed):
     wanted = sorted((d for d in full.drifts if _affected(d, changed, snap)), key=lambda d: d.fingerprint)
     assert wanted and changed.resources
     assert sorted(inc.drifts, key=lambda d: d.fingerprint) == wanted
+
+
+@pytest.mark.parametrize("seed", [2, 3])
+def test_an_index_kept_from_the_previous_snapshot_gives_the_same_pass(seed):
+    """The bench's set-up: the index is built on the snapshot before the change and reused."""
+    before = generate(0.02)
+    snap, changed = mutate(before, 0.01, seed=seed)
+    settings = DetectorSettings()
+    index = SnapshotIndex(before)
+    assert index.fits(snap)
+    kept = detect(snap, settings, BENCH_NOW, changed=changed, index=index)
+    fresh = detect(snap, settings, BENCH_NOW, changed=changed)
+    assert kept.model_dump_json() == fresh.model_dump_json()
+    assert kept.drifts and kept.recommendations
+
+
+def test_a_stale_index_is_not_used():
+    """Rows reordered or added: the index no longer says where keys are, and detect rebuilds it."""
+    before = generate(0.02)
+    snap, changed = mutate(before, 0.01, seed=4)
+    index = SnapshotIndex(before)
+    settings = DetectorSettings()
+    expected = detect(snap, settings, BENCH_NOW, changed=changed).model_dump_json()
+    reordered = Snapshot(demand=snap.demand.reverse(), shipments=snap.shipments.reverse(),
+                         capacity=snap.capacity.reverse(), inventory=snap.inventory.reverse(), lanes=snap.lanes)
+    grown = Snapshot(demand=snap.demand, shipments=snap.shipments.vstack(snap.shipments.head(1)),
+                     capacity=snap.capacity, inventory=snap.inventory, lanes=snap.lanes)
+    assert not index.fits(reordered) and not index.fits(grown)
+    stale = detect(reordered, settings, BENCH_NOW, changed=changed, index=index)
+    assert sorted(d.fingerprint for d in stale.drifts) == sorted(d.fingerprint for d in detect(
+        snap, settings, BENCH_NOW, changed=changed).drifts)
+    assert detect(snap, settings, BENCH_NOW, changed=changed, index=SnapshotIndex(reordered)).model_dump_json() \
+        == expected
+
+
+def test_row_lookup_finds_every_row_of_a_key_in_table_order():
+    keys = pl.DataFrame({"sku": ["A", "B", "A", None, "A", "C"], "location": ["X", "X", "X", "X", "Y", None]})
+    lookup = RowLookup(keys)
+    assert lookup.rows([("A", "X")]).tolist() == [0, 2]
+    assert lookup.rows([("A", "Y"), ("B", "X"), ("A", "X")]).tolist() == [0, 1, 2, 4]
+    assert lookup.rows([("Z", "X"), (None, "X"), ("C", None)]).tolist() == []  # nulls never match, like a join
+    assert lookup.rows([]).tolist() == []
+    skus = RowLookup(keys.select("sku"))
+    assert skus.rows(["A"]).tolist() == [0, 2, 4]
