@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import gc
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import NamedTuple
@@ -32,6 +32,9 @@ class DetectionResult(BaseModel):
     recommendations: list[Recommendation] = Field(default_factory=list)
 
 
+_PAIR = {"sku": pl.Utf8, "location": pl.Utf8}
+
+
 class _Neighbourhood:
     """What an incremental pass reads of a snapshot, gathered by the snapshot's index.
 
@@ -44,8 +47,10 @@ class _Neighbourhood:
     def __init__(self, snapshot: Snapshot, changed: ChangedKeys, index: SnapshotIndex) -> None:
         self.snapshot, self.index = snapshot, index
         ship_rows = index.shipment_ids.rows(changed.shipment_ids)
-        fed = snapshot.shipments.select("sku", "destination").gather(ship_rows)
-        pairs = set(changed.sku_locations) | set(fed.iter_rows())
+        pairs = pl.concat([
+            pl.DataFrame(list(changed.sku_locations), schema=_PAIR, orient="row"),
+            snapshot.shipments.select("sku", pl.col("destination").alias("location")).gather(ship_rows),
+        ])
         demand, inventory, inbound = self._rows(pairs)
         resources = sorted(changed.resources)
         shipments = np.unique(np.concatenate([ship_rows, inbound, index.shipments_on(resources)]))
@@ -57,15 +62,14 @@ class _Neighbourhood:
             lanes=snapshot.lanes,
         )
 
-    def _rows(self, positions: Iterable[tuple[str, str]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _rows(self, positions: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Rows of demand, inventory and inbound shipment lines of ``positions`` (sku, location)."""
-        positions = list(positions)
         return (self.index.demand.rows(positions), self.index.inventory.rows(positions),
                 self.index.inbound.rows(positions))
 
     def unit_values(self, skus: pl.Series, settings: DetectorSettings, now: datetime) -> pl.DataFrame:
         # the load on a changed resource carries SKUs the restricted snapshot has no demand for
-        rows = self.index.demand_skus.rows(skus.drop_nulls().to_list())
+        rows = self.index.demand_skus.rows(skus.to_frame())
         return stockout_risk.unit_values(self.snapshot.demand.gather(rows), skus, settings, now)
 
     def with_sources(self, projection: pl.DataFrame, groups: list[Group], settings: DetectorSettings,
@@ -80,7 +84,7 @@ class _Neighbourhood:
         )
         if sources.is_empty():
             return projection
-        demand, inventory, inbound = self._rows(sources.iter_rows())
+        demand, inventory, inbound = self._rows(sources)
         snap = self.snapshot
         more = stockout_risk.project(snap.demand.gather(demand), snap.inventory.gather(inventory),
                                      snap.shipments.gather(inbound), settings, now)

@@ -25,36 +25,71 @@ KEY_COLUMNS: dict[str, list[str]] = {
 }
 
 
+# Keys are found by a 64-bit hash and confirmed by a second, independent one (as the stock
+# projection matches positions): two distinct keys pass for one only if both collide, ≈ 2⁻¹²⁸.
+# Two keys of one table sharing the first hash move the index to the next pair of seeds.
+_SEEDS = ((0x5EED, 0xC0FFEE), (0x1CE5EED, 0xBEEF), (0x5EED5EED, 0xFACADE))
+
+
+def _hash(frame: pl.DataFrame, seed: int) -> np.ndarray:
+    parts = [pl.col(c).hash(seed + i) for i, c in enumerate(frame.columns)]
+    combined = parts[0]
+    for part in parts[1:]:
+        combined = combined ^ part
+    return frame.select(combined).to_series().to_numpy()
+
+
 class RowLookup:
     """Rows of one table grouped by a key: key → its row positions, in table order.
 
-    A key is a value (one column) or a tuple of values (several); rows with a null key part are
+    ``keys``: the table's key columns, one row per table row. Rows with a null key part are
     left out, as a join leaves them out.
     """
 
     def __init__(self, keys: pl.DataFrame) -> None:
+        self._schema = keys.schema
         cols = keys.columns
-        grouped = (
-            keys.with_row_index("_row").drop_nulls(cols)
-            .group_by(cols).agg(pl.col("_row"))
-        )
-        lengths = grouped.get_column("_row").list.len().to_numpy().astype(np.int64)
-        self._rows = grouped.get_column("_row").explode().to_numpy().astype(np.int64)
-        self._starts = np.concatenate([[0], np.cumsum(lengths)])
-        values = [grouped.get_column(c).to_list() for c in cols]
-        names: Iterable[Any] = values[0] if len(cols) == 1 else zip(*values, strict=True)
-        self._group = dict(zip(names, range(grouped.height), strict=True))
+        keyed = keys.with_row_index("_row").drop_nulls(cols)
+        rows = keyed.get_column("_row").to_numpy().astype(np.int64)
+        keyed = keyed.select(cols)
+        for seed, check_seed in _SEEDS:
+            h = _hash(keyed, seed)
+            order = np.argsort(h, kind="stable")  # equal keys keep table order
+            h, check = h[order], _hash(keyed, check_seed)[order]
+            first = np.ones(len(h), dtype=bool)
+            first[1:] = h[1:] != h[:-1]
+            if not np.any(~first[1:] & (check[1:] != check[:-1])):
+                break
+        else:
+            raise RuntimeError("key hashes collide under every seed")
+        self._seeds = (seed, check_seed)
+        self._rows = rows[order]
+        starts = np.flatnonzero(first)
+        self._h, self._check = h[starts], check[starts]
+        self._starts = np.append(starts, len(h))
 
     def __len__(self) -> int:
-        return len(self._group)
+        return len(self._h)
 
-    def rows(self, keys: Iterable[Any]) -> np.ndarray:
-        """Sorted row positions of every row whose key is one of ``keys``."""
-        get = self._group.get
-        groups = np.fromiter((g for g in map(get, keys) if g is not None), dtype=np.int64)
-        if not len(groups):
+    def rows(self, keys: pl.DataFrame | Iterable[Any]) -> np.ndarray:
+        """Sorted row positions of every row whose key is one of ``keys``: a frame whose columns
+        are the key parts in order (names aside), or values (one key column) or tuples (several)."""
+        if isinstance(keys, pl.DataFrame):
+            keys = keys.rename(dict(zip(keys.columns, self._schema, strict=True))).cast(self._schema)
+        else:
+            values = list(keys)
+            if len(self._schema) > 1:
+                keys = pl.DataFrame(values, schema=self._schema, orient="row")
+            else:
+                keys = pl.DataFrame({name: values for name in self._schema}, schema=self._schema)
+        keys = keys.drop_nulls()
+        if keys.is_empty() or not len(self._h):
             return np.empty(0, dtype=np.int64)
-        starts, ends = self._starts[groups], self._starts[groups + 1]
+        seed, check_seed = self._seeds
+        qh = _hash(keys, seed)
+        g = np.minimum(np.searchsorted(self._h, qh), len(self._h) - 1)
+        g = np.unique(g[(self._h[g] == qh) & (self._check[g] == _hash(keys, check_seed))])
+        starts, ends = self._starts[g], self._starts[g + 1]
         lengths = ends - starts
         # positions starts[i] .. ends[i] - 1 of every group, in one vector
         offsets = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
