@@ -24,7 +24,8 @@ FORM = "application/x-www-form-urlencoded"
 
 
 def _click(n: int) -> bytes:
-    return f'payload={{"type":"block_actions","n":{n}}}'.encode()
+    # Slack sends UTF-8 (a user's name, a note with an accent): it must come back byte for byte.
+    return f'payload={{"type":"block_actions","n":{n},"name":"Zoë Ørsted"}}'.encode()
 
 
 def _rows(engine) -> list[SlackInboxRow]:
