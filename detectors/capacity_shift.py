@@ -42,20 +42,22 @@ def resource_loads(
     Only the columns readers use: origin, destination, carrier, sku, qty and the resource key.
     """
     pd_ = timedelta(days=settings.period_days)
-    shipments = shipments.select("origin", "destination", "carrier", "sku", "qty", "planned_ship")
+    lines = shipments.lazy().select("origin", "destination", "carrier", "sku", "qty", "planned_ship")
     parts = []
     for rtype in ("carrier", "lane", "site", "dock"):
         sub = drifts.filter(pl.col("resource_type") == rtype).select("resource_type", "resource_id", "period")
         if sub.is_empty():
             continue
         parts.append(
-            shipments.with_columns(resource_key(rtype).alias("resource_id"),
-                                   pl.col("planned_ship").dt.date().alias("ship_day"))
-            .join(sub, on="resource_id")
+            lines.with_columns(resource_key(rtype).alias("resource_id"))
+            .filter(pl.col("resource_id").is_in(sub.get_column("resource_id").unique().implode()))
+            .with_columns(pl.col("planned_ship").dt.date().alias("ship_day"))
+            .join(sub.lazy(), on="resource_id")
             .filter((pl.col("ship_day") >= pl.col("period")) & (pl.col("ship_day") < pl.col("period") + pd_))
         )
+    parts = pl.collect_all(parts)  # in parallel
     if not parts:
-        return shipments.clear().with_columns(
+        return lines.clear().collect().with_columns(
             pl.lit(None, pl.Utf8).alias("resource_id"), pl.lit(None, pl.Date).alias("ship_day"),
             pl.lit(None, pl.Utf8).alias("resource_type"), pl.lit(None, pl.Date).alias("period"),
         )

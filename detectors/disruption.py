@@ -77,6 +77,9 @@ def detect_disruption(
         "sku", pl.col("location").alias("destination"), "on_hand", "safety_stock", "daily_demand",
         "unit_value",
     )
+    # a few thousand lines against every position: cut the positions down first (a left join
+    # would hash all of them)
+    pos = pos.join(lines.select("sku", "destination"), on=["sku", "destination"], how="semi")
     rate = pl.col("daily_demand")
     lines = (
         lines.join(pos, on=["sku", "destination"], how="left")

@@ -221,7 +221,10 @@ def detect_frames(
     """
     projection = stockout_risk.project(snapshot.demand, snapshot.inventory, snapshot.shipments, settings, now)
     if unit_values is None:
-        unit_values = projection.group_by("sku").agg(pl.col("unit_value").max())  # 4× fewer rows than demand
+        def unit_values(skus: pl.Series) -> pl.DataFrame:
+            # only the SKUs on a drifting resource's load, from the projection (4× fewer rows than demand)
+            return (projection.filter(pl.col("sku").is_in(skus.implode()))
+                    .group_by("sku").agg(pl.col("unit_value").max()))
     capacity, loads = capacity_shift.capacity_shift_with_loads(
         snapshot.capacity, snapshot.shipments, unit_values, settings, now, open_fingerprints)
     frames = [
