@@ -2,6 +2,10 @@
 
     python -m bench.clicker < requests.json > timings.json
 
+It prints ``ready`` once its imports are done, before it reads its input: a click's modal
+trigger lives 3 s from the click, so the bench makes its clicks only when the clicker can
+send them at once (starting Python and importing took it over a second).
+
 Input: ``{"url", "signing_secret", "requests": [{"body", "content_type"}, ...]}``. Every
 request is signed as Slack signs it at the moment of sending, goes out on its own fresh
 connection (as Slack's deliveries do), and all of them start together. Output: per request
@@ -67,6 +71,7 @@ async def fire(url: str, secret: str, requests: list[dict]) -> list[dict]:
 
 
 def main() -> None:
+    print("ready", flush=True)
     job = json.load(sys.stdin)
     results = asyncio.run(fire(job["url"], job["signing_secret"], job["requests"]))
     json.dump(results, sys.stdout)

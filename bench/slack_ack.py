@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -111,12 +112,38 @@ class BotUnderTest:
                 SlackInboxRow.state == "pending")).one()
 
 
-def fire(url: str, requests: list[dict]) -> list[dict]:
-    """Send the requests at once from the clicker process; their timings in order."""
-    job = json.dumps({"url": url, "signing_secret": SECRET, "requests": requests})
-    out = subprocess.run([sys.executable, "-m", "bench.clicker"], input=job, text=True,
-                         capture_output=True, cwd=ROOT, timeout=120, check=True)
-    return json.loads(out.stdout)
+class Clicker:
+    """The clicker process, started (and done importing) before the clicks are made: Slack
+    delivers a click within milliseconds of issuing its trigger, and the trigger lives 3 s."""
+
+    def __enter__(self) -> Clicker:
+        self.proc = subprocess.Popen([sys.executable, "-m", "bench.clicker"], cwd=ROOT, text=True,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        assert self.proc.stdout is not None
+        if self.proc.stdout.readline().strip() != "ready":
+            raise RuntimeError("the clicker process did not start")
+        return self
+
+    def fire(self, url: str, requests: list[dict]) -> list[dict]:
+        """Send the requests at once; their timings in order."""
+        job = json.dumps({"url": url, "signing_secret": SECRET, "requests": requests})
+        out, _ = self.proc.communicate(job, timeout=120)
+        if self.proc.returncode != 0:
+            raise RuntimeError(f"the clicker failed with exit status {self.proc.returncode}")
+        return json.loads(out)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def fire(url: str, plan: Callable[[], list[dict]]) -> tuple[list[dict], list[dict]]:
+    """Start a clicker, then make the requests with ``plan`` and send them at once:
+    (requests, their timings in order)."""
+    with Clicker() as clicker:
+        requests = plan()
+        return requests, clicker.fire(url, requests)
 
 
 def _captured(bot: BotUnderTest, message, button: str, user: str) -> dict:  # type: ignore[no-untyped-def]
@@ -167,21 +194,22 @@ def measure(database_url: str | None, backend: str, quick: bool,
         wait_until(lambda: len(bot.open_messages()) >= 10, 120, "fewer than 10 open messages")
         events = bot.url + "/slack/events"
         message, row = bot.open_messages()[0]
-        fire(events, [_captured(bot, message, "Approve", OUTSIDER)])  # warm-up, not counted
+        fire(events, lambda: [_captured(bot, message, "Approve", OUTSIDER)])  # warm-up
 
         sequential = []
         for _ in range(10):
-            message, row = bot.open_messages()[0]
-            sequential += [r["seconds"] for r in
-                           fire(events, [_captured(bot, message, "Approve", OUTSIDER)])]
+            first = bot.open_messages()[0][0]
+            _, results = fire(events, lambda m=first: [_captured(bot, m, "Approve", OUTSIDER)])
+            sequential += [r["seconds"] for r in results]
 
         elapsed, statuses, by_label, handled, cpu_per_click = [], {}, {}, [], []
         views_before = len(bot.slack.calls("views.open"))
         for _ in range(rounds):
             wait_until(lambda: len(bot.open_messages()) >= 10, 60, "fewer than 10 open messages")
-            clicks = plan_round(bot, concurrency)
-            cpu0, t0 = bot.cpu_seconds(), time.monotonic()
-            results = fire(events, clicks)
+            with Clicker() as clicker:
+                clicks = plan_round(bot, concurrency)
+                cpu0, t0 = bot.cpu_seconds(), time.monotonic()
+                results = clicker.fire(events, clicks)
             wait_until(lambda: bot.pending_clicks() == 0, 60, "clicks left unhandled")
             handled.append(time.monotonic() - t0)
             cpu_per_click.append((bot.cpu_seconds() - cpu0) / len(clicks))
@@ -196,14 +224,18 @@ def measure(database_url: str | None, backend: str, quick: bool,
         texts = ["", "mine", "help", "SKU-00087", "DC-CA", "NORTHLINE", "#3", "disruption",
                  "DC-NJ>DC-TX", "!!nonsense??"]
         users = [("U0PLAN1", "C0PLANNING"), ("U0LOG1", "C0LOGISTICS")]
-        commands = []
-        for i in range(concurrency):
-            user, channel = users[i % len(users)]
-            d = bot.slack.command(f"/drift {texts[i % len(texts)]}".strip(), as_user=user,
-                                  channel=channel, url=NOWHERE)
-            commands.append({"body": d.request.body.decode(),
-                             "content_type": d.request.content_type})
-        drift = fire(events, commands)
+
+        def plan_commands() -> list[dict]:
+            commands = []
+            for i in range(concurrency):
+                user, channel = users[i % len(users)]
+                d = bot.slack.command(f"/drift {texts[i % len(texts)]}".strip(), as_user=user,
+                                      channel=channel, url=NOWHERE)
+                commands.append({"body": d.request.body.decode(),
+                                 "content_type": d.request.content_type})
+            return commands
+
+        _, drift = fire(events, plan_commands)
         drift_s = [r["seconds"] for r in drift]
 
     log(f"    {len(elapsed)} clicks, p50 {_ms(percentile(elapsed, 50))} ms, "
@@ -234,5 +266,5 @@ def measure(database_url: str | None, backend: str, quick: bool,
                "ms", notes=f"{len(drift_s)} commands at once, 10 query forms; answered via "
                            "response_url after the ack"),
         Figure(bench, f"/drift ack p99 ({concurrency} concurrent)", _ms(percentile(drift_s, 99)),
-               "ms"),
+               "ms", target=50.0, notes="the issue's 50 ms target covers commands as well as clicks"),
     ]

@@ -16,6 +16,7 @@ from datetime import timedelta
 
 from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
@@ -117,7 +118,14 @@ def register_handlers(app: App, deps: SlackDeps) -> None:
             rec = s.get(RecommendationRow, rec_id)
             actions = list(s.exec(select(ActionRow).where(ActionRow.recommendation_id == rec_id)
                                   .order_by(ActionRow.position)))
-        client.views_open(trigger_id=body["trigger_id"], view=build(rec, actions))
+        try:
+            client.views_open(trigger_id=body["trigger_id"], view=build(rec, actions))
+        except SlackApiError as exc:
+            if exc.response.get("error") != "expired_trigger_id":
+                raise
+            # Slack allows 3 s from the click; no retry can use this trigger again.
+            tell(client, body, "Slack closed the window for opening this form before alignbot "
+                               "could (it was busy). Nothing was recorded: click the button again.")
 
     @app.action("rec_reject")
     def open_reject(ack: Ack, body: dict, action: dict, client: WebClient) -> None:

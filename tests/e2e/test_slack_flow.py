@@ -13,7 +13,7 @@ from sqlmodel import func, select
 
 from bot.standin import Message
 from store.db import session_scope
-from store.tables import DecisionRow, RecommendationRow
+from store.tables import DecisionRow, RecommendationRow, SlackInboxRow
 
 PLANNER, COORDINATOR, OUTSIDER = "U0PLAN1", "U0LOG1", "U0SALES"
 WAIT = 30
@@ -65,6 +65,12 @@ def _decisions(stack, rec_id: int) -> int:
     with session_scope(stack.runtime.engine) as s:
         return s.exec(select(func.count()).select_from(DecisionRow).where(
             DecisionRow.recommendation_id == rec_id)).one()
+
+
+def _clicks_after(stack, row_id: int) -> list[SlackInboxRow]:
+    """The clicks stored in the inbox after row ``row_id``."""
+    with session_scope(stack.runtime.inbox.engine) as s:
+        return list(s.exec(select(SlackInboxRow).where(SlackInboxRow.id > row_id)))
 
 
 def _text(message: Message) -> str:
@@ -129,6 +135,25 @@ def test_reject_asks_for_a_reason_and_records_it(stack):
         lambda: (m := stack.slack.message(message.channel, message.ts))
         and "Promo was cancelled" in _text(m) and m, timeout=WAIT)
     assert not any(b.get("type") == "actions" for b in edited.blocks)
+
+
+def test_a_modal_slack_no_longer_allows_gets_a_note_not_silence(stack):
+    message, rec = _take(stack, "C0PLANNING")
+    last = max((row.id for row in _clicks_after(stack, 0)), default=0)
+    workspace = stack.slack.workspace
+    before, workspace.trigger_ttl = workspace.trigger_ttl, 0.0  # every trigger already expired
+    try:
+        stack.slack.click(message, "Reject", as_user=PLANNER)
+        note = stack.slack.wait_for(lambda: [m for m in stack.slack.ephemeral_for(PLANNER)
+                                             if "click the button again" in m.text], timeout=WAIT)
+    finally:
+        workspace.trigger_ttl = before
+    assert note and stack.slack.modal(PLANNER) is None
+    assert _decisions(stack, rec.id) == 0 and _state(stack, rec.id) == "open"
+    # handled, so not retried: a retry could never open the form with the same trigger
+    clicks = stack.slack.wait_for(lambda: [c.state for c in _clicks_after(stack, last)] == ["done"]
+                                  and _clicks_after(stack, last), timeout=WAIT)
+    assert clicks[0].attempts == 1
 
 
 def test_modify_then_approve_executes_the_edited_quantity(stack):
