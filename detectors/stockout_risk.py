@@ -100,8 +100,11 @@ class _Collision(Exception):
     pass
 
 
-def _key_hash(frame: pl.DataFrame, seed: int) -> np.ndarray:
-    return frame.select(pl.col("sku").hash(seed) ^ pl.col("location").hash(seed + 1)).to_series().to_numpy()
+def _key_hashes(frame: pl.DataFrame, seed: int, check_seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The (sku, location) hash of every row under both seeds, in one query (run in parallel)."""
+    both = frame.select(*((pl.col("sku").hash(s) ^ pl.col("location").hash(s + 1)).alias(f"h{i}")
+                          for i, s in enumerate((seed, check_seed))))
+    return both.get_column("h0").to_numpy(), both.get_column("h1").to_numpy()
 
 
 def _starts(h: np.ndarray) -> np.ndarray:
@@ -133,8 +136,8 @@ def _positions(inv: pl.DataFrame, dem: pl.DataFrame, seed: int, check_seed: int)
     folded demand lists the same keys in the same order as inventory, positions are simply the
     inventory rows. Otherwise both are sorted by hash and grouped.
     """
-    ih, ic = _key_hash(inv, seed), _key_hash(inv, check_seed)
-    rh, rc = _key_hash(dem, seed), _key_hash(dem, check_seed)
+    ih, ic = _key_hashes(inv, seed, check_seed)
+    rh, rc = _key_hashes(dem, seed, check_seed)
     rnew = _starts(rh)
     _check(rnew, rc)
     run = np.cumsum(rnew) - 1
@@ -171,7 +174,7 @@ def _positions(inv: pl.DataFrame, dem: pl.DataFrame, seed: int, check_seed: int)
 
 def _locate(arr: pl.DataFrame, pos: dict[str, Any], seed: int, check_seed: int):
     """Inbound lines of known positions as (position, t, qty), ordered by position then t."""
-    ah, ac = _key_hash(arr, seed), _key_hash(arr, check_seed)
+    ah, ac = _key_hashes(arr, seed, check_seed)
     sorted_h = pos["h"][pos["by_hash"]]
     by_ah = np.argsort(ah)  # sorted queries: the search walks the table once (cache-friendly)
     i = np.empty(len(ah), dtype=np.int64)
@@ -276,8 +279,9 @@ def _with_inbound(arr_run, arr_t, arr_q, on_hand, rate, safety, horizon,
     """Overwrite the straight-line figures of positions with inbound: inventory is a sawtooth
     whose stretches run between arrivals; its minimum is at a stretch's end.
 
-    Events per position, in (t, qty) order: a zero event at 0, the arrivals, a zero event at
-    the horizon (arrivals come sorted by (t, qty) within their position already).
+    Events per position, in (t, qty) order: a zero event at 0 and the arrivals (sorted by
+    (t, qty) within their position already); each event starts a stretch that ends at the next
+    event, or at the horizon for the position's last one.
     """
     # merge arrivals of one position at the same t
     first = np.ones(len(arr_run), dtype=bool)
@@ -285,41 +289,38 @@ def _with_inbound(arr_run, arr_t, arr_q, on_hand, rate, safety, horizon,
     group = np.cumsum(first) - 1
     ev_run, ev_t = arr_run[first], arr_t[first]
     ev_q = np.bincount(group, weights=arr_q)
-    # block layout: per position [arrivals before the zero event] 0-event [the rest] horizon-event
+    # block layout: per position [arrivals before the zero event] 0-event [the rest]
     pos_first = np.ones(len(ev_run), dtype=bool)
     pos_first[1:] = ev_run[1:] != ev_run[:-1]
     pos_idx = np.cumsum(pos_first) - 1
     n_pos = int(pos_idx[-1]) + 1
     counts = np.bincount(pos_idx, minlength=n_pos)
     before_zero = np.bincount(pos_idx, weights=(ev_t == 0) & (ev_q < 0), minlength=n_pos).astype(np.int64)
-    base = np.concatenate([[0], np.cumsum(counts + 2)[:-1]])
+    size = counts + 1
+    base = np.concatenate([[0], np.cumsum(size)[:-1]])
     rank = np.arange(len(ev_run)) - np.flatnonzero(pos_first)[pos_idx]
-    total = int(counts.sum()) + 2 * n_pos
+    total = int(size.sum())
     t = np.empty(total)
     q = np.empty(total)
     arrival_at = base[pos_idx] + rank + (rank >= before_zero[pos_idx])
     t[arrival_at], q[arrival_at] = ev_t, ev_q
-    zero_at, end_at = base + before_zero, base + counts + 1
+    zero_at = base + before_zero
     t[zero_at], q[zero_at] = 0.0, 0.0
-    t[end_at], q[end_at] = horizon, 0.0
-    owner = np.repeat(ev_run[pos_first], counts + 2)  # run id per event
+    runs = ev_run[pos_first]
+    owner = np.repeat(runs, size)  # run id per event
 
     cs = np.cumsum(q)
-    cum_in = cs - np.repeat(cs[base] - q[base], counts + 2)
-    seg = np.ones(total, dtype=bool)
-    seg[end_at] = False  # the horizon event ends the last stretch
+    cum_in = cs - np.repeat(cs[base] - q[base], size)
     nxt = np.empty(total)
     nxt[:-1] = t[1:]
-    nxt[-1] = horizon
+    nxt[base + counts] = horizon  # a position's last stretch runs to the horizon
     r = rate[owner]
     level = on_hand[owner] + cum_in - r * t
-    end, below_zero, crossed = _segment_stats(level[seg], (nxt - t)[seg], t[seg], r[seg], safety[owner][seg])
-    seg_start = base - np.arange(n_pos)  # index of each position's first stretch among stretches
-    runs = ev_run[pos_first]
-    min_projected[runs] = np.minimum.reduceat(end, seg_start)
-    stockout_days[runs] = np.bincount(np.repeat(np.arange(n_pos), counts + 1), weights=below_zero, minlength=n_pos)
-    cross[runs] = np.fmin.reduceat(crossed, seg_start)
-    inbound[runs] = np.maximum.reduceat(cum_in[seg], seg_start)
+    end, below_zero, crossed = _segment_stats(level, nxt - t, t, r, safety[owner])
+    min_projected[runs] = np.minimum.reduceat(end, base)
+    stockout_days[runs] = np.bincount(np.repeat(np.arange(n_pos), size), weights=below_zero, minlength=n_pos)
+    cross[runs] = np.fmin.reduceat(crossed, base)
+    inbound[runs] = np.maximum.reduceat(cum_in, base)
 
 
 def detect_stockout_risk(
