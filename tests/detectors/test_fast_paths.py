@@ -1,5 +1,6 @@
 """Array-speed shortcuts must give exactly what the plain Python they replace gives."""
 
+import gc
 import math
 
 import numpy as np
@@ -65,3 +66,23 @@ def test_recommendations_built_without_validation_equal_validated_ones():
         for impact in (r.impact_if_approved, r.impact_if_ignored):
             assert Impact.model_validate(impact.model_dump()) == impact
             assert all(type(v) is float for k, v in impact.model_dump().items() if k != "orders_at_risk")
+
+
+def test_a_pass_leaves_the_collector_on_and_frozen_objects_frozen():
+    snap = generate(0.01)
+    gc.collect()
+    detect(snap, DetectorSettings(), NOW)
+    assert gc.isenabled() and gc.get_count()[0] < 1_000  # the pass's objects went to the oldest generation
+    gc.freeze()  # an application that froze its start-up objects (pre-fork servers do)
+    try:
+        frozen = gc.get_freeze_count()
+        detect(snap, DetectorSettings(), NOW)
+        assert gc.isenabled() and 0.9 * frozen < gc.get_freeze_count() <= frozen  # not unfrozen
+    finally:
+        gc.unfreeze()
+    gc.disable()  # a caller that runs without the collector keeps it off
+    try:
+        detect(snap, DetectorSettings(), NOW)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
