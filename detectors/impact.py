@@ -39,7 +39,10 @@ def residual(ignored: Impact, short_covered: float = 0.0, excess_covered: float 
 def worst(drifts: Iterable[Drift], impact: Impact, settings: SeveritySettings) -> Severity:
     """A recommendation is as severe as its worst drift or its combined exposure."""
     ranks = [d.severity for d in drifts] + [severity_of(impact, settings)]
-    return max(ranks, key=lambda s: s.rank)
+    return max(ranks, key=_RANK.__getitem__)
+
+
+_RANK = {s: s.rank for s in Severity}
 
 
 def _rounded(short: float, excess: float, value: float, days: float, orders: int) -> Impact:

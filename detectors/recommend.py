@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 import polars as pl
@@ -62,10 +63,20 @@ def _transfer_action(t: dict[str, Any], day: date) -> Action:
         operation="create_transfer",
         params={
             "sku": t["sku"], "from": t["from"], "to": t["to"], "qty": t["qty"],
-            "carrier": t["carrier"], "ship_date": day.isoformat(),
-            "arrive_by": (day + timedelta(days=float(t["transit_days"]))).isoformat(),
+            "carrier": t["carrier"], "ship_date": _iso(day), "arrive_by": _arrive_by(day, t["transit_days"]),
         },
     )
+
+
+@lru_cache(maxsize=64)
+def _iso(day: date) -> str:
+    return day.isoformat()
+
+
+@lru_cache(maxsize=1024)
+def _arrive_by(day: date, transit_days: float) -> str:
+    """A few distinct lane transit times serve thousands of transfers."""
+    return (day + timedelta(days=float(transit_days))).isoformat()
 
 
 def _assign_needs(groups: list[Group]) -> tuple[pl.DataFrame, dict[tuple[str, str], Group]]:
@@ -403,7 +414,9 @@ def _inbound_lines(groups: list[Group], ctx: Context) -> dict[tuple[str, str], l
         return {}
     frame = pl.DataFrame({"sku": [k[0] for k in keys], "destination": [k[1] for k in keys]}).unique()
     lines = (
-        ctx.shipments.join(frame, on=["sku", "destination"], how="semi")
+        ctx.shipments.select("sku", "destination", "shipment_id", "carrier", "qty", "status", "eta",
+                             "planned_arrival")  # what _demand and _stockout read
+        .join(frame, on=["sku", "destination"], how="semi")
         .filter(~pl.col("status").is_in(ctx.settings.disruption.done_statuses))
         .with_columns(pl.coalesce("eta", "planned_arrival").alias("arrival"))
         .sort(["arrival", "shipment_id"], descending=[True, False], nulls_last=True)

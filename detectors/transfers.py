@@ -36,22 +36,25 @@ def plan_transfers(
     )
     if needs.is_empty() or lanes.is_empty():
         return pl.DataFrame(schema=TRANSFER_SCHEMA)
+    lane_idx = (
+        lanes.with_row_index("lane_id").with_columns(pl.col("lane_id").cast(pl.Int64))
+        .filter(pl.col("capacity").floor() >= 1)
+    )
+    by_lane = needs.join(lane_idx, left_on="location", right_on="destination")
+    # only positions a lane links to a need can source it: cut the projection to those first
+    reachable = by_lane.select("sku", pl.col("origin").alias("location")).unique()
     sources = (
-        projection.select(
+        projection.join(reachable, on=["sku", "location"], how="semi")
+        .select(
             "sku", pl.col("location").alias("origin"), pl.col("spare").floor().alias("spare"),
             pl.when(pl.col("daily_demand") > 0).then(pl.col("spare") / pl.col("daily_demand"))
             .otherwise(1e6).alias("spare_days"),
         )
         .filter(pl.col("spare") >= 1)
-        .join(needs.select("sku").unique(), on="sku", how="semi")
         .join(needs.select("sku", pl.col("location").alias("origin")), on=["sku", "origin"], how="anti")
     )
-    lane_idx = (
-        lanes.with_row_index("lane_id").with_columns(pl.col("lane_id").cast(pl.Int64))
-        .filter(pl.col("capacity").floor() >= 1)
-    )
     arcs = (
-        needs.join(lane_idx, left_on="location", right_on="destination")
+        by_lane
         .join(sources, on=["sku", "origin"])
         .filter(pl.col("spare").rank("dense", descending=True).over("need_id") <= rc.max_sources_per_need)
     )
