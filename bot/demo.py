@@ -18,7 +18,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from bot.config import AlignbotConfig, load_config
-from bot.runtime import Runtime
+from bot.runtime import Runtime, favour_the_event_loop
 from bot.standin import SlackStandin
 from connectors.sandbox import start_sandboxes
 from connectors.serving import BackgroundServer
@@ -157,6 +157,7 @@ class DemoStack:
 
 
 def run_demo(*, fast: bool = False, ui_port: int = 8600, duration: float | None = None) -> None:
+    favour_the_event_loop()  # the demo's servers share the interpreter with the bot's work
     stack = DemoStack(fast=fast, ui_port=ui_port, auto_step_seconds=5 if fast else 20).start()
     done = threading.Event()
     # Ctrl-C and SIGTERM both just say "stop": no KeyboardInterrupt lands inside a running job.

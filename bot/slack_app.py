@@ -15,11 +15,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from slack_bolt import Ack, App, BoltContext, Respond
+from slack_bolt.request.internals import parse_body
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
+from bot.blocks import MODIFY, REJECT
 from bot.config import AlignbotConfig
 from bot.decisions import DecisionError, DecisionResult, decide
 from bot.drift_query import Usage, drift_response, parse_drift_args
@@ -35,6 +37,14 @@ log = logging.getLogger(__name__)
 
 SNOOZE_CHOICES = {"1h": timedelta(hours=1), "4h": timedelta(hours=4), "1d": timedelta(days=1),
                   "1w": timedelta(weeks=1)}
+
+
+def opens_modal(body: str, content_type: str) -> bool:
+    """Whether a click opens a modal (Reject, Modify). Slack's trigger for the modal expires
+    3 s after the click, so the inbox handles such clicks before the others waiting."""
+    payload = parse_body(body, content_type)
+    return any(isinstance(a, dict) and a.get("action_id") in (REJECT, MODIFY)
+               for a in payload.get("actions") or [])
 
 
 @dataclass
@@ -127,7 +137,7 @@ def register_handlers(app: App, deps: SlackDeps) -> None:
             tell(client, body, "Slack closed the window for opening this form before alignbot "
                                "could (it was busy). Nothing was recorded: click the button again.")
 
-    @app.action("rec_reject")
+    @app.action(REJECT)
     def open_reject(ack: Ack, body: dict, action: dict, client: WebClient) -> None:
         ack()
         open_modal(body, action, client, lambda rec, _actions: reject_modal(rec))
@@ -148,7 +158,7 @@ def register_handlers(app: App, deps: SlackDeps) -> None:
         if not result.recorded:
             client.chat_postMessage(channel=body["user"]["id"], text=result.message)
 
-    @app.action("rec_modify")
+    @app.action(MODIFY)
     def open_modify(ack: Ack, body: dict, action: dict, client: WebClient) -> None:
         ack()
         open_modal(body, action, client, modify_modal)

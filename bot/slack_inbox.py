@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import heapq
+import itertools
 import json
 import logging
 import queue
@@ -35,6 +37,8 @@ log = logging.getLogger(__name__)
 
 # A handler: (raw body, content type) → True when handled, False to try again later.
 Handler = Callable[[str, str], bool]
+# Whether a request is handled before the others waiting: (raw body, content type) → bool.
+Urgent = Callable[[str, str], bool]
 
 
 # Slack's interaction payloads open with their type: ``payload={"type":"block_actions",…``,
@@ -115,18 +119,24 @@ class AcksFirst:
 
 
 class SlackInbox:
-    """Group-committed click store plus the worker threads that handle what it stored."""
+    """Group-committed click store plus the worker threads that handle what it stored.
+
+    ``urgent`` picks the requests handled before the others waiting (clicks that open a
+    modal: Slack's trigger for it expires 3 s after the click, a decision can take longer).
+    """
 
     MAX_ATTEMPTS = 5
     BATCH = 200
 
     def __init__(self, engine: Engine, handle: Handler, *, hold: timedelta = timedelta(seconds=15),
-                 workers: int = 8, keep: timedelta = timedelta(days=7)):
+                 workers: int = 8, keep: timedelta = timedelta(days=7),
+                 urgent: Urgent | None = None):
         self.engine = engine
         self.handle = handle
         self.hold = hold
         self.keep = keep
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._work = _Triage(urgent or (lambda _body, _type: False))
         self._pool = ContextThreadPoolExecutor(max_workers=workers,
                                                thread_name_prefix="slack-inbox")
         self._writer = threading.Thread(target=self._write_loop, name="slack-inbox-writer",
@@ -148,7 +158,7 @@ class SlackInbox:
 
     def handle_soon(self, body: bytes, content_type: str) -> None:
         """Handle a request that needs no storing (a slash command) on a worker thread."""
-        self._pool.submit(self._run, None, body.decode(), content_type)
+        self._submit(None, body.decode(), content_type)
 
     # -- the writer thread: many clicks, one commit ------------------------------------------
 
@@ -184,12 +194,26 @@ class SlackInbox:
         for (item, loop, done), row_id in zip(batch, ids, strict=True):
             loop.call_soon_threadsafe(_settle, done, None)
             if row_id is not None:  # None: a retried delivery of a click stored before
-                self._pool.submit(self._run, row_id, item.body, item.content_type)
+                self._submit(row_id, item.body, item.content_type)
 
     # -- worker threads ----------------------------------------------------------------------
 
-    def _run(self, row_id: int | None, body: str, content_type: str) -> None:
+    def _submit(self, row_id: int | None, body: str, content_type: str) -> None:
+        """Queue a request for the workers; each pool task handles the most urgent one waiting
+        when it runs, which need not be the one it was queued with."""
+        self._work.put((row_id, body, content_type))
+        self._pool.submit(self._run_next)
+
+    def waiting(self) -> int:
+        """How many stored or acked requests wait for a worker."""
+        return len(self._work)
+
+    def _run_next(self) -> None:
         self.acks_first.wait()
+        if (job := self._work.take()) is not None:
+            self._run(*job)
+
+    def _run(self, row_id: int | None, body: str, content_type: str) -> None:
         try:
             handled = self.handle(body, content_type)
         except Exception:
@@ -223,6 +247,44 @@ class SlackInbox:
         self._queue.put(None)
         self._writer.join(timeout=5)
         self._pool.shutdown(wait=True, cancel_futures=False)
+
+
+class _Triage:
+    """Requests waiting for a worker, the urgent ones first, otherwise in arrival order.
+
+    Telling urgent from not means parsing the request, so it is done by the workers as they
+    take work (after the door's acks), never by the writer on the ack path.
+    """
+
+    def __init__(self, urgent: Urgent):
+        self.urgent = urgent
+        self._lock = threading.Lock()
+        self._arrived: list[tuple[int | None, str, str]] = []
+        self._ready: list[tuple[int, int, tuple[int | None, str, str]]] = []
+        self._seq = itertools.count()
+
+    def put(self, job: tuple[int | None, str, str]) -> None:
+        with self._lock:
+            self._arrived.append(job)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._arrived) + len(self._ready)
+
+    def take(self) -> tuple[int | None, str, str] | None:
+        # One lock over ranking and taking: a worker finding nothing must mean nothing waits.
+        with self._lock:
+            for job in self._arrived:
+                rank = 0 if self._is_urgent(job) else 1
+                heapq.heappush(self._ready, (rank, next(self._seq), job))
+            self._arrived.clear()
+            return heapq.heappop(self._ready)[2] if self._ready else None
+
+    def _is_urgent(self, job: tuple[int | None, str, str]) -> bool:
+        try:
+            return self.urgent(job[1], job[2])
+        except Exception:  # a request the check cannot read is handled in turn, and fails there
+            return False
 
 
 def _settle(done: asyncio.Future[None], exc: BaseException | None) -> None:

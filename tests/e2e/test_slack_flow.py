@@ -209,10 +209,11 @@ def test_retried_delivery_and_double_click_record_one_decision(stack):
 
 def test_drift_command_variants(stack):
     _open_messages(stack, "C0LOGISTICS")
+    earlier = len(stack.slack.ephemeral_for(PLANNER, "C0PLANNING"))  # notes of other tests
     summary = stack.slack.command("/drift", as_user=PLANNER, channel="C0PLANNING")
     assert summary.status == 200
-    reply = stack.slack.wait_for(lambda: stack.slack.ephemeral_for(PLANNER, "C0PLANNING"),
-                                 timeout=WAIT)[-1]
+    reply = stack.slack.wait_for(
+        lambda: stack.slack.ephemeral_for(PLANNER, "C0PLANNING")[earlier:], timeout=WAIT)[0]
     assert "disruption" in _text(reply).lower() or "demand" in _text(reply).lower()
 
     stack.slack.command("/drift help", as_user=PLANNER, channel="C0PLANNING")

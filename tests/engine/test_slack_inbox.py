@@ -79,6 +79,27 @@ def test_fifty_concurrent_clicks_are_stored_once_each_and_handled_once_each(db_u
         inbox.stop()
 
 
+def test_clicks_that_open_a_modal_are_handled_before_the_clicks_waiting_ahead(db_url):
+    engine = make_engine(db_url)
+    busy = threading.Event()
+    handler = Recorder(gate=threading.Event())
+    inbox = SlackInbox(engine, lambda body, kind: busy.set() or handler(body, kind), workers=1,
+                       urgent=lambda body, _kind: '"n":9' in body or '"n":5' in body)
+    try:
+        asyncio.run(_store_all(inbox, [_click(0)]))
+        _wait(busy.is_set)  # the only worker is handling click 0; the rest queue behind it
+        for n in range(1, 10):
+            asyncio.run(_store_all(inbox, [_click(n)]))
+        _wait(lambda: inbox.waiting() == 9)  # (queued just after the ack)
+        handler.gate.set()
+        _wait(lambda: len(handler.seen) == 10)
+        order = [json.loads(seen.removeprefix("payload="))["n"] for seen in handler.seen]
+        assert order == [0, 5, 9, 1, 2, 3, 4, 6, 7, 8]
+        _wait(lambda: {r.state for r in _rows(engine)} == {"done"})
+    finally:
+        inbox.stop()
+
+
 def test_a_click_whose_process_died_is_handled_by_another(db_url):
     engine = make_engine(db_url)
     stuck = threading.Event()  # the first process never finishes: it "crashed" mid-handling
