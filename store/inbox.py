@@ -7,8 +7,8 @@ a batch of clicks is written in one transaction (group commit).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
 from datetime import datetime, timedelta
+from functools import cache
 from pathlib import Path
 
 from sqlalchemy import and_, bindparam, delete, select, update
