@@ -31,12 +31,18 @@ KEY_COLUMNS: dict[str, list[str]] = {
 _SEEDS = ((0x5EED, 0xC0FFEE), (0x1CE5EED, 0xBEEF), (0x5EED5EED, 0xFACADE))
 
 
-def _hash(frame: pl.DataFrame, seed: int) -> np.ndarray:
-    parts = [pl.col(c).hash(seed + i) for i, c in enumerate(frame.columns)]
-    combined = parts[0]
-    for part in parts[1:]:
-        combined = combined ^ part
-    return frame.select(combined).to_series().to_numpy()
+def _hash_expr(columns: list[str], seed: int) -> pl.Expr:
+    combined = pl.col(columns[0]).hash(seed)
+    for i, c in enumerate(columns[1:], start=1):
+        combined = combined ^ pl.col(c).hash(seed + i)
+    return combined
+
+
+def _hashes(frame: pl.DataFrame, seed: int, check_seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every row's key hash under both seeds, in one query."""
+    both = frame.select(_hash_expr(frame.columns, seed).alias("_h"),
+                        _hash_expr(frame.columns, check_seed).alias("_c"))
+    return both.get_column("_h").to_numpy(), both.get_column("_c").to_numpy()
 
 
 class RowLookup:
@@ -53,9 +59,9 @@ class RowLookup:
         rows = keyed.get_column("_row").to_numpy().astype(np.int64)
         keyed = keyed.select(cols)
         for seed, check_seed in _SEEDS:
-            h = _hash(keyed, seed)
+            h, check = _hashes(keyed, seed, check_seed)
             order = np.argsort(h, kind="stable")  # equal keys keep table order
-            h, check = h[order], _hash(keyed, check_seed)[order]
+            h, check = h[order], check[order]
             first = np.ones(len(h), dtype=bool)
             first[1:] = h[1:] != h[:-1]
             if not np.any(~first[1:] & (check[1:] != check[:-1])):
@@ -85,10 +91,9 @@ class RowLookup:
         keys = keys.drop_nulls()
         if keys.is_empty() or not len(self._h):
             return np.empty(0, dtype=np.int64)
-        seed, check_seed = self._seeds
-        qh = _hash(keys, seed)
+        qh, qc = _hashes(keys, *self._seeds)
         g = np.minimum(np.searchsorted(self._h, qh), len(self._h) - 1)
-        g = np.unique(g[(self._h[g] == qh) & (self._check[g] == _hash(keys, check_seed))])
+        g = np.unique(g[(self._h[g] == qh) & (self._check[g] == qc)])
         starts, ends = self._starts[g], self._starts[g + 1]
         lengths = ends - starts
         # positions starts[i] .. ends[i] - 1 of every group, in one vector
