@@ -24,7 +24,7 @@ from detectors.model import UTC, Drift, Recommendation
 from detectors.recommend import Context, _assign_needs, recommend
 from detectors.settings import DetectorSettings
 from detectors.snapshot import ChangedKeys, Snapshot
-from detectors.snapshot_index import SnapshotIndex
+from detectors.snapshot_index import SnapshotIndex, sorted_unique
 
 
 class DetectionResult(BaseModel):
@@ -53,7 +53,7 @@ class _Neighbourhood:
         ])
         demand, inventory, inbound = self._rows(pairs)
         resources = sorted(changed.resources)
-        shipments = np.unique(np.concatenate([ship_rows, inbound, index.shipments_on(resources)]))
+        shipments = sorted_unique(np.concatenate([ship_rows, inbound, index.shipments_on(resources)]))
         self.part = Snapshot(
             demand=snapshot.demand.gather(demand),
             shipments=snapshot.shipments.gather(shipments),

@@ -45,6 +45,14 @@ def _hashes(frame: pl.DataFrame, seed: int, check_seed: int) -> tuple[np.ndarray
     return both.get_column("_h").to_numpy(), both.get_column("_c").to_numpy()
 
 
+def sorted_unique(values: np.ndarray) -> np.ndarray:
+    """``np.unique`` of small integer arrays by one sort (numpy's hashing path costs more here)."""
+    values = np.sort(values)
+    keep = np.ones(len(values), dtype=bool)
+    keep[1:] = values[1:] != values[:-1]
+    return values[keep]
+
+
 class RowLookup:
     """Rows of one table grouped by a key: key → its row positions, in table order.
 
@@ -93,7 +101,7 @@ class RowLookup:
             return np.empty(0, dtype=np.int64)
         qh, qc = _hashes(keys, *self._seeds)
         g = np.minimum(np.searchsorted(self._h, qh), len(self._h) - 1)
-        g = np.unique(g[(self._h[g] == qh) & (self._check[g] == qc)])
+        g = sorted_unique(g[(self._h[g] == qh) & (self._check[g] == qc)])
         starts, ends = self._starts[g], self._starts[g + 1]
         lengths = ends - starts
         # positions starts[i] .. ends[i] - 1 of every group, in one vector
@@ -132,4 +140,4 @@ class SnapshotIndex:
 
     def shipments_on(self, resources: Sequence[str]) -> np.ndarray:
         """Rows of the shipment lines that use any of ``resources`` (as carrier, site, dock or lane)."""
-        return np.unique(np.concatenate([lookup.rows(resources) for lookup in self.by_resource]))
+        return sorted_unique(np.concatenate([lookup.rows(resources) for lookup in self.by_resource]))
