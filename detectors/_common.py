@@ -187,7 +187,7 @@ def _plain_struct_lists(series: pl.Series) -> list[Any]:
 def trusted(cls: type[_M], fields: dict[str, Any], given: frozenset[str] | None = None) -> _M:
     """An instance of ``cls`` from values already of its field types, without validation.
 
-    For the thousands of drifts, actions and recommendations a pass builds (validation was a
+    For the thousands of drifts, impacts and recommendations a pass builds (validation was a
     third of their cost). ``fields`` holds every field, as validated construction leaves them;
     ``given``: the fields a caller would have passed (default: all). Tests compare the two.
     """
