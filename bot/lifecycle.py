@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from sqlalchemy import delete, insert, update
 from sqlmodel import Session, select
 
 from bot.config import AlignbotConfig
@@ -101,14 +102,15 @@ def upsert_drifts(session: Session, drifts: list[Drift], now: datetime) -> set[s
 
 def _close_missing_drifts(session: Session, seen: set[str], scope: set[str] | None,
                           now: datetime) -> None:
-    query = select(DriftRow).where(DriftRow.is_open)
+    # Ids and fingerprints only, and one UPDATE per chunk: loading every open drift's evidence
+    # as objects took seconds at a storm's size, all of it inside the write transaction.
+    query = select(DriftRow.id, DriftRow.fingerprint).where(DriftRow.is_open)
     if scope is not None:
         query = query.where(DriftRow.fingerprint.in_(list(scope)))
-    for row in session.exec(query):
-        if row.fingerprint not in seen:
-            row.is_open, row.closed_at = False, now
-            session.add(row)
-    session.flush()
+    gone = [row_id for row_id, fingerprint in session.exec(query) if fingerprint not in seen]
+    for start in range(0, len(gone), 500):  # keep IN lists a sane size
+        session.exec(update(DriftRow).where(DriftRow.id.in_(gone[start:start + 500]))
+                     .values(is_open=False, closed_at=now))
 
 
 def _active_by_fingerprint(session: Session,
@@ -189,16 +191,15 @@ def executing_connector(config: AlignbotConfig, action: Action) -> str:
 
 def _replace_actions(session: Session, row: RecommendationRow, actions: list[Action],
                      config: AlignbotConfig) -> None:
-    for old in session.exec(select(ActionRow).where(ActionRow.recommendation_id == row.id)):
-        session.delete(old)
-    session.flush()
-    for position, action in enumerate(actions):
-        session.add(ActionRow(
-            recommendation_id=row.id, position=position, system=action.system,
-            connector=executing_connector(config, action), operation=action.operation,
-            params=action.params, idempotency_key=action_key(row.id, position, action),
-        ))
-    session.flush()
+    # Bulk statements, not one object per action: a storm's recommendation carries thousands.
+    session.exec(delete(ActionRow).where(ActionRow.recommendation_id == row.id))
+    if actions:
+        session.exec(insert(ActionRow), params=[{
+            "recommendation_id": row.id, "position": position, "system": action.system,
+            "connector": executing_connector(config, action), "operation": action.operation,
+            "params": action.params, "idempotency_key": action_key(row.id, position, action),
+            "status": "pending", "detail": "",
+        } for position, action in enumerate(actions)])
 
 
 def _resolve_gone(session: Session, current: set[str], now: datetime,

@@ -33,7 +33,7 @@ from sqlmodel import select
 from bot.blocks import render_note, render_recommendation
 from bot.config import AlignbotConfig
 from bot.slack_client import without_rate_limit_retries
-from store.db import session_scope
+from store.db import read_scope, session_scope
 from store.tables import (
     ActionRow,
     DecisionRow,
@@ -168,7 +168,7 @@ class SlackSync:
             query = query.where(~(rec.slack_ts.is_not(None) & channel.in_(held)))
         if self._failed:
             query = query.where(rec.id.not_in(sorted(self._failed)))
-        with session_scope(self.engine) as s:
+        with read_scope(self.engine) as s:
             return list(s.exec(query.order_by(rec.id).limit(limit)).all())
 
     def _sync_recommendations(self, limit: int) -> int:
@@ -195,7 +195,7 @@ class SlackSync:
         # True while Slack may hold a message for this row that the row does not name yet.
         unsure = recovering
         try:
-            with session_scope(self.engine) as s:
+            with read_scope(self.engine) as s:
                 row = s.get(RecommendationRow, rec_id)
                 channel, ts, since = row.slack_channel, row.slack_ts, row.created_at
             if ts is None and recovering:
@@ -208,7 +208,9 @@ class SlackSync:
                                   .where(RecommendationRow.id == rec_id)
                                   .values(slack_channel=found[0], slack_ts=found[1]))
             unsure = False
-            with session_scope(self.engine) as s:
+            # Reads only: rendering a storm's message takes a while, and on SQLite a write
+            # session would hold the write lock (and a click's decision) for all of it.
+            with read_scope(self.engine) as s:
                 row = s.get(RecommendationRow, rec_id)
                 if row.slack_ts and row.slack_version >= row.version:
                     return 0
@@ -285,7 +287,7 @@ class SlackSync:
                  .where(SlackNote.state == "pending"))
         if held := self.throttle.channels("chat.postMessage"):
             query = query.where(channel.not_in(held))
-        with session_scope(self.engine) as s:
+        with read_scope(self.engine) as s:
             return [(i, c) for i, c in s.exec(query.order_by(SlackNote.id).limit(limit)).all()]
 
     def _post_notes(self, limit: int) -> int:
