@@ -14,55 +14,24 @@ import pytest
 from sqlmodel import select
 
 from bot.lifecycle import apply_detection
-from bot.slack_client import make_web_client
 from bot.slack_sync import SlackSync
-from bot.standin import RateLimits, SlackStandin
-from store.db import make_engine, session_scope
-from store.migrate import upgrade
+from bot.standin import SlackStandin
+from store.db import session_scope
 from store.tables import RecommendationRow, RecState
 from store.transitions import transition
-from tests.support.builders import COORDINATORS, PLANNERS, config, demand_drift, recommendation_for
-
-
-class Crash(BaseException):
-    """The process dies here (SIGKILL runs no except clause; BaseException skips them too)."""
-
-
-class DiesAfterPosting:
-    """A Web API client that posts the message, then the process dies before recording it."""
-
-    def __init__(self, client):
-        self.client = client
-
-    def chat_postMessage(self, **kw):  # noqa: N802 — slack_sdk's name
-        self.client.chat_postMessage(**kw)
-        raise Crash
-
-    def __getattr__(self, name):
-        return getattr(self.client, name)
+from tests.support.builders import demand_drift, recommendation_for
+from tests.support.sync_world import Crash, DiesAfterPosting, store_and_slack
 
 
 @pytest.fixture
 def setup(tmp_path):
-    url = f"sqlite:///{tmp_path / 'alignbot.db'}"
-    upgrade(url)
-    engine = make_engine(url)
-    cfg = config()
-    members = PLANNERS + COORDINATORS
-    slack = SlackStandin("xoxb-crash-window", "secret-crash-window",
-                         channels=[{"id": t.channel, "name": t.name, "members": members}
-                                   for t in cfg.teams],
-                         users=[{"id": u, "name": u.lower()} for u in members],
-                         rate_limits=RateLimits.unlimited()).start()
-    client = make_web_client("xoxb-crash-window", slack.api_url)
-    drift = demand_drift(planned=1000, latest=1100)
-    with session_scope(engine) as s:
-        rec_id = apply_detection(s, [drift], [recommendation_for(drift)], cfg,
-                                 datetime.now(UTC)).created[0]
-    try:
+    with store_and_slack(tmp_path, "xoxb-crash-window", "secret-crash-window") as world:
+        engine, cfg, slack, client = world
+        drift = demand_drift(planned=1000, latest=1100)
+        with session_scope(engine) as s:
+            rec_id = apply_detection(s, [drift], [recommendation_for(drift)], cfg,
+                                     datetime.now(UTC)).created[0]
         yield engine, cfg, slack, client, rec_id
-    finally:
-        slack.stop()
 
 
 def _posts(slack: SlackStandin, rec_id: int) -> list:

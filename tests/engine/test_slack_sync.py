@@ -24,60 +24,33 @@ from store.db import make_engine, session_scope
 from store.migrate import upgrade
 from store.tables import RecommendationRow, RecState, SlackNote
 from store.transitions import transition
-from tests.support.builders import COORDINATORS, PLANNERS, config, demand_drift, recommendation_for
+from tests.support.builders import PLANNERS, config, demand_drift, recommendation_for
+from tests.support.sync_world import Crash, DiesAfterPosting, store_and_slack
 
 TOKEN = "xoxb-sync-test"
 A, B = "C0PLANNING", "C0LOGISTICS"
 _EXPIRED = datetime(2000, 1, 1, tzinfo=UTC)
 
 
-class Crash(BaseException):
-    """The process dies here (SIGKILL runs no except clause; BaseException skips them too)."""
-
-
-class DiesAfterPostingANote:
-    """A Web API client that posts a note, then the process dies before recording it."""
-
-    def __init__(self, client):
-        self.client = client
-
-    def chat_postMessage(self, **kw):  # noqa: N802 — slack_sdk's name
-        reply = self.client.chat_postMessage(**kw)
-        if (kw.get("metadata") or {}).get("event_type") != POSTED_EVENT:  # not a recommendation
-            raise Crash
-        return reply
-
-    def __getattr__(self, name):
-        return getattr(self.client, name)
+def _a_note(post: dict) -> bool:
+    """A thread note, not a recommendation's message."""
+    return (post.get("metadata") or {}).get("event_type") != POSTED_EVENT
 
 
 @pytest.fixture
 def world(tmp_path):
     """A store with two recommendations whose messages are out: one in A, one in B."""
-    url = f"sqlite:///{tmp_path / 'alignbot.db'}"
-    upgrade(url)
-    engine = make_engine(url)
-    cfg = config()
-    members = PLANNERS + COORDINATORS
-    slack = SlackStandin(TOKEN, "secret-sync-test",
-                         channels=[{"id": t.channel, "name": t.name, "members": members}
-                                   for t in cfg.teams],
-                         users=[{"id": u, "name": u.lower()} for u in members],
-                         rate_limits=RateLimits.unlimited()).start()
-    client = make_web_client(TOKEN, slack.api_url, timeout=5)
-    drifts = [demand_drift(sku="SKU-A"), demand_drift(sku="SKU-B")]
-    with session_scope(engine) as s:
-        ids = apply_detection(s, drifts, [recommendation_for(d) for d in drifts], cfg,
-                              datetime.now(UTC)).created
-        s.get(RecommendationRow, ids[1]).slack_channel = B
-    SlackSync(engine, client, cfg).run()
-    with session_scope(engine) as s:
-        assert [s.get(RecommendationRow, i).slack_channel for i in ids] == [A, B]
-        assert all(s.get(RecommendationRow, i).slack_ts for i in ids)
-    try:
+    with store_and_slack(tmp_path, TOKEN, "secret-sync-test") as (engine, cfg, slack, client):
+        drifts = [demand_drift(sku="SKU-A"), demand_drift(sku="SKU-B")]
+        with session_scope(engine) as s:
+            ids = apply_detection(s, drifts, [recommendation_for(d) for d in drifts], cfg,
+                                  datetime.now(UTC)).created
+            s.get(RecommendationRow, ids[1]).slack_channel = B
+        SlackSync(engine, client, cfg).run()
+        with session_scope(engine) as s:
+            assert [s.get(RecommendationRow, i).slack_channel for i in ids] == [A, B]
+            assert all(s.get(RecommendationRow, i).slack_ts for i in ids)
         yield engine, cfg, slack, client, ids
-    finally:
-        slack.stop()
 
 
 def _queue_notes(engine, rec_id: int, n: int, prefix: str = "progress") -> list[str]:
@@ -203,7 +176,7 @@ def test_an_edit_that_comes_due_between_notes_goes_before_the_next_note(world):
 
 def _crash_right_after_posting_a_note(engine, cfg, client) -> None:
     with pytest.raises(Crash):
-        SlackSync(engine, DiesAfterPostingANote(client), cfg).run()
+        SlackSync(engine, DiesAfterPosting(client, only=_a_note), cfg).run()
 
 
 def _left_behind_expired_claim(engine, key: str) -> None:
@@ -288,17 +261,6 @@ def test_a_429_on_the_search_for_a_message_posts_nothing_until_the_search_can_ru
         with session_scope(engine) as s:
             rec_id = apply_detection(s, [drift], [recommendation_for(drift)], cfg,
                                      datetime.now(UTC)).created[0]
-
-        class DiesAfterPosting:
-            def __init__(self, client):
-                self.client = client
-
-            def chat_postMessage(self, **kw):  # noqa: N802 — slack_sdk's name
-                self.client.chat_postMessage(**kw)
-                raise Crash
-
-            def __getattr__(self, name):
-                return getattr(self.client, name)
 
         with pytest.raises(Crash):
             SlackSync(engine, DiesAfterPosting(client), cfg).run()
