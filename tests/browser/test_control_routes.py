@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
-from urllib.parse import parse_qsl
 
 import httpx
 import pytest
@@ -13,34 +11,14 @@ from slack_sdk import WebClient
 
 from bot.standin import SlackStandin
 from connectors.serving import BackgroundServer
+from tests.support.slack_receiver import Receiver
 
 TOKEN, SECRET = "xoxb-ui-test", "ui-signing-secret"
 
 
-class App:
-    """A stand-in app: records each payload Slack sends and answers with an empty ack."""
-
-    def __init__(self):
-        self.payloads: list[dict] = []
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return
-        body = b""
-        while True:
-            msg = await receive()
-            body += msg.get("body", b"")
-            if not msg.get("more_body"):
-                break
-        form = dict(parse_qsl(body.decode()))
-        self.payloads.append(json.loads(form["payload"]) if "payload" in form else form)
-        await send({"type": "http.response.start", "status": 200, "headers": []})
-        await send({"type": "http.response.body", "body": b""})
-
-
 @pytest.fixture
 def slack():
-    app = App()
+    app = Receiver()
     with BackgroundServer(app) as server, SlackStandin(
             TOKEN, SECRET, server.url + "/slack/events",
             channels=[{"id": "C1", "name": "planning"}],
