@@ -67,6 +67,16 @@ def _decisions(stack, rec_id: int) -> int:
             DecisionRow.recommendation_id == rec_id)).one()
 
 
+def _deciders_once_decided(stack, rec_id: int) -> list[str]:
+    """Who has a decision recorded, once the recommendation has left ``open`` and any late
+    duplicate delivery has had time to land."""
+    stack.slack.wait_for(lambda: _state(stack, rec_id) != "open", timeout=WAIT)
+    time.sleep(0.5)
+    with session_scope(stack.runtime.engine) as s:
+        return [d.user_id for d in s.exec(select(DecisionRow).where(
+            DecisionRow.recommendation_id == rec_id).order_by(DecisionRow.id))]
+
+
 def _clicks_after(stack, row_id: int) -> list[SlackInboxRow]:
     """The clicks stored in the inbox after row ``row_id``."""
     with session_scope(stack.runtime.inbox.engine) as s:
@@ -199,12 +209,7 @@ def test_retried_delivery_and_double_click_record_one_decision(stack):
     clicks = stack.slack.double_click(message, "Approve", as_user=COORDINATOR)  # both at once
     for retry_num, delivery in enumerate(clicks, start=1):  # and Slack redelivers each
         stack.slack.retry(delivery, retry_num=retry_num, reason="http_timeout")
-    stack.slack.wait_for(lambda: _state(stack, rec.id) != "open", timeout=WAIT)
-    time.sleep(0.5)
-    with session_scope(stack.runtime.engine) as s:
-        decisions = s.exec(select(DecisionRow).where(DecisionRow.recommendation_id == rec.id)
-                           ).all()
-    assert [d.user_id for d in decisions] == [COORDINATOR]  # four deliveries, one decision
+    assert _deciders_once_decided(stack, rec.id) == [COORDINATOR]  # 4 deliveries, 1 decision
 
 
 def test_drift_command_variants(stack):
