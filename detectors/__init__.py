@@ -14,9 +14,10 @@ _EXPORTS = {
     "DetectorSettings": "detectors.settings",
     "Snapshot": "detectors.snapshot",
     "ChangedKeys": "detectors.snapshot",
+    "SnapshotIndex": "detectors.snapshot_index",
     "snapshot_from_records": "detectors.snapshot",
 }
-__all__ = ["ChangedKeys", "DetectionResult", "DetectorSettings", "Snapshot", "detect",
+__all__ = ["ChangedKeys", "DetectionResult", "DetectorSettings", "Snapshot", "SnapshotIndex", "detect",
            "snapshot_from_records"]
 
 
