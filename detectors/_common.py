@@ -191,12 +191,20 @@ def trusted(cls: type[_M], fields: dict[str, Any], given: frozenset[str] | None 
     third of their cost). ``fields`` holds every field, as validated construction leaves them;
     ``given``: the fields a caller would have passed (default: all). Tests compare the two.
     """
-    obj = cls.__new__(cls)
-    object.__setattr__(obj, "__dict__", fields)
-    object.__setattr__(obj, "__pydantic_fields_set__", set(fields if given is None else given))
-    object.__setattr__(obj, "__pydantic_extra__", None)
-    object.__setattr__(obj, "__pydantic_private__", None)
+    obj = _new(cls)
+    _set_dict(obj, fields)
+    _set_fields_set(obj, set(fields if given is None else given))
+    _set_extra(obj, None)
+    _set_private(obj, None)
     return obj
+
+
+# BaseModel's own slot setters: what ``object.__setattr__`` would reach, without the lookup
+_new = object.__new__
+_set_dict = BaseModel.__dict__["__dict__"].__set__
+_set_fields_set = BaseModel.__dict__["__pydantic_fields_set__"].__set__
+_set_extra = BaseModel.__dict__["__pydantic_extra__"].__set__
+_set_private = BaseModel.__dict__["__pydantic_private__"].__set__
 
 
 def to_drifts(
