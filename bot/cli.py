@@ -154,11 +154,14 @@ def demo(
     port: Annotated[int, typer.Option(help="Port of the demo UI.")] = 8600,
     open_for: Annotated[float | None, typer.Option(
         "--for", help="Stop after this many seconds (default: until Ctrl-C).")] = None,
+    socket_mode: Annotated[bool, typer.Option(
+        "--socket-mode", help="Connect the bot to the stand-in over Socket Mode instead of "
+                              "HTTP, as with SLACK_APP_TOKEN.")] = False,
 ) -> None:
     """The whole loop on this machine: sandbox systems, a local Slack stand-in and the bot."""
     from bot.demo import run_demo
 
-    run_demo(fast=fast, ui_port=port, duration=open_for)
+    run_demo(fast=fast, ui_port=port, duration=open_for, socket_mode=socket_mode)
 
 
 def _register_optional_commands() -> None:

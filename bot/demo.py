@@ -156,9 +156,11 @@ class DemoStack:
         self.stop()
 
 
-def run_demo(*, fast: bool = False, ui_port: int = 8600, duration: float | None = None) -> None:
+def run_demo(*, fast: bool = False, ui_port: int = 8600, duration: float | None = None,
+             socket_mode: bool = False) -> None:
     favour_the_event_loop()  # the demo's servers share the interpreter with the bot's work
-    stack = DemoStack(fast=fast, ui_port=ui_port, auto_step_seconds=5 if fast else 20).start()
+    stack = DemoStack(fast=fast, ui_port=ui_port, auto_step_seconds=5 if fast else 20,
+                      socket_mode=socket_mode).start()
     done = threading.Event()
     # Ctrl-C and SIGTERM both just say "stop": no KeyboardInterrupt lands inside a running job.
     signal.signal(signal.SIGTERM, lambda *_: done.set())
@@ -166,6 +168,9 @@ def run_demo(*, fast: bool = False, ui_port: int = 8600, duration: float | None 
     print(f"alignbot demo is running — open {stack.slack.url}/ in your browser", flush=True)
     print(f"  (sandbox planning {stack.planning.url}, TMS {stack.tms.url}, "
           f"bot {stack.bot.url}; Ctrl-C stops everything)", flush=True)
+    if socket_mode:
+        print("  Slack reaches the bot over Socket Mode (a WebSocket the bot opened), not HTTP",
+              flush=True)
     started = time.monotonic()
     try:
         while not done.is_set():

@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from connectors.serving import free_port
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -59,12 +60,12 @@ def _alignbot() -> str:
 class Demo:
     """`alignbot demo --fast --port N` as a user starts it, its output kept in a log file."""
 
-    def __init__(self, workdir: Path):
+    def __init__(self, workdir: Path, *options: str):
         self.port = free_port()
         self.log_path = workdir / "demo.log"
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
-            [_alignbot(), "demo", "--fast", "--port", str(self.port)], cwd=workdir,
+            [_alignbot(), "demo", "--fast", "--port", str(self.port), *options], cwd=workdir,
             stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         self.url = self.planning = self.tms = ""
 
@@ -158,17 +159,6 @@ def _logistics_only_candidates(demo: Demo) -> list[dict]:
                                         sum(_actions_per_system(m).values())))
 
 
-def _wait(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.3)
-
-
 def _received(url: str) -> dict[str, dict]:
     return {e["idempotency_key"]: e
             for e in httpx.get(url + "/received", timeout=10).json()["actions"]}
@@ -194,7 +184,7 @@ def test_demo_ui_refuses_an_outsider_and_executes_a_members_approval_once(tmp_pa
                 expect(page.get_by_test_id("live")).to_have_text("live", timeout=15_000)
 
                 # -- Sam from sales, on no team, tries to approve -------------------------------
-                candidates = _wait(lambda: _logistics_only_candidates(demo), WAIT,
+                candidates = wait_until(lambda: _logistics_only_candidates(demo), WAIT,
                                    "a #logistics recommendation one logistics approval decides")
                 rec = candidates[0]
                 ts, per_system = rec["ts"], _actions_per_system(rec)
@@ -272,3 +262,25 @@ def test_demo_ui_refuses_an_outsider_and_executes_a_members_approval_once(tmp_pa
     finally:
         demo.kill()
     print(f"browser demo test took {time.monotonic() - started:.1f}s; screenshots in {tmp_path}")
+
+
+def test_demo_over_socket_mode_answers_a_command_through_the_socket(tmp_path):
+    """`alignbot demo --socket-mode`: no request URL; people's requests reach the bot as
+    envelopes on the WebSocket it opened, and its answers come back through the Web API."""
+    demo = Demo(tmp_path, "--socket-mode")
+    try:
+        demo.wait_ready()
+        assert "over Socket Mode" in demo.output()
+        state = wait_until(lambda: (s := _state(demo))["socket_mode"]["connections"] == 1 and s,
+                           WAIT, "the bot's Socket Mode connection")
+        assert state["app_url"] is None  # Slack has no URL to reach the bot at
+        sent = httpx.post(demo.url + "/standin/command", timeout=30, json={
+            "user": "U0PLAN1", "channel": "C0PLANNING", "text": "/drift help"})
+        assert sent.status_code == 200, sent.text
+        wait_until(lambda: any("/drift mine" in str(m.get("blocks") or m.get("text"))
+                               for m in _state(demo)["ephemeral"].get("U0PLAN1", [])),
+                   WAIT, "the /drift help answer")
+        assert demo.terminate() == 0
+        assert "Traceback" not in demo.output()
+    finally:
+        demo.kill()
