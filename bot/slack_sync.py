@@ -54,8 +54,20 @@ MAX_RETRY_AFTER = 60.0  # seconds; a missing, garbled or longer Retry-After is b
 _LEFT_BEHIND = timedelta(seconds=1)
 
 
-class RateLimited(Exception):
+class PutBack(Exception):
+    """This piece of work cannot go on now; it goes back, unchanged, for a later pass."""
+
+
+class RateLimited(PutBack):
     """Slack answered 429 for this method and channel; its Retry-After is being waited out."""
+
+
+class SearchTooLong(PutBack):
+    """A search for a message a dead worker may have posted ran past its share of the claim.
+
+    Past the claim another worker may take the same row and post while this one still
+    searches; so the search stops, nothing is posted, and the next worker searches again.
+    """
 
 
 class Throttle:
@@ -100,13 +112,18 @@ def retry_after(response: Any) -> float:
 class SlackSync:
     def __init__(self, engine: Engine, client: WebClient, config: AlignbotConfig, *,
                  clock: Callable[[], datetime] = utcnow,
-                 monotonic: Callable[[], float] = time.monotonic):
+                 monotonic: Callable[[], float] = time.monotonic,
+                 search_budget: float = CLAIM.total_seconds() / 3):
         self.engine = engine
         # 429s come back to us (the throttle), instead of the client sleeping them out.
         self.client = without_rate_limit_retries(client)
         self.config = config
         self.clock = clock
         self.throttle = Throttle(monotonic)
+        self.monotonic = monotonic
+        # Seconds a recovery search may take: with a last page's own timeout and connection
+        # retries, it must end well inside the claim it runs under.
+        self.search_budget = search_budget
         self._failed: set[int] = set()  # recommendations whose sync failed in this run
 
     def run(self, limit: int = 50) -> int:
@@ -136,10 +153,14 @@ class SlackSync:
         """(page, message) for up to ``max_pages`` pages of conversations.history/replies.
 
         A Slack error ends the search (the caller then posts: at least once); a 429 raises
-        RateLimited, so that nothing is posted before the search could run.
+        RateLimited, and running past ``search_budget`` SearchTooLong, so that nothing is
+        posted before the search could run to its end.
         """
         cursor = None
+        deadline = self.monotonic() + self.search_budget
         for _ in range(max_pages):
+            if self.monotonic() > deadline:
+                raise SearchTooLong(f"{what} in {channel}")
             try:
                 page = self._call(method, channel, limit=200, include_all_metadata=True,
                                   cursor=cursor, **kwargs)
@@ -242,8 +263,8 @@ class SlackSync:
                     slack_channel=channel, slack_ts=ts, slack_version=version))
             unsure = False
             return 1
-        except RateLimited:
-            return 0  # the search was refused: still unsure, so the next worker looks again
+        except PutBack:  # the search was refused or cut short: still unsure, so the next
+            return 0     # worker looks again
         finally:
             with session_scope(self.engine) as s:
                 s.execute(update(RecommendationRow).where(RecommendationRow.id == rec_id)
@@ -362,7 +383,7 @@ class SlackSync:
             self._note_done(note_id, reply["ts"])
             unsure = False
             return 1
-        except RateLimited:
+        except PutBack:
             self._release_note(note_id, unsure)
             return 0
         except BaseException:

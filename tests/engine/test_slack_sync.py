@@ -7,6 +7,7 @@ a note a dead worker had already posted is found in its thread (by its metadata)
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from datetime import UTC, datetime
@@ -244,6 +245,22 @@ def test_a_429_on_the_search_posts_nothing_until_the_search_can_run(world):
     assert len(_thread(slack, engine, rec_a)) == 1  # not posted again meanwhile
     time.sleep(1.2)  # Retry-After: 1
     sync.run()
+    assert _thread(slack, engine, rec_a) == [f"progress 0 of recommendation {rec_a}"]
+    assert _note(engine, key).state == "posted"
+
+
+def test_a_search_that_runs_past_its_budget_posts_nothing_and_is_searched_again(world):
+    engine, cfg, slack, client, (rec_a, _) = world
+    (key,) = _queue_notes(engine, rec_a, 1)
+    _crash_right_after_posting_a_note(engine, cfg, client)
+    _left_behind_expired_claim(engine, key)
+    # Every look at the clock finds 25 s gone: Slack answering that slowly would run the
+    # search past the claim, when another worker could take the note and post it again.
+    slow = itertools.count(0, 25).__next__
+    SlackSync(engine, client, cfg, monotonic=slow, search_budget=20).run()
+    assert _note(engine, key).state == "pending"
+    assert len(_thread(slack, engine, rec_a)) == 1  # not posted again
+    SlackSync(engine, client, cfg).run()  # a worker whose search ends in time adopts it
     assert _thread(slack, engine, rec_a) == [f"progress 0 of recommendation {rec_a}"]
     assert _note(engine, key).state == "posted"
 
