@@ -6,16 +6,13 @@ import hashlib
 import math
 import re
 from datetime import date, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import polars as pl
-from pydantic import BaseModel
 
-from detectors.model import UTC, Drift, DriftKind, Impact, Severity, fingerprint
+from detectors.model import UTC, Drift, DriftKind, Impact, Severity, fingerprint, trusted
 from detectors.settings import DetectorSettings, SeveritySettings
-
-_M = TypeVar("_M", bound=BaseModel)
 
 IMPACT_COLS = ("units_short", "units_excess", "value_at_risk", "service_days_at_risk")
 
@@ -182,29 +179,6 @@ def _plain_struct_lists(series: pl.Series) -> list[Any]:
         out.append(rows[start:start + n])
         start += n
     return out
-
-
-def trusted(cls: type[_M], fields: dict[str, Any], given: frozenset[str] | None = None) -> _M:
-    """An instance of ``cls`` from values already of its field types, without validation.
-
-    For the thousands of drifts, impacts and recommendations a pass builds (validation was a
-    third of their cost). ``fields`` holds every field, as validated construction leaves them;
-    ``given``: the fields a caller would have passed (default: all). Tests compare the two.
-    """
-    obj = _new(cls)
-    _set_dict(obj, fields)
-    _set_fields_set(obj, set(fields if given is None else given))
-    _set_extra(obj, None)
-    _set_private(obj, None)
-    return obj
-
-
-# BaseModel's own slot setters: what ``object.__setattr__`` would reach, without the lookup
-_new = object.__new__
-_set_dict = BaseModel.__dict__["__dict__"].__set__
-_set_fields_set = BaseModel.__dict__["__pydantic_fields_set__"].__set__
-_set_extra = BaseModel.__dict__["__pydantic_extra__"].__set__
-_set_private = BaseModel.__dict__["__pydantic_private__"].__set__
 
 
 def to_drifts(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from detectors._common import severity_of, trusted
-from detectors.model import Drift, Impact, Severity
+from detectors._common import severity_of
+from detectors.model import Drift, Impact, Severity, trusted
 from detectors.settings import SeveritySettings
 
 __all__ = ["residual", "severity_of", "total", "worst"]

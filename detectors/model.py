@@ -11,7 +11,7 @@ import hashlib
 import json
 from datetime import date, datetime, timezone
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -268,6 +268,16 @@ class Action(BaseModel):
     params: dict[str, Any]
     idempotency_key: str = ""
 
+    @classmethod
+    def unchecked(cls, *, system: System, operation: str, params: dict[str, Any]) -> Action:
+        """``Action(system=..., operation=..., params=...)`` without validation, for a recommender
+        that builds thousands per pass from values it made itself (tests compare the two)."""
+        return trusted(cls, {"system": system, "connector": "", "operation": operation, "params": params,
+                             "idempotency_key": ""}, _ACTION_GIVEN)
+
+
+_ACTION_GIVEN = frozenset({"system", "operation", "params"})
+
 
 class Recommendation(BaseModel):
     """One coordinated adjustment answering one drift or a group sharing a cause."""
@@ -284,6 +294,32 @@ class Recommendation(BaseModel):
     alternatives: list[str] = Field(default_factory=list)  # one line each: option — why not
     affected: list[dict[str, Any]] = Field(default_factory=list)
     cause: dict[str, str] = Field(default_factory=dict)
+
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def trusted(cls: type[_M], fields: dict[str, Any], given: frozenset[str] | None = None) -> _M:
+    """An instance of ``cls`` from values already of its field types, without validation.
+
+    For the thousands of drifts, actions and recommendations a detection pass builds (validation
+    was a third of their cost). ``fields`` holds every field, as validated construction leaves
+    them; ``given``: the fields a caller would have passed (default: all). Tests compare the two.
+    """
+    obj = _new(cls)
+    _set_dict(obj, fields)
+    _set_fields_set(obj, set(fields if given is None else given))
+    _set_extra(obj, None)
+    _set_private(obj, None)
+    return obj
+
+
+# BaseModel's own slot setters: what ``object.__setattr__`` would reach, without the lookup
+_new = object.__new__
+_set_dict = BaseModel.__dict__["__dict__"].__set__
+_set_fields_set = BaseModel.__dict__["__pydantic_fields_set__"].__set__
+_set_extra = BaseModel.__dict__["__pydantic_extra__"].__set__
+_set_private = BaseModel.__dict__["__pydantic_private__"].__set__
 
 
 def fingerprint(kind: str, key: dict[str, Any]) -> str:

@@ -15,11 +15,11 @@ from typing import Any
 
 import polars as pl
 
-from detectors._common import today, trusted
+from detectors._common import today
 from detectors.capacity_shift import resource_loads
 from detectors.grouping import Group
 from detectors.impact import residual, total, worst
-from detectors.model import Action, DriftKind, Impact, Recommendation
+from detectors.model import Action, DriftKind, Impact, Recommendation, trusted
 from detectors.settings import DetectorSettings
 from detectors.transfers import plan_reassignment, plan_transfers
 
@@ -49,7 +49,7 @@ def _money(x: float) -> str:
 
 
 def _transfer_action(t: dict[str, Any], day: date) -> Action:
-    return Action(
+    return Action.unchecked(
         system="logistics",
         operation="create_transfer",
         params={
@@ -196,7 +196,7 @@ def _demand(g, mine, need_qty, inbound, ctx) -> Recommendation:
     delta = sum(d.evidence["delta"] for d in g.drifts)
     periods = [d.key["period"] for d in g.drifts]
     actions = [
-        Action(system="planning", operation="update_forecast",
+        Action.unchecked(system="planning", operation="update_forecast",
                params={"sku": d.key["sku"], "location": d.key["location"], "period": d.key["period"],
                        "from_qty": d.evidence["planned_qty"], "to_qty": d.evidence["latest_qty"]})
         for d in g.drifts
@@ -240,7 +240,7 @@ def _demand(g, mine, need_qty, inbound, ctx) -> Recommendation:
             if reduce_left < 1:
                 break
             qty = float(min(line["qty"], int(reduce_left)))
-            actions.append(Action(system="logistics", operation="reduce_inbound",
+            actions.append(Action.unchecked(system="logistics", operation="reduce_inbound",
                                   params={"shipment_id": line["shipment_id"], "sku": sku,
                                           "destination": loc, "reduce_by": qty,
                                           "from_qty": line["qty"]}))
@@ -280,7 +280,7 @@ def _disruption(g, mine, need_qty, ctx) -> Recommendation:
     for d in g.drifts:
         ev = d.evidence
         new_date = ev.get("eta") or "unknown"
-        actions.append(Action(system="planning", operation="reschedule_receipt",
+        actions.append(Action.unchecked(system="planning", operation="reschedule_receipt",
                               params={"shipment_id": d.key["shipment_id"], "location": ev["destination"],
                                       "from_date": ev.get("planned_arrival"), "to_date": new_date,
                                       "lines": [{"sku": ln["sku"], "qty": ln["qty"]} for ln in ev["lines"]]}))
@@ -292,11 +292,11 @@ def _disruption(g, mine, need_qty, ctx) -> Recommendation:
             uncovered += max(0.0, ln["need_units"] - moved)
         if d.impact.service_days_at_risk >= rc.expedite_min_service_days and uncovered > 0:
             expedite_ids.append(d.key["shipment_id"])
-            actions.append(Action(system="logistics", operation="expedite_shipment",
+            actions.append(Action.unchecked(system="logistics", operation="expedite_shipment",
                                   params={"shipment_id": d.key["shipment_id"], "carrier": ev["carrier"],
                                           "target_arrival": ev.get("planned_arrival")}))
         if "stopped_reporting" in (ev.get("reasons") or []):
-            actions.append(Action(system="logistics", operation="request_status",
+            actions.append(Action.unchecked(system="logistics", operation="request_status",
                                   params={"shipment_id": d.key["shipment_id"], "carrier": ev["carrier"]}))
         affected.append({"shipment_id": d.key["shipment_id"], "destination": ev["destination"],
                          "reasons": ev.get("reasons"), "eta": ev.get("eta"),
@@ -356,11 +356,11 @@ def _stockout(g, mine, need_qty, inbound, ctx) -> Recommendation:
             late = [ln for ln in inbound.get((sku, loc), []) if ln["status"] != "planned"]
             if late:
                 first = min(late, key=lambda ln: ln["arrival"])
-                actions.append(Action(system="logistics", operation="expedite_shipment",
+                actions.append(Action.unchecked(system="logistics", operation="expedite_shipment",
                                       params={"shipment_id": first["shipment_id"], "carrier": first["carrier"],
                                               "sku": sku, "qty": first["qty"]}))
             cross = d.evidence.get("below_safety_in_days") or 0.0
-            actions.append(Action(system="planning", operation="update_replenishment_plan",
+            actions.append(Action.unchecked(system="planning", operation="update_replenishment_plan",
                                   params={"sku": sku, "location": loc, "qty": float(int(left + 0.999999)),
                                           "need_by": (day + timedelta(days=int(cross))).isoformat()}))
         affected.append({"sku": sku, "location": loc, "min_projected": d.evidence["min_projected"],
@@ -500,18 +500,18 @@ def _capacity(g, plan, ctx) -> Recommendation:
                          "period": period, "planned_load": ev["planned_load"],
                          "available_capacity": ev["available_capacity"]})
         if not cut:
-            actions.append(Action(system="planning", operation="update_capacity_plan",
+            actions.append(Action.unchecked(system="planning", operation="update_capacity_plan",
                                   params={"resource_type": d.key["resource_type"], "resource_id": d.key["resource_id"],
                                           "period": period, "from_capacity": ev["planned_capacity"],
                                           "to_capacity": ev["available_capacity"]}))
-            actions.append(Action(system="logistics", operation="confirm_capacity",
+            actions.append(Action.unchecked(system="logistics", operation="confirm_capacity",
                                   params={"resource_type": d.key["resource_type"], "resource_id": d.key["resource_id"],
                                           "period": period, "qty": ev["spare_capacity"]}))
             continue
         moved = 0.0
         for m in plan["reassigned"].get(d.fingerprint, []):
             moved += m["qty"]
-            actions.append(Action(system="logistics", operation="reassign_carrier",
+            actions.append(Action.unchecked(system="logistics", operation="reassign_carrier",
                                   params={"from_carrier": m["from_carrier"], "to_carrier": m["carrier"],
                                           "origin": m["origin"], "destination": m["destination"],
                                           "period": period, "qty": m["qty"]}))
@@ -523,14 +523,14 @@ def _capacity(g, plan, ctx) -> Recommendation:
             if p.isoformat() <= period or r < 1:
                 continue
             q = float(min(int(r), int(left + 0.999999)))
-            actions.append(Action(system="planning", operation="rephase_plan",
+            actions.append(Action.unchecked(system="planning", operation="rephase_plan",
                                   params={"resource_type": d.key["resource_type"], "resource_id": d.key["resource_id"],
                                           "from_period": period, "to_period": p.isoformat(), "qty": q}))
             slots[i] = (p, r - q)
             left -= q
             rephased_total += q
         if left >= 1:
-            actions.append(Action(system="planning", operation="rephase_plan",
+            actions.append(Action.unchecked(system="planning", operation="rephase_plan",
                                   params={"resource_type": d.key["resource_type"], "resource_id": d.key["resource_id"],
                                           "from_period": period, "to_period": None, "qty": float(int(left + 0.999999)),
                                           "note": "no capacity found within the planning horizon"}))

@@ -60,9 +60,10 @@ def test_recommendations_built_without_validation_equal_validated_ones():
         assert checked == r
         assert checked.model_dump_json() == r.model_dump_json()
         assert checked.model_fields_set == r.model_fields_set
-        for mine in r.actions:
+        for mine in r.actions:  # Action.unchecked: as if built by Action(system=, operation=, params=)
             validated = Action(system=mine.system, operation=mine.operation, params=mine.params)
             assert validated == mine and validated.model_fields_set == mine.model_fields_set
+            assert validated.model_dump_json() == mine.model_dump_json()
         for impact in (r.impact_if_approved, r.impact_if_ignored):
             assert Impact.model_validate(impact.model_dump()) == impact
             assert all(type(v) is float for k, v in impact.model_dump().items() if k != "orders_at_risk")
