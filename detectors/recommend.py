@@ -54,7 +54,7 @@ def _transfer_action(t: dict[str, Any], day: date) -> Action:
         operation="create_transfer",
         params={
             "sku": t["sku"], "from": t["from"], "to": t["to"], "qty": t["qty"],
-            "carrier": t["carrier"], "ship_date": _iso(day), "arrive_by": _arrive_by(day, t["transit_days"]),
+            "carrier": t["carrier"], "ship_date": _iso(day), "arrive_by": _days_after(day, t["transit_days"]),
         },
     )
 
@@ -65,9 +65,10 @@ def _iso(day: date) -> str:
 
 
 @lru_cache(maxsize=1024)
-def _arrive_by(day: date, transit_days: float) -> str:
-    """A few distinct lane transit times serve thousands of transfers."""
-    return (day + timedelta(days=float(transit_days))).isoformat()
+def _days_after(day: date, days: float) -> str:
+    """``day`` + ``days`` as ISO text: a few distinct transit times and lead times serve thousands
+    of actions."""
+    return (day + timedelta(days=float(days))).isoformat()
 
 
 def _assign_needs(groups: list[Group]) -> tuple[pl.DataFrame, dict[tuple[str, str], Group]]:
@@ -362,7 +363,7 @@ def _stockout(g, mine, need_qty, inbound, ctx) -> Recommendation:
             cross = d.evidence.get("below_safety_in_days") or 0.0
             actions.append(Action.unchecked(system="planning", operation="update_replenishment_plan",
                                   params={"sku": sku, "location": loc, "qty": float(int(left + 0.999999)),
-                                          "need_by": (day + timedelta(days=int(cross))).isoformat()}))
+                                          "need_by": _days_after(day, int(cross))}))
         affected.append({"sku": sku, "location": loc, "min_projected": d.evidence["min_projected"],
                          "safety_stock": d.evidence["safety_stock"],
                          "days_of_cover": d.evidence["days_of_cover"]})
