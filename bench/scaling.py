@@ -174,7 +174,8 @@ def _figures(label: str, d: dict, repeat: int) -> list[Figure]:
         Figure(BENCH, f"full pass, {label} demand rows", full, "s",
                target=1.0 if at_1m else None, notes=full_note),
         Figure(BENCH, f"peak memory, {label} demand rows", d["peak_rss_mb"], "MB",
-               notes="ru_maxrss of a fresh process loading the snapshot and running one pass"),
+               notes=("peak RSS (VmHWM) of a fresh process loading the snapshot and running one "
+                      "pass (not ru_maxrss, which a child inherits from its parent)")),
         Figure(BENCH, f"DuckDB reference (demand_change), {label}", duck, "s",
                notes="same query in DuckDB, all cores, median of 5"),
         Figure(BENCH, f"polars ÷ DuckDB (demand_change), {label}", ratio, "×",
