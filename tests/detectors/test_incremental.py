@@ -121,3 +121,19 @@ def test_row_lookup_finds_every_row_of_a_key_in_table_order():
     assert lookup.rows([]).tolist() == []
     skus = RowLookup(keys.select("sku"))
     assert skus.rows(["A"]).tolist() == [0, 2, 4]
+
+
+def test_row_lookup_moves_to_other_seeds_when_the_first_hashes_collide(monkeypatch):
+    import detectors.snapshot_index as si
+
+    real = si._hashes
+    first = si._SEEDS[0]
+
+    def colliding(frame, seed, check_seed):
+        h, c = real(frame, seed, check_seed)
+        return (h * 0, c) if (seed, check_seed) == first else (h, c)  # every key shares one hash
+
+    monkeypatch.setattr(si, "_hashes", colliding)
+    lookup = RowLookup(pl.DataFrame({"sku": ["A", "B", "A", "C"]}))
+    assert lookup._seeds != first
+    assert lookup.rows(["A"]).tolist() == [0, 2] and lookup.rows(["C", "Z"]).tolist() == [3]
