@@ -18,7 +18,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from bot.config import AlignbotConfig, load_config
-from bot.runtime import Runtime, favour_the_event_loop
+from bot.runtime import Runtime
 from bot.standin import SlackStandin
 from connectors.sandbox import start_sandboxes
 from connectors.serving import BackgroundServer
@@ -158,7 +158,6 @@ class DemoStack:
 
 def run_demo(*, fast: bool = False, ui_port: int = 8600, duration: float | None = None,
              socket_mode: bool = False) -> None:
-    favour_the_event_loop()  # the demo's servers share the interpreter with the bot's work
     stack = DemoStack(fast=fast, ui_port=ui_port, auto_step_seconds=5 if fast else 20,
                       socket_mode=socket_mode).start()
     done = threading.Event()

@@ -11,7 +11,6 @@ import fcntl
 import logging
 import os
 import signal
-import sys
 import threading
 from collections.abc import Mapping
 from datetime import timedelta
@@ -240,17 +239,6 @@ class Runtime:
             self._lock_file = None
 
 
-def favour_the_event_loop(interval: float = 0.0005) -> None:
-    """Let the HTTP server's event loop take the interpreter back within half a millisecond.
-
-    The loop gives up the GIL on every socket call and must wait to get it back while a worker
-    thread runs Python (handling a click, syncing Slack, a detection pass). Python makes that
-    thread yield only every 5 ms by default: a fifty-request burst meeting busy workers then
-    waits 5 ms several times per request. Threads that only compute lose a little throughput.
-    """
-    sys.setswitchinterval(interval)
-
-
 def serve(config: AlignbotConfig, host: str = "0.0.0.0", port: int = 3000) -> None:
     configure_logging(level=os.environ.get("ALIGNBOT_LOG_LEVEL", "INFO"),
                       json=os.environ.get("ALIGNBOT_LOG_FORMAT", "json") != "text",
@@ -258,7 +246,6 @@ def serve(config: AlignbotConfig, host: str = "0.0.0.0", port: int = 3000) -> No
                       # every job run and every /healthz schema check would be a line otherwise
                       levels={"apscheduler.executors": "WARNING",
                               "alembic.runtime.migration": "WARNING"})
-    favour_the_event_loop()
     runtime = Runtime(config).start()
     try:
         if runtime.app_token:
