@@ -113,9 +113,12 @@ class AcksFirst:
         deadline = time.monotonic() + self.patience
         with self._lock:
             while (now := time.monotonic()) < deadline:
-                if self._answering == 0 and now - self._last >= self.settle:
+                if self._answering:  # woken when the last answer is out: no polling meanwhile
+                    self._lock.wait(deadline - now)
+                elif (quiet := now - self._last) >= self.settle:
                     return
-                self._lock.wait(min(deadline - now, self.settle))
+                else:
+                    self._lock.wait(min(deadline - now, self.settle - quiet))
 
 
 class SlackInbox:
@@ -188,11 +191,10 @@ class SlackInbox:
                                hold=self.hold)
         except Exception as exc:  # the door answers 500; Slack shows the user an error
             log.exception("could not store %d Slack click(s)", len(batch))
-            for _, loop, done in batch:
-                loop.call_soon_threadsafe(_settle, done, exc)
+            _settle_all(batch, exc)
             return
-        for (item, loop, done), row_id in zip(batch, ids, strict=True):
-            loop.call_soon_threadsafe(_settle, done, None)
+        _settle_all(batch, None)
+        for (item, _, _), row_id in zip(batch, ids, strict=True):
             if row_id is not None:  # None: a retried delivery of a click stored before
                 self._submit(row_id, item.body, item.content_type)
 
@@ -285,6 +287,20 @@ class _Triage:
             return self.urgent(job[1], job[2])
         except Exception:  # a request the check cannot read is handled in turn, and fails there
             return False
+
+
+def _settle_all(batch: list, exc: BaseException | None) -> None:  # type: ignore[type-arg]
+    """Resolve a batch's waiting acks, one wake-up of each event loop for the whole batch."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+    for _, loop, done in batch:
+        by_loop.setdefault(loop, []).append(done)
+    for loop, futures in by_loop.items():
+        loop.call_soon_threadsafe(_settle_each, futures, exc)
+
+
+def _settle_each(futures: list[asyncio.Future[None]], exc: BaseException | None) -> None:
+    for done in futures:
+        _settle(done, exc)
 
 
 def _settle(done: asyncio.Future[None], exc: BaseException | None) -> None:

@@ -233,3 +233,34 @@ def test_on_postgresql_the_inbox_is_the_bots_database(postgres_server):
     main = make_engine(url)
     inbox_engine = open_inbox(url, main)
     assert inbox_engine.url == main.url  # the same database
+
+
+def test_handling_waits_while_the_door_answers_and_never_past_its_patience():
+    from bot.slack_inbox import AcksFirst
+
+    gate = AcksFirst(settle=0.01, patience=0.5)
+
+    def answer_for(seconds: float) -> threading.Thread:
+        def hold() -> None:
+            with gate.answering():
+                time.sleep(seconds)
+        thread = threading.Thread(target=hold)
+        thread.start()
+        time.sleep(0.02)  # the answer has begun
+        return thread
+
+    def waited() -> float:
+        start = time.monotonic()
+        gate.wait()
+        return time.monotonic() - start
+
+    time.sleep(0.02)
+    assert waited() < 0.1  # nobody answering: handling goes ahead
+
+    answering = answer_for(0.2)
+    assert 0.15 <= waited() < 0.45  # held until the answer was out (and the door settled)
+    answering.join()
+
+    answering = answer_for(1.2)
+    assert 0.45 <= waited() < 1.0  # a door that never goes quiet does not starve handling
+    answering.join()
