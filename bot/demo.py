@@ -18,7 +18,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from bot.config import AlignbotConfig, load_config
-from bot.runtime import Runtime
+from bot.runtime import Runtime, freeze_startup_objects
 from bot.standin import SlackStandin
 from connectors.sandbox import start_sandboxes
 from connectors.serving import BackgroundServer
@@ -160,6 +160,7 @@ def run_demo(*, fast: bool = False, ui_port: int = 8600, duration: float | None 
              socket_mode: bool = False) -> None:
     stack = DemoStack(fast=fast, ui_port=ui_port, auto_step_seconds=5 if fast else 20,
                       socket_mode=socket_mode).start()
+    freeze_startup_objects()
     done = threading.Event()
     # Ctrl-C and SIGTERM both just say "stop": no KeyboardInterrupt lands inside a running job.
     signal.signal(signal.SIGTERM, lambda *_: done.set())

@@ -8,6 +8,7 @@ Slack side runs over Socket Mode instead and HTTP serves only hooks and health.
 from __future__ import annotations
 
 import fcntl
+import gc
 import logging
 import os
 import signal
@@ -239,6 +240,18 @@ class Runtime:
             self._lock_file = None
 
 
+def freeze_startup_objects() -> None:
+    """Keep what start-up built out of the garbage collector's full scans.
+
+    Modules, the Bolt apps, the ORM's mappers and the configuration are most of the heap and
+    live as long as the process; a full collection walked all of them (~200k objects, ~180 ms
+    holding the interpreter), and a burst of Slack requests meeting one waited that long for its
+    acks. Reference counting still frees whatever they let go of.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def serve(config: AlignbotConfig, host: str = "0.0.0.0", port: int = 3000) -> None:
     configure_logging(level=os.environ.get("ALIGNBOT_LOG_LEVEL", "INFO"),
                       json=os.environ.get("ALIGNBOT_LOG_FORMAT", "json") != "text",
@@ -258,6 +271,7 @@ def serve(config: AlignbotConfig, host: str = "0.0.0.0", port: int = 3000) -> No
                                                access_log=os.environ.get(
                                                    "ALIGNBOT_ACCESS_LOG", "0") == "1"))
         signal.signal(signal.SIGTERM, lambda *_: setattr(server, "should_exit", True))
+        freeze_startup_objects()
         server.run()
     finally:
         runtime.stop()
