@@ -120,15 +120,6 @@ def _check(new: np.ndarray, check: np.ndarray) -> None:
         raise _Collision
 
 
-def _max_by(group: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
-    """Largest non-null value per group; NaN where a group has none."""
-    out = np.full(n, -np.inf)
-    ok = ~np.isnan(values)
-    np.maximum.at(out, group[ok], values[ok])
-    out[out == -np.inf] = np.nan
-    return out
-
-
 def _positions(inv: pl.DataFrame, dem: pl.DataFrame, seed: int, check_seed: int) -> dict[str, Any]:
     """One entry per sku × location with inventory or demand in the horizon.
 
