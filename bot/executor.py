@@ -56,11 +56,14 @@ class Executor:
         self.retry = retry
         self.lease = lease
         self.clock = clock
+        # Called between rows: the runtime makes it wait while the Slack door answers a burst.
+        self.checkpoint: Callable[[], None] = lambda: None
 
     def drain(self, limit: int = 20) -> int:
         """Process up to ``limit`` due outbox rows; returns how many were processed."""
         done = 0
         for outbox_id in self.claim(limit):
+            self.checkpoint()
             try:
                 self.process(outbox_id)
             except Exception:  # one bad row must not stop the others; lease expiry retries it

@@ -45,7 +45,7 @@ from bot.slack_sync import SlackSync
 from connectors.base import Connector
 from connectors.registry import build_connector
 from detectors.model import Quarantined
-from store.db import make_engine, session_scope
+from store.db import make_engine, session_scope, warm_pool
 from store.inbox import open_inbox
 from store.migrate import NotMigratedError, ensure_migrated
 from store.tables import QuarantinedRecord
@@ -100,7 +100,10 @@ class Runtime:
         self.verifier = SignatureVerifier(self.signing_secret)
         self.inbox = SlackInbox(open_inbox(database_url(config, env), self.engine),
                                 self._handle_slack_request, urgent=opens_modal)
+        # Background work starts, and pauses between items, only while the door is quiet.
         self.jobs = Jobs(before_run=self.inbox.acks_first.wait)
+        self.sync.checkpoint = self.inbox.acks_first.wait
+        self.loop.checkpoint = self.loop.executor.checkpoint = self.inbox.acks_first.wait
         self.jobs.register_local(drain=self._drain, sync=self.sync.run,
                                  recover=self.inbox.recover, fast=fast)
         self.leadership = Leadership(
@@ -220,6 +223,10 @@ class Runtime:
         return self._socket
 
     def start(self) -> Runtime:
+        # The first burst of clicks after a start should not pay for threads and connections.
+        warm_pool(self.engine, 8)
+        warm_pool(self.inbox.engine, 2)
+        self.inbox.warm_up()
         self.jobs.start()
         self.leadership.start()
         return self

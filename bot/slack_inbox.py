@@ -140,6 +140,7 @@ class SlackInbox:
         self.keep = keep
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._work = _Triage(urgent or (lambda _body, _type: False))
+        self._workers = workers
         self._pool = ContextThreadPoolExecutor(max_workers=workers,
                                                thread_name_prefix="slack-inbox")
         self._writer = threading.Thread(target=self._write_loop, name="slack-inbox-writer",
@@ -205,6 +206,11 @@ class SlackInbox:
         when it runs, which need not be the one it was queued with."""
         self._work.put((row_id, body, content_type))
         self._pool.submit(self._run_next)
+
+    def warm_up(self) -> None:
+        """Start the worker threads now rather than during the first burst of clicks."""
+        for _ in range(self._workers):
+            self._pool.submit(time.sleep, 0.01)
 
     def waiting(self) -> int:
         """How many stored or acked requests wait for a worker."""

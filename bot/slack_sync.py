@@ -124,6 +124,10 @@ class SlackSync:
         # Seconds a recovery search may take: with a last page's own timeout and connection
         # retries, it must end well inside the claim it runs under.
         self.search_budget = search_budget
+        # Called between messages: the runtime makes it wait while the Slack door answers a
+        # burst (a sync pass can run for seconds, rendering and posting one message after
+        # another, and the door's event loop shares the interpreter with it).
+        self.checkpoint: Callable[[], None] = lambda: None
         self._failed: set[int] = set()  # recommendations whose sync failed in this run
 
     def run(self, limit: int = 50) -> int:
@@ -193,8 +197,11 @@ class SlackSync:
             return list(s.exec(query.order_by(rec.id).limit(limit)).all())
 
     def _sync_recommendations(self, limit: int) -> int:
-        return sum(self._sync_recommendation(rec_id)
-                   for rec_id in self._due_recommendations(limit))
+        writes = 0
+        for rec_id in self._due_recommendations(limit):
+            self.checkpoint()
+            writes += self._sync_recommendation(rec_id)
+        return writes
 
     def _claim_recommendation(self, rec_id: int) -> tuple[bool, bool]:
         """(claimed, recovering): recovering when the last claim was left by a dead worker."""
@@ -316,6 +323,7 @@ class SlackSync:
         for note_id, channel in self._pending_notes(limit):
             if self.throttle.blocked("chat.postMessage", channel):
                 continue  # throttled since the list was read
+            self.checkpoint()
             if self._post_note(note_id):
                 writes += 1
                 # The state of a message goes before the rest of the notes.
