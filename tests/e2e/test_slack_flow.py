@@ -13,7 +13,7 @@ from sqlmodel import func, select
 
 from bot.standin import Message
 from store.db import session_scope
-from store.tables import DecisionRow, RecommendationRow, SlackInboxRow
+from store.tables import ActionRow, DecisionRow, RecommendationRow, SlackInboxRow
 
 PLANNER, COORDINATOR, OUTSIDER = "U0PLAN1", "U0LOG1", "U0SALES"
 WAIT = 30
@@ -112,9 +112,14 @@ def test_approve_executes_in_the_sandbox_and_edits_the_message(stack):
         and "xecuted" in _text(m) and m, timeout=WAIT)
     assert not any(b.get("type") == "actions" for b in edited.blocks)  # buttons gone
     assert COORDINATOR in _text(edited)  # who decided
+    # The actions as executed: a detection pass between reading the message and the click may
+    # have updated the recommendation (and its message) in place.
+    with session_scope(stack.runtime.engine) as s:
+        executed = s.exec(select(ActionRow).where(ActionRow.recommendation_id == rec.id)).all()
+    assert executed and all(a.status == "done" for a in executed)
     per_system: dict[str, int] = {}
-    for action in rec.body["actions"]:
-        per_system[action["system"]] = per_system.get(action["system"], 0) + 1
+    for action in executed:
+        per_system[action.system] = per_system.get(action.system, 0) + 1
     for system, server in (("planning", stack.planning), ("logistics", stack.tms)):
         applied = httpx.get(server.url + "/received", timeout=5).json()["applied"]
         assert applied - before[system] == per_system.get(system, 0)  # exactly once each
