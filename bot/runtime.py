@@ -224,7 +224,7 @@ class Runtime:
 
     def start(self) -> Runtime:
         # The first burst of clicks after a start should not pay for threads and connections.
-        warm_pool(self.engine, 8)
+        warm_pool(self.engine, self.inbox.workers)  # each worker may hold one
         warm_pool(self.inbox.engine, 2)
         self.inbox.warm_up()
         self.jobs.start()

@@ -140,7 +140,7 @@ class SlackInbox:
         self.keep = keep
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._work = _Triage(urgent or (lambda _body, _type: False))
-        self._workers = workers
+        self.workers = workers
         self._pool = ContextThreadPoolExecutor(max_workers=workers,
                                                thread_name_prefix="slack-inbox")
         self._writer = threading.Thread(target=self._write_loop, name="slack-inbox-writer",
@@ -209,7 +209,7 @@ class SlackInbox:
 
     def warm_up(self) -> None:
         """Start the worker threads now rather than during the first burst of clicks."""
-        for _ in range(self._workers):
+        for _ in range(self.workers):
             self._pool.submit(time.sleep, 0.01)
 
     def waiting(self) -> int:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import cache
 from pathlib import Path
 
 from sqlalchemy import and_, bindparam, delete, select, update
@@ -80,7 +79,7 @@ def record(engine: Engine, items: list[InboxItem], *, now: datetime,
     """
     if not items:
         return []
-    sql, order = _insert_sql(engine.dialect.name, engine.dialect)
+    sql, order = _insert_sql(engine.dialect)
     fixed = {"state": "pending", "attempts": 1,
              "claim_until": _bound(engine, INBOX.c.claim_until, now + hold),
              "received_at": _bound(engine, INBOX.c.received_at, now)}
@@ -103,17 +102,22 @@ def record(engine: Engine, items: list[InboxItem], *, now: datetime,
     return new_ids
 
 
-@cache
-def _insert_sql(name: str, dialect: Dialect) -> tuple[str, list[str] | None]:
-    """The insert-if-new statement in the driver's own paramstyle, compiled once per dialect
-    ``name``; with the column order when the paramstyle is positional."""
-    module = postgresql if name == "postgresql" else sqlite
-    placeholders = {c.name: bindparam(c.name) for c in INBOX.c if c.name not in ("id", "error",
-                                                                                   "done_at")}
-    compiled = (module.insert(INBOX).values(**placeholders)
-                .on_conflict_do_nothing(index_elements=["delivery_key"])
-                .compile(dialect=dialect, for_executemany=True))
-    return str(compiled), (list(compiled.positiontup) if compiled.positional else None)
+def _insert_sql(dialect: Dialect) -> tuple[str, list[str] | None]:
+    """The insert-if-new statement in the driver's own paramstyle, compiled once per kind of
+    database; with the column order when the paramstyle is positional."""
+    if dialect.name not in _INSERT_SQL:
+        module = postgresql if dialect.name == "postgresql" else sqlite
+        placeholders = {c.name: bindparam(c.name) for c in INBOX.c
+                        if c.name not in ("id", "error", "done_at")}
+        compiled = (module.insert(INBOX).values(**placeholders)
+                    .on_conflict_do_nothing(index_elements=["delivery_key"])
+                    .compile(dialect=dialect, for_executemany=True))
+        _INSERT_SQL[dialect.name] = (
+            str(compiled), list(compiled.positiontup) if compiled.positional else None)
+    return _INSERT_SQL[dialect.name]
+
+
+_INSERT_SQL: dict[str, tuple[str, list[str] | None]] = {}
 
 
 def _bound(engine: Engine, column: ColumnElement, value: object) -> object:
