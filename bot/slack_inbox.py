@@ -12,6 +12,7 @@ finds it abandoned. Slash commands only read, so they are acked and handled with
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import heapq
 import itertools
@@ -86,20 +87,40 @@ class AcksFirst:
     Python runs one thread at a time: eight workers busy with Bolt would leave the event loop
     a ninth of the interpreter, and the fiftieth click of a burst would wait for the handling
     of the first. Workers wait until the door has been idle ``settle`` seconds, but never
-    longer than ``patience`` (a modal's trigger lives 3 s; handling must not starve).
+    longer than ``patience`` (a modal's trigger lives 3 s; handling must not starve). A
+    burst's requests arrive a few milliseconds apart, more on a loaded machine, so ``settle``
+    is long enough that the door is not taken for idle between two of them.
+
+    The cyclic garbage collector is held off the same way: a collection starting mid-burst
+    holds the interpreter for tens of milliseconds, and every ack waiting behind it would be
+    that much later. It is turned back on once the door has settled, or after ``max_hold``
+    seconds of requests without a pause, so cyclic garbage is never left uncollected for long.
     """
 
-    def __init__(self, settle: float = 0.003, patience: float = 0.3):
+    def __init__(self, settle: float = 0.02, patience: float = 0.3, max_hold: float = 1.0):
         self.settle = settle
         self.patience = patience
+        self.max_hold = max_hold
         self._answering = 0
         self._last = 0.0
-        self._lock = threading.Condition()
+        lock = threading.Lock()
+        self._lock = threading.Condition(lock)  # workers wait on it
+        self._gc_turn = threading.Condition(lock)  # the collector's releaser waits on it
+        self._gc_held_since: float | None = None  # set while this gate keeps the collector off
+        self._releaser: threading.Thread | None = None
 
     @contextmanager
     def answering(self) -> Iterator[None]:
         with self._lock:
             self._answering += 1
+            if self._answering == 1 and self._gc_held_since is None and gc.isenabled():
+                gc.disable()
+                self._gc_held_since = time.monotonic()
+                if self._releaser is None:
+                    self._releaser = threading.Thread(target=self._release_collector,
+                                                      name="acks-first-gc", daemon=True)
+                    self._releaser.start()
+                self._gc_turn.notify()
         try:
             yield
         finally:
@@ -108,6 +129,7 @@ class AcksFirst:
                 self._last = time.monotonic()
                 if self._answering == 0:
                     self._lock.notify_all()
+                    self._gc_turn.notify()
 
     def wait(self) -> None:
         deadline = time.monotonic() + self.patience
@@ -119,6 +141,24 @@ class AcksFirst:
                     return
                 else:
                     self._lock.wait(min(deadline - now, self.settle - quiet))
+
+    def _release_collector(self) -> None:
+        """Turn the collector back on once the door settles (or the hold has lasted too long)."""
+        with self._lock:
+            while True:
+                held_since = self._gc_held_since
+                if held_since is None:
+                    self._gc_turn.wait()
+                    continue
+                now = time.monotonic()
+                until_released = held_since + self.max_hold - now
+                if not self._answering:
+                    until_released = min(until_released, self._last + self.settle - now)
+                if until_released <= 0:
+                    self._gc_held_since = None
+                    gc.enable()
+                else:
+                    self._gc_turn.wait(until_released)
 
 
 class SlackInbox:

@@ -19,6 +19,7 @@ from sqlmodel import select
 from bot.slack_inbox import SlackInbox, classify
 from store.db import make_engine, session_scope
 from store.tables import SlackInboxRow
+from tests.support.waiting import wait_until
 
 FORM = "application/x-www-form-urlencoded"
 
@@ -264,3 +265,42 @@ def test_handling_waits_while_the_door_answers_and_never_past_its_patience():
     answering = answer_for(1.2)
     assert 0.45 <= waited() < 1.0  # a door that never goes quiet does not starve handling
     answering.join()
+
+
+def test_no_garbage_collection_starts_while_the_door_answers():
+    import gc
+
+    from bot.slack_inbox import AcksFirst
+
+    gate = AcksFirst(settle=0.2)
+    assert gc.isenabled()
+    collections: list[int] = []
+    record = lambda phase, info: phase == "start" and collections.append(info["generation"])  # noqa: E731
+    gc.callbacks.append(record)
+    try:
+        with gate.answering():
+            collections.clear()
+            junk = [[i] for i in range(50_000)]  # allocations that would set off collections
+            with gate.answering():  # a second request in flight
+                pass
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # the next request of the burst may be a moment away
+        assert collections == []
+        wait_until(gc.isenabled, 3, "the collector was not turned back on once the door settled")
+        del junk
+        [[i] for i in range(50_000)]
+        assert collections  # collecting again
+
+        with gate.answering():  # requests without a pause: collected at least every max_hold
+            wait_until(gc.isenabled, 3, "the collector stayed off while the door kept answering")
+
+        gc.disable()  # turned off by someone else: the door does not turn it back on
+        try:
+            with gate.answering():
+                pass
+            time.sleep(0.3)
+            assert not gc.isenabled()
+        finally:
+            gc.enable()
+    finally:
+        gc.callbacks.remove(record)
