@@ -28,10 +28,17 @@ def normalize_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str, *, echo: bool = False, pre_ping: bool = True) -> Engine:
+def make_engine(url: str, *, echo: bool = False, pre_ping: bool = True,
+                synced_commits: bool = False) -> Engine:
     """``pre_ping=False`` saves a round trip per checkout where a failed statement is cheap to
     report (the Slack inbox: the click gets an error and Slack shows it; the pool then drops the
-    dead connection)."""
+    dead connection).
+
+    SQLite in WAL mode commits without syncing to disk (``synchronous=NORMAL``): a commit
+    survives the process crashing, and the last ones may roll back if the machine loses power.
+    ``synced_commits`` syncs every commit (``FULL``), for data that exists nowhere else once
+    committed (an acked Slack click: Slack does not send it again). PostgreSQL syncs every commit
+    unless its server is configured otherwise."""
     url = normalize_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -42,7 +49,7 @@ def make_engine(url: str, *, echo: bool = False, pre_ping: bool = True) -> Engin
             echo=echo,
             connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
         )
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, synchronous="FULL" if synced_commits else "NORMAL")
         return engine
     return create_engine(
         url, echo=echo, pool_pre_ping=pre_ping, pool_size=10, max_overflow=20,
@@ -50,7 +57,7 @@ def make_engine(url: str, *, echo: bool = False, pre_ping: bool = True) -> Engin
     )
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, synchronous: str) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
         # Hand transaction control to SQLAlchemy so we can say BEGIN IMMEDIATE ourselves.
@@ -59,7 +66,7 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.close()
 
     @event.listens_for(engine, "begin")

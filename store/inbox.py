@@ -34,7 +34,7 @@ def open_inbox(database_url: str, main: Engine) -> Engine:
     own_file = inbox_url(database_url)
     if own_file == database_url:  # an in-memory database: nothing beside it
         return main
-    engine = make_engine(own_file)
+    engine = make_engine(own_file, synced_commits=True)  # an acked click exists nowhere else
     INBOX.create(engine, checkfirst=True)
     return engine
 

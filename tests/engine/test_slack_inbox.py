@@ -227,6 +227,25 @@ def test_on_sqlite_a_click_is_stored_while_the_bot_holds_its_write_lock(tmp_path
         inbox.stop()
 
 
+def test_on_sqlite_an_acked_click_is_synced_to_disk_before_its_ack(tmp_path):
+    """Slack does not resend an acked click, so its commit must outlive a power cut, not just
+    a crash of the process; the bot's own file keeps WAL's cheaper unsynced commits."""
+    from sqlalchemy import text
+
+    from store.inbox import open_inbox
+
+    url = f"sqlite:///{tmp_path / 'alignbot.db'}"
+    main = make_engine(url)
+    inbox_engine = open_inbox(url, main)
+
+    def synchronous(engine) -> int:  # type: ignore[no-untyped-def]
+        with engine.connect() as connection:
+            return connection.execute(text("PRAGMA synchronous")).scalar()
+
+    assert synchronous(inbox_engine) == 2  # FULL: every commit synced
+    assert synchronous(main) == 1  # NORMAL
+
+
 def test_on_postgresql_the_inbox_is_the_bots_database(postgres_server):
     from store.inbox import open_inbox
 

@@ -60,8 +60,11 @@ class PostgresServer:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def start_postgres() -> PostgresServer | None:
-    """Start a fresh cluster, or None when PostgreSQL is not installed."""
+def start_postgres(*, durable: bool = False) -> PostgresServer | None:
+    """Start a fresh cluster, or None when PostgreSQL is not installed.
+
+    Tests run it without syncing to disk (faster, and nothing outlives them); ``durable`` keeps
+    PostgreSQL's defaults, every commit synced, as in production (benchmarks use it)."""
     bindir = _bindir()
     if bindir is None:
         return None
@@ -78,8 +81,9 @@ def start_postgres() -> PostgresServer | None:
     run([str(bindir / "initdb"), "-D", str(data), "-U", "alignbot", "--auth=trust",
          "-E", "UTF8", "--locale=C.UTF-8" if _has_c_utf8() else "--no-locale"])
     port = free_port()
-    options = (f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off "
-               "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
+    options = f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c max_connections=200"
+    if not durable:
+        options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
     run([str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(root / "log"),
          "-w", "-t", "60", "start"])
     return PostgresServer(bindir=bindir, root=root, port=port)
