@@ -45,6 +45,27 @@ def _hashes(frame: pl.DataFrame, seed: int, check_seed: int) -> tuple[np.ndarray
     return both.get_column("_h").to_numpy(), both.get_column("_c").to_numpy()
 
 
+_NEWEST = pl.CompatLevel.newest()
+
+
+def _same_memory(a: pl.Series, b: pl.Series) -> bool:
+    """True when ``a`` and ``b`` are views of the same Arrow buffers (so equal, as polars never
+    writes into a buffer another series shares). False says nothing: compare the values."""
+    if a.dtype != b.dtype or a.chunk_lengths() != b.chunk_lengths():
+        return False
+    try:
+        ca, cb = a.to_arrow(compat_level=_NEWEST), b.to_arrow(compat_level=_NEWEST)
+    except Exception:  # a type Arrow cannot take without a copy: compare the values
+        return False
+
+    def layout(arr) -> list:
+        chunks = getattr(arr, "chunks", [arr])
+        return [(c.type, c.offset, len(c), [None if buf is None else (buf.address, buf.size) for buf in c.buffers()])
+                for c in chunks]
+
+    return layout(ca) == layout(cb)
+
+
 def sorted_unique(values: np.ndarray) -> np.ndarray:
     """``np.unique`` of small integer arrays by one sort (numpy's hashing path costs more here)."""
     values = np.sort(values)
@@ -132,11 +153,20 @@ class SnapshotIndex:
         return cls(snapshot)
 
     def fits(self, snapshot: Snapshot) -> bool:
-        """True when ``snapshot`` holds the same keys in the same rows as the indexed one."""
-        return all(
-            getattr(snapshot, t).height == keys.height and getattr(snapshot, t).select(keys.columns).equals(keys)
-            for t, keys in self._keys.items()
-        )
+        """True when ``snapshot`` holds the same keys in the same rows as the indexed one.
+
+        Key columns still in the very buffers the index was built from (a snapshot derived from
+        the indexed one by changing other columns) are equal without reading them; the rest are
+        compared value by value.
+        """
+        for t, keys in self._keys.items():
+            frame = getattr(snapshot, t)
+            if frame.height != keys.height:
+                return False
+            differ = [c for c in keys.columns if not _same_memory(frame.get_column(c), keys.get_column(c))]
+            if differ and not frame.select(differ).equals(keys.select(differ)):
+                return False
+        return True
 
     def shipments_on(self, resources: Sequence[str]) -> np.ndarray:
         """Rows of the shipment lines that use any of ``resources`` (as carrier, site, dock or lane)."""

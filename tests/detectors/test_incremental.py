@@ -137,3 +137,23 @@ def test_row_lookup_moves_to_other_seeds_when_the_first_hashes_collide(monkeypat
     lookup = RowLookup(pl.DataFrame({"sku": ["A", "B", "A", "C"]}))
     assert lookup._seeds != first
     assert lookup.rows(["A"]).tolist() == [0, 2] and lookup.rows(["C", "Z"]).tolist() == [3]
+
+
+def test_fits_reads_shared_key_buffers_as_equal_and_compares_the_rest():
+    """A snapshot derived from the indexed one shares its key buffers; a rebuilt one with the
+    same keys fits by value; one changed key, even at equal length, does not fit."""
+    before = generate(0.02)
+    index = SnapshotIndex(before)
+    derived, _ = mutate(before, 0.01, seed=2)
+    assert index.fits(derived)
+    rebuilt = Snapshot(**{t: pl.DataFrame(getattr(before, t).to_dict(as_series=False),
+                                          schema=getattr(before, t).schema)
+                          for t in ("demand", "shipments", "capacity", "inventory", "lanes")})
+    assert index.fits(rebuilt)
+    renamed = before.demand.with_columns(
+        pl.when(pl.int_range(pl.len()) == 7).then(pl.lit("ZZZ")).otherwise(pl.col("sku")).alias("sku"))
+    assert not index.fits(Snapshot(demand=renamed, shipments=before.shipments, capacity=before.capacity,
+                                   inventory=before.inventory, lanes=before.lanes))
+    sliced = Snapshot(demand=before.demand.slice(1).vstack(before.demand.head(1)), shipments=before.shipments,
+                      capacity=before.capacity, inventory=before.inventory, lanes=before.lanes)
+    assert not index.fits(sliced)
