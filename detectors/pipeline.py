@@ -24,7 +24,7 @@ from detectors.model import UTC, Drift, Recommendation
 from detectors.recommend import Context, _assign_needs, recommend
 from detectors.settings import DetectorSettings
 from detectors.snapshot import ChangedKeys, Snapshot
-from detectors.snapshot_index import SnapshotIndex, sorted_unique
+from detectors.snapshot_index import SnapshotIndex, rows_of, sorted_unique
 
 
 class DetectionResult(BaseModel):
@@ -54,18 +54,18 @@ class _Neighbourhood:
         demand, inventory, inbound = self._rows(pairs)
         resources = sorted(changed.resources)
         shipments = sorted_unique(np.concatenate([ship_rows, inbound, index.shipments_on(resources)]))
-        self.part = Snapshot(
-            demand=snapshot.demand.gather(demand),
-            shipments=snapshot.shipments.gather(shipments),
-            capacity=snapshot.capacity.gather(index.capacity.rows(resources)),
-            inventory=snapshot.inventory.gather(inventory),
-            lanes=snapshot.lanes,
-        )
+        parts = pl.collect_all([  # one query for the four gathers
+            snapshot.demand.lazy().gather(demand), snapshot.shipments.lazy().gather(shipments),
+            snapshot.capacity.lazy().gather(index.capacity.rows(resources)),
+            snapshot.inventory.lazy().gather(inventory),
+        ], engine="in-memory")
+        self.part = Snapshot(*parts[:2], capacity=parts[2], inventory=parts[3], lanes=snapshot.lanes)
 
     def _rows(self, positions: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Rows of demand, inventory and inbound shipment lines of ``positions`` (sku, location)."""
-        return (self.index.demand.rows(positions), self.index.inventory.rows(positions),
-                self.index.inbound.rows(positions))
+        demand, inventory, inbound = rows_of([self.index.demand, self.index.inventory, self.index.inbound],
+                                             positions)
+        return demand, inventory, inbound
 
     def unit_values(self, skus: pl.Series, settings: DetectorSettings, now: datetime) -> pl.DataFrame:
         # the load on a changed resource carries SKUs the restricted snapshot has no demand for

@@ -109,18 +109,13 @@ class RowLookup:
     def rows(self, keys: pl.DataFrame | Iterable[Any]) -> np.ndarray:
         """Sorted row positions of every row whose key is one of ``keys``: a frame whose columns
         are the key parts in order (names aside), or values (one key column) or tuples (several)."""
-        if isinstance(keys, pl.DataFrame):
-            keys = keys.rename(dict(zip(keys.columns, self._schema, strict=True))).cast(self._schema)
-        else:
-            values = list(keys)
-            if len(self._schema) > 1:
-                keys = pl.DataFrame(values, schema=self._schema, orient="row")
-            else:
-                keys = pl.DataFrame({name: values for name in self._schema}, schema=self._schema)
-        keys = keys.drop_nulls()
-        if keys.is_empty() or not len(self._h):
+        return rows_of([self], keys)[0]
+
+    def _rows_of_hashes(self, qh: np.ndarray, qc: np.ndarray) -> np.ndarray:
+        if not len(qh) or not len(self._h):
             return np.empty(0, dtype=np.int64)
-        qh, qc = _hashes(keys, *self._seeds)
+        order = np.argsort(qh)  # sorted queries walk the table once (cache-friendly)
+        qh, qc = qh[order], qc[order]
         g = np.minimum(np.searchsorted(self._h, qh), len(self._h) - 1)
         g = sorted_unique(g[(self._h[g] == qh) & (self._check[g] == qc)])
         starts, ends = self._starts[g], self._starts[g + 1]
@@ -128,6 +123,36 @@ class RowLookup:
         # positions starts[i] .. ends[i] - 1 of every group, in one vector
         offsets = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
         return np.sort(self._rows[offsets + np.arange(int(lengths.sum()))])
+
+
+def rows_of(lookups: Sequence[RowLookup], keys: pl.DataFrame | Iterable[Any]) -> list[np.ndarray]:
+    """``[lookup.rows(keys) for lookup in lookups]`` for lookups whose keys have the same types
+    in the same order (names aside): the keys are cast and hashed once, in one query."""
+    dtypes = list(lookups[0]._schema.dtypes())
+    names = [f"_k{i}" for i in range(len(dtypes))]
+    if isinstance(keys, pl.DataFrame):
+        frame = keys
+    else:
+        values = list(keys)
+        frame = (pl.DataFrame(values, schema=dict(zip(names, dtypes, strict=True)), orient="row")
+                 if len(dtypes) > 1 else pl.DataFrame({names[0]: pl.Series(values, dtype=dtypes[0])}))
+    if frame.is_empty():
+        return [np.empty(0, dtype=np.int64) for _ in lookups]
+    seeds = list(dict.fromkeys(lookup._seeds for lookup in lookups))
+    hashed = (
+        frame.lazy()
+        .select(pl.col(c).cast(t).alias(n) for c, t, n in zip(frame.columns, dtypes, names, strict=True))
+        .drop_nulls()
+        .select(e for i, (seed, check_seed) in enumerate(seeds)
+                for e in (_hash_expr(names, seed).alias(f"h{i}"), _hash_expr(names, check_seed).alias(f"c{i}")))
+        .collect(engine="in-memory")  # a few keys: the streaming engine's set-up would cost more
+    )
+    out = []
+    for lookup in lookups:
+        i = seeds.index(lookup._seeds)
+        out.append(lookup._rows_of_hashes(hashed.get_column(f"h{i}").to_numpy(),
+                                          hashed.get_column(f"c{i}").to_numpy()))
+    return out
 
 
 class SnapshotIndex:
@@ -170,4 +195,4 @@ class SnapshotIndex:
 
     def shipments_on(self, resources: Sequence[str]) -> np.ndarray:
         """Rows of the shipment lines that use any of ``resources`` (as carrier, site, dock or lane)."""
-        return sorted_unique(np.concatenate([lookup.rows(resources) for lookup in self.by_resource]))
+        return sorted_unique(np.concatenate(rows_of(self.by_resource, resources)))
