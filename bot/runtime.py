@@ -98,8 +98,11 @@ class Runtime:
         self._acked_app = build_slack_app(deps, signing_secret=self.signing_secret,
                                           client=self.client, already_acked=True)
         self.verifier = SignatureVerifier(self.signing_secret)
-        self.inbox = SlackInbox(open_inbox(database_url(config, env), self.engine),
-                                self._handle_slack_request, urgent=opens_modal)
+        try:
+            inbox_engine = open_inbox(database_url(config, env), self.engine)
+        except NotMigratedError as exc:
+            raise StartupError(str(exc)) from None
+        self.inbox = SlackInbox(inbox_engine, self._handle_slack_request, urgent=opens_modal)
         # Background work starts, and pauses between items, only while the door is quiet.
         self.jobs = Jobs(before_run=self.inbox.acks_first.wait)
         self.sync.checkpoint = self.inbox.acks_first.wait

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Dialect, Engine, make_url
 from sqlalchemy.sql.elements import ColumnElement
 
 from store.db import make_engine
+from store.migrate import upgrade_inbox_file
 from store.tables import SlackInboxRow
 
 INBOX = SlackInboxRow.__table__
@@ -26,17 +27,16 @@ def open_inbox(database_url: str, main: Engine) -> Engine:
 
     On PostgreSQL, the bot's database (row locks: a click's insert waits for nobody), through
     connections that skip the pre-ping. On a SQLite file, a file of its own beside it
-    (``alignbot.db`` → ``alignbot.inbox.db``), created here if missing: SQLite has one write
-    lock per file, and a click's ack must not wait for a detection pass writing thousands of
-    drifts."""
+    (``alignbot.db`` → ``alignbot.inbox.db``), created or upgraded here (its own migrations):
+    SQLite has one write lock per file, and a click's ack must not wait for a detection pass
+    writing thousands of drifts."""
     if make_url(str(main.url)).get_backend_name() == "postgresql":
         return make_engine(database_url, pre_ping=False)  # a round trip less per batch
     own_file = inbox_url(database_url)
     if own_file == database_url:  # an in-memory database: nothing beside it
         return main
-    engine = make_engine(own_file, synced_commits=True)  # an acked click exists nowhere else
-    INBOX.create(engine, checkfirst=True)
-    return engine
+    upgrade_inbox_file(own_file)
+    return make_engine(own_file, synced_commits=True)  # an acked click exists nowhere else
 
 
 def inbox_url(database_url: str) -> str:

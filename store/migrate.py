@@ -8,26 +8,43 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy.engine import Engine
+from alembic.util.exc import CommandError
+from sqlalchemy.engine import Engine, make_url
 
 from store.db import make_engine, normalize_url
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+INBOX_MIGRATIONS = Path(__file__).parent / "inbox_migrations"  # the inbox's own SQLite file
 
 
 class NotMigratedError(RuntimeError):
     """The database schema is not at the revision this code needs."""
 
 
-def alembic_config(url: str) -> Config:
+def alembic_config(url: str, scripts: Path = MIGRATIONS) -> Config:
     config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("script_location", str(scripts))
     config.set_main_option("sqlalchemy.url", normalize_url(url).replace("%", "%%"))
     return config
 
 
 def upgrade(url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(url), revision)
+
+
+def upgrade_inbox_file(url: str) -> None:
+    """Bring the Slack inbox's own SQLite file to this code's schema, creating it if missing.
+
+    The bot owns that file, so it is upgraded at start rather than by ``alignbot db upgrade``;
+    its pending clicks are kept. A file written by a newer alignbot is refused, not guessed at.
+    """
+    try:
+        command.upgrade(alembic_config(url, INBOX_MIGRATIONS), "head")
+    except CommandError as exc:
+        raise NotMigratedError(
+            f"the Slack inbox file {make_url(url).database} has a schema this alignbot does not "
+            f"know ({exc}); it was probably written by a newer version. Run that version, or "
+            "move the file aside once it holds no pending clicks.") from None
 
 
 def head_revision() -> str:

@@ -323,3 +323,34 @@ def test_no_garbage_collection_starts_while_the_door_answers():
             gc.enable()
     finally:
         gc.callbacks.remove(record)
+
+
+def test_the_sqlite_inbox_file_follows_its_own_migrations(tmp_path):
+    """A new inbox file is at its head revision; one made before the inbox had migrations keeps
+    its pending clicks; one written by a newer alignbot is refused with what to do."""
+    import sqlite3
+
+    from alembic.script import ScriptDirectory
+
+    from store.inbox import INBOX, inbox_url, open_inbox
+    from store.migrate import INBOX_MIGRATIONS, NotMigratedError, alembic_config, current_revision
+
+    head = ScriptDirectory.from_config(alembic_config("sqlite://", INBOX_MIGRATIONS)).get_current_head()
+    url = f"sqlite:///{tmp_path / 'new' / 'alignbot.db'}"
+    fresh = open_inbox(url, make_engine(url))
+    assert current_revision(fresh) == head
+
+    url = f"sqlite:///{tmp_path / 'old' / 'alignbot.db'}"
+    made_the_old_way = make_engine(inbox_url(url))
+    INBOX.create(made_the_old_way)  # how the inbox file was made before it had migrations
+    inbox = SlackInbox(made_the_old_way, Recorder())
+    asyncio.run(_store_all(inbox, [_click(1)]))
+    inbox.stop()
+    adopted = open_inbox(url, make_engine(url))
+    assert current_revision(adopted) == head
+    assert len(_rows(adopted)) == 1  # the stored click is still there
+
+    with sqlite3.connect(tmp_path / "old" / "alignbot.inbox.db") as db:
+        db.execute("UPDATE alembic_version SET version_num = 'i9999'")
+    with pytest.raises(NotMigratedError, match="alignbot.inbox.db has a schema this alignbot"):
+        open_inbox(url, make_engine(url))
