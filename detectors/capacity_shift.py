@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 import polars as pl
 
-from detectors._common import add_fingerprints, is_open, period_window, with_impact_and_severity
+from detectors._common import add_fingerprints, collect, collect_all, is_open, period_window, with_impact_and_severity
 from detectors.model import DriftKind
 from detectors.settings import DetectorSettings
 
@@ -55,9 +55,9 @@ def resource_loads(
             .join(sub.lazy(), on="resource_id")
             .filter((pl.col("ship_day") >= pl.col("period")) & (pl.col("ship_day") < pl.col("period") + pd_))
         )
-    parts = pl.collect_all(parts)  # in parallel
+    parts = collect_all(parts, shipments.height)  # in parallel
     if not parts:
-        return lines.clear().collect().with_columns(
+        return collect(lines.clear(), 0).with_columns(
             pl.lit(None, pl.Utf8).alias("resource_id"), pl.lit(None, pl.Date).alias("ship_day"),
             pl.lit(None, pl.Utf8).alias("resource_type"), pl.lit(None, pl.Date).alias("period"),
         )
@@ -109,8 +109,8 @@ def capacity_shift_with_loads(
         .with_columns(
             pl.when(cut_close).then(pl.lit("cut")).otherwise(pl.lit("spare")).alias("direction")
         )
-        .collect()
     )
+    cand = collect(cand, capacity.height)
     opens = pl.when(pl.col("direction") == "cut").then(
         pl.col("utilisation") > cfg.utilisation_threshold
     ).otherwise(

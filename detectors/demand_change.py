@@ -6,7 +6,7 @@ from datetime import datetime
 
 import polars as pl
 
-from detectors._common import add_fingerprints, is_open, period_window, with_impact_and_severity
+from detectors._common import add_fingerprints, collect, is_open, period_window, with_impact_and_severity
 from detectors.model import DriftKind
 from detectors.settings import DetectorSettings
 
@@ -70,8 +70,8 @@ def detect_demand_change(
             thr_pct.alias("threshold_pct"),
             thr_units.alias("threshold_units"),
         )
-        .collect()
     )
+    scored = collect(scored, demand.height)
     opens = (pl.col("change_pct").abs() >= pl.col("threshold_pct")) & (
         pl.col("delta").abs() >= pl.col("threshold_units")
     )

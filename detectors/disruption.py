@@ -10,7 +10,7 @@ from datetime import datetime
 
 import polars as pl
 
-from detectors._common import add_fingerprints, is_open, with_impact_and_severity
+from detectors._common import add_fingerprints, collect, is_open, with_impact_and_severity
 from detectors.model import DriftKind
 from detectors.settings import DetectorSettings
 
@@ -64,8 +64,8 @@ def detect_disruption(
             ).alias("o_stale"),
         )
         .filter(pl.col("c_slip") | pl.col("o_exc") | pl.col("c_stale"))
-        .collect()
     )
+    lines = collect(lines, shipments.height)
     if lines.is_empty():
         return with_impact_and_severity(_empty(), settings)
     # delay: the ETA slip, or for a silent overdue shipment how long past planned arrival it is

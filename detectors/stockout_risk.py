@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from detectors._common import add_fingerprints, is_open, today, with_impact_and_severity
+from detectors._common import add_fingerprints, collect, collect_all, is_open, today, with_impact_and_severity
 from detectors.model import DriftKind
 from detectors.settings import DetectorSettings
 
@@ -64,7 +64,7 @@ def _feeds(demand: pl.DataFrame, inventory: pl.DataFrame, shipments: pl.DataFram
         .filter(pl.col("t") < horizon)
         .sort("t", maintain_order=True)
     )
-    return pl.collect_all([inv, dem, arr])  # in parallel
+    return collect_all([inv, dem, arr], inventory.height + demand.height + shipments.height)  # in parallel
 
 
 def _in_horizon(settings: DetectorSettings, now: datetime) -> pl.Expr:
@@ -83,11 +83,11 @@ def unit_values(demand: pl.DataFrame, skus: pl.Series, settings: DetectorSetting
     """
     if skus.is_empty():  # no capacity drift: no need to scan demand
         return pl.DataFrame(schema={"sku": pl.Utf8, "unit_value": pl.Float64})
-    return (
+    query = (
         demand.lazy().filter(pl.col("sku").is_in(skus.implode()) & _in_horizon(settings, now))
         .group_by("sku").agg(pl.col("unit_value").max())
-        .collect()
     )
+    return collect(query, demand.height)
 
 
 # Rows are matched to positions by a 64-bit hash of (sku, location) and checked with a second,
