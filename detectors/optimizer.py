@@ -121,7 +121,8 @@ def allocate(
         raise RuntimeError(f"allocation solver ended with {h.modelStatusToString(status)}")
     flows = np.asarray(h.getSolution().col_value[:n_arcs])
     flows = np.round(flows) if integer else np.floor(flows + 1e-6)
-    return arcs.with_columns(pl.Series("flow", flows, dtype=pl.Float64)).filter(pl.col("flow") > 0)
+    return (arcs.lazy().with_columns(pl.Series("flow", flows, dtype=pl.Float64)).filter(pl.col("flow") > 0)
+            .collect(engine="in-memory"))
 
 
 def floor_units(x: float) -> float:
