@@ -77,10 +77,12 @@ class _Neighbourhood:
         """``projection`` plus the positions that could send stock to a shortfall (by lane)."""
         needs, _ = _assign_needs(groups)
         sources = (
-            needs.filter(pl.col("qty") > 0).select("sku", "location")
-            .join(self.snapshot.lanes.select(pl.col("destination").alias("location"), "origin"), on="location")
+            needs.lazy().filter(pl.col("qty") > 0).select("sku", "location")
+            .join(self.snapshot.lanes.lazy().select(pl.col("destination").alias("location"), "origin"),
+                  on="location")
             .select("sku", pl.col("origin").alias("location")).unique()
-            .join(projection.select("sku", "location"), on=["sku", "location"], how="anti")
+            .join(projection.lazy().select("sku", "location"), on=["sku", "location"], how="anti")
+            .collect(engine="in-memory")  # one query
         )
         if sources.is_empty():
             return projection
@@ -206,9 +208,9 @@ def _concerns(d: Drift, changed: ChangedKeys, fed: set[tuple[str, str]]) -> bool
 def _changed_destinations(snapshot: Snapshot, changed: ChangedKeys) -> set[tuple[str, str]]:
     if not changed.shipment_ids:
         return set()
-    rows = snapshot.shipments.filter(
+    rows = snapshot.shipments.lazy().filter(
         pl.col("shipment_id").is_in(sorted(changed.shipment_ids))
-    ).select("sku", "destination").unique()
+    ).select("sku", "destination").unique().collect(engine="in-memory")
     return set(rows.iter_rows())
 
 

@@ -99,11 +99,11 @@ def _assign_needs(groups: list[Group]) -> tuple[pl.DataFrame, dict[tuple[str, st
         {"sku": [k[0] for k in need], "location": [k[1] for k in need],
          "qty": [float(int(v + 0.999999)) for v in need.values()]},
         schema={"sku": pl.Utf8, "location": pl.Utf8, "qty": pl.Float64},
-    ).join(
+    ).lazy().join(
         pl.DataFrame({"sku": [k[0] for k in owner], "location": [k[1] for k in owner]},
-                     schema={"sku": pl.Utf8, "location": pl.Utf8}),
+                     schema={"sku": pl.Utf8, "location": pl.Utf8}).lazy(),
         on=["sku", "location"], how="semi",
-    ).sort("sku", "location")
+    ).sort("sku", "location").collect(engine="in-memory")
     return needs, owner
 
 
@@ -404,14 +404,16 @@ def _inbound_lines(groups: list[Group], ctx: Context) -> dict[tuple[str, str], l
             or (g.kind is DriftKind.DEMAND_CHANGE and g.key.get("direction", "") != "up") for d in g.drifts]
     if not keys:
         return {}
-    frame = pl.DataFrame({"sku": [k[0] for k in keys], "destination": [k[1] for k in keys]}).unique()
+    frame = pl.DataFrame({"sku": [k[0] for k in keys], "destination": [k[1] for k in keys]})
     lines = (
-        ctx.shipments.select("sku", "destination", "shipment_id", "carrier", "qty", "status", "eta",
-                             "planned_arrival")  # what _demand and _stockout read
-        .join(frame, on=["sku", "destination"], how="semi")
+        ctx.shipments.lazy()
+        .select("sku", "destination", "shipment_id", "carrier", "qty", "status", "eta",
+                "planned_arrival")  # what _demand and _stockout read
+        .join(frame.lazy().unique(), on=["sku", "destination"], how="semi")
         .filter(~pl.col("status").is_in(ctx.settings.disruption.done_statuses))
         .with_columns(pl.coalesce("eta", "planned_arrival").alias("arrival"))
         .sort(["arrival", "shipment_id"], descending=[True, False], nulls_last=True)
+        .collect(engine="in-memory")  # one query, as the eager steps ran
     )
     out: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for r in lines.iter_rows(named=True):
@@ -436,18 +438,19 @@ def _capacity_plan(groups: list[Group], ctx: Context) -> dict[str, Any]:
             "overflow": [float(d.evidence["overflow"]) for d in cuts],
         }
     )
+    # one query for the overflow items and the spare periods (in-memory, as eager steps ran)
     if ctx.loads is None:
-        loads = resource_loads(drifts, ctx.shipments, ctx.settings)
+        loads = resource_loads(drifts, ctx.shipments, ctx.settings).lazy()
     else:
-        loads = ctx.loads.join(drifts.select("resource_type", "resource_id", "period"),
-                               on=["resource_type", "resource_id", "period"], how="semi")
+        loads = ctx.loads.lazy().join(drifts.lazy().select("resource_type", "resource_id", "period"),
+                                      on=["resource_type", "resource_id", "period"], how="semi")
     loads = (
         loads
         .group_by("resource_type", "resource_id", "period", "origin", "destination", "carrier")
         .agg(pl.col("qty").sum())
     )
     items = (
-        drifts.join(loads, on=["resource_type", "resource_id", "period"], how="left")
+        drifts.lazy().join(loads, on=["resource_type", "resource_id", "period"], how="left")
         .with_columns((pl.col("qty") / pl.col("qty").sum().over("fingerprint")).alias("share"))
         .with_columns(
             # a lane cut with no shipments on record: the lane id says where the load goes
@@ -465,20 +468,23 @@ def _capacity_plan(groups: list[Group], ctx: Context) -> dict[str, Any]:
         .sort("fingerprint", "origin", "destination", "exclude_carrier")
         .with_row_index("item_id")
         .with_columns(pl.col("item_id").cast(pl.Int64))
+        .select("item_id", "origin", "destination", "exclude_carrier", "qty", "fingerprint")
     )
-    moves = plan_reassignment(
-        items.select("item_id", "origin", "destination", "exclude_carrier", "qty"), ctx.lanes, ctx.settings
-    ).join(items.select("item_id", "fingerprint", pl.col("exclude_carrier").alias("from_carrier")), on="item_id")
-    reassigned: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for m in moves.iter_rows(named=True):
-        reassigned[m["fingerprint"]].append(m)
     spare = (
-        ctx.capacity.join(drifts.select("resource_type", "resource_id").unique(),
-                          on=["resource_type", "resource_id"], how="semi")
+        ctx.capacity.lazy().join(drifts.lazy().select("resource_type", "resource_id").unique(),
+                                 on=["resource_type", "resource_id"], how="semi")
         .with_columns((pl.col("available_capacity") - pl.col("planned_load")).alias("room"))
         .filter(pl.col("room") >= 1)
         .sort("resource_type", "resource_id", "period")
+        .select("resource_type", "resource_id", "period", "room")
     )
+    items, spare = pl.collect_all([items, spare], engine="in-memory")
+    moves = plan_reassignment(items.drop("fingerprint"), ctx.lanes, ctx.settings).lazy().join(
+        items.lazy().select("item_id", "fingerprint", pl.col("exclude_carrier").alias("from_carrier")), on="item_id"
+    ).collect(engine="in-memory")
+    reassigned: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for m in moves.iter_rows(named=True):
+        reassigned[m["fingerprint"]].append(m)
     rephase: dict[tuple[str, str], list[tuple[date, float]]] = defaultdict(list)
     for r in spare.iter_rows(named=True):
         rephase[(r["resource_type"], r["resource_id"])].append((r["period"], r["room"]))
