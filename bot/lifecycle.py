@@ -7,11 +7,14 @@ compare-and-set with an audit row, so two replicas running this at once cannot b
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import delete, insert, update
+from sqlalchemy.orm import defer
 from sqlmodel import Session, select
 
 from bot.config import AlignbotConfig
@@ -118,7 +121,8 @@ def _active_by_fingerprint(session: Session,
     rows: dict[str, RecommendationRow] = {}
     for start in range(0, len(fingerprints), 500):  # keep IN lists a sane size
         chunk = fingerprints[start:start + 500]
-        for row in session.exec(select(RecommendationRow).where(
+        for row in session.exec(select(RecommendationRow).options(
+                defer(RecommendationRow.body)).where(  # loaded only if the digest is missing
                 RecommendationRow.fingerprint.in_(chunk),
                 RecommendationRow.state.in_(ACTIVE_STATES))):
             rows[row.fingerprint] = row
@@ -133,9 +137,9 @@ def _upsert_recommendation(session: Session, rec: Recommendation,
         return
     if row.state not in (RecState.OPEN, RecState.SNOOZED):
         return  # decided: execution owns it now
-    old = Recommendation.model_validate(row.body)
-    if is_material_change(old, rec):
-        reason = describe_change(old, rec)
+    before, after = Situation.stored(row), Situation.of(rec)
+    if is_material_change(before, after):
+        reason = describe_change(before, after)
         if not transition(session, row.id, from_states=[row.state], to_state=RecState.SUPERSEDED,
                           actor=DETECTOR, reason=reason, expected_version=row.version):
             return  # someone decided meanwhile; their decision stands
@@ -149,14 +153,20 @@ def _upsert_recommendation(session: Session, rec: Recommendation,
         report.superseded.append((row.id, new.id))
         return
     body = rec.model_dump(mode="json")
-    if body != row.body:
-        row.body, row.summary = body, rec.summary
-        row.severity, row.value_at_risk = str(rec.severity), rec.impact_if_ignored.value_at_risk
-        row.version += 1  # the message shows the latest numbers
-        row.updated_at = now
+    digest = detection_digest(body)
+    if digest == row.detection_digest:
+        return  # what the detectors say has not changed (a Modify, if any, stands)
+    if row.detection_digest is None and body == row.body:  # stored before digests existed
+        row.detection_digest = digest
         session.add(row)
-        _replace_actions(session, row, rec.actions, config)
-        report.updated.append(row.id)
+        return
+    row.body, row.summary, row.detection_digest = body, rec.summary, digest
+    row.severity, row.value_at_risk = str(rec.severity), rec.impact_if_ignored.value_at_risk
+    row.version += 1  # the message shows the latest numbers
+    row.updated_at = now
+    session.add(row)
+    _replace_actions(session, row, rec.actions, config)
+    report.updated.append(row.id)
 
 
 def create_recommendation(session: Session, rec: Recommendation, config: AlignbotConfig,
@@ -165,7 +175,8 @@ def create_recommendation(session: Session, rec: Recommendation, config: Alignbo
     row = RecommendationRow(
         fingerprint=rec.fingerprint, kind=str(rec.kind), summary=rec.summary,
         severity=str(rec.severity), value_at_risk=rec.impact_if_ignored.value_at_risk,
-        body=rec.model_dump(mode="json"), teams=list(owner.teams),
+        body=(body := rec.model_dump(mode="json")), detection_digest=detection_digest(body),
+        teams=list(owner.teams),
         approvals_required=owner.approvals, requester_may_approve=owner.requester_may_approve,
         rule=owner.rule, deadline_at=now + owner.deadline,
         slack_channel=config.team(owner.teams[0]).channel, created_at=now, updated_at=now,
@@ -205,13 +216,15 @@ def _replace_actions(session: Session, row: RecommendationRow, actions: list[Act
 def _resolve_gone(session: Session, current: set[str], now: datetime,
                   report: LifecycleReport) -> None:
     """Undecided recommendations whose drifts have all closed are resolved."""
-    candidates = session.exec(
-        select(RecommendationRow).where(
-            RecommendationRow.state.in_([RecState.OPEN, RecState.SNOOZED]))
-    ).all()
-    candidates = [row for row in candidates if row.fingerprint not in current]
-    if not candidates:
+    undecided = session.exec(
+        select(RecommendationRow.id, RecommendationRow.fingerprint).where(
+            RecommendationRow.state.in_([RecState.OPEN, RecState.SNOOZED]))).all()
+    # Bodies only for those this pass did not detect again: usually none or a few.
+    ids = [row_id for row_id, fingerprint in undecided if fingerprint not in current]
+    if not ids:
         return
+    candidates = [row for start in range(0, len(ids), 500) for row in session.exec(
+        select(RecommendationRow).where(RecommendationRow.id.in_(ids[start:start + 500])))]
     open_drifts = set(open_fingerprints(session))
     for row in candidates:
         if open_drifts.intersection(row.body.get("drift_fingerprints", [])):
@@ -225,25 +238,46 @@ def _resolve_gone(session: Session, current: set[str], now: datetime,
             report.resolved.append(row.id)
 
 
-def is_material_change(old: Recommendation, new: Recommendation) -> bool:
+@dataclass(frozen=True)
+class Situation:
+    """What people judge a recommendation by: its severity and the value at risk if ignored."""
+
+    severity: str
+    value_at_risk: float
+
+    @classmethod
+    def of(cls, rec: Recommendation) -> Situation:
+        return cls(str(rec.severity), rec.impact_if_ignored.value_at_risk)
+
+    @classmethod
+    def stored(cls, row: RecommendationRow) -> Situation:
+        """From the row's columns, without parsing its body."""
+        return cls(row.severity, row.value_at_risk)
+
+
+def is_material_change(before: Situation, after: Situation) -> bool:
     """A change people must look at again: another severity, or value at risk moved a lot.
 
     A different choice of source or carrier for the same problem is not material: the message
     is edited in place instead, so people are not asked to re-decide on every poll.
     """
-    if old.severity != new.severity:
+    if before.severity != after.severity:
         return True
-    before, after = old.impact_if_ignored.value_at_risk, new.impact_if_ignored.value_at_risk
-    return _relative(before, after) > MATERIAL_CHANGE
+    return _relative(before.value_at_risk, after.value_at_risk) > MATERIAL_CHANGE
 
 
-def describe_change(old: Recommendation, new: Recommendation) -> str:
-    if old.severity != new.severity:
-        return f"severity went from {old.severity} to {new.severity}"
-    before, after = old.impact_if_ignored.value_at_risk, new.impact_if_ignored.value_at_risk
-    if _relative(before, after) > MATERIAL_CHANGE:
-        return f"value at risk went from {before:,.0f} to {after:,.0f}"
+def describe_change(before: Situation, after: Situation) -> str:
+    if before.severity != after.severity:
+        return f"severity went from {before.severity} to {after.severity}"
+    if _relative(before.value_at_risk, after.value_at_risk) > MATERIAL_CHANGE:
+        return f"value at risk went from {before.value_at_risk:,.0f} to {after.value_at_risk:,.0f}"
     return "the situation changed"
+
+
+def detection_digest(body: dict) -> str:
+    """sha256 of a recommendation's JSON with sorted keys: equal bodies, equal digests."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def _relative(a: float, b: float) -> float:

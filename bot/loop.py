@@ -22,6 +22,7 @@ from bot.config import AlignbotConfig
 from bot.executor import Executor, RetryPolicy
 from bot.lifecycle import (
     LifecycleReport,
+    Situation,
     apply_recommendations,
     describe_change,
     is_material_change,
@@ -32,7 +33,6 @@ from bot.notes import add_note
 from bot.snapshot_cache import SnapshotCache
 from bot.sweeps import SweepReport, sweep
 from connectors.base import Connector
-from detectors.model import Recommendation
 from detectors.pipeline import DetectionResult, detect
 from store.db import session_scope
 from store.tables import (
@@ -234,6 +234,6 @@ class DecisionLoop:
         now = fresh.get(rec.fingerprint)
         if now is None:
             return "the drift it answered is gone"
-        approved = Recommendation.model_validate(rec.body)
         # The situation, not the actions: a person may have modified the quantities.
-        return describe_change(approved, now) if is_material_change(approved, now) else None
+        approved, current = Situation.stored(rec), Situation.of(now)
+        return describe_change(approved, current) if is_material_change(approved, current) else None

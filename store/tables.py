@@ -82,6 +82,9 @@ class RecommendationRow(SQLModel, table=True):
     severity: str = Field(max_length=16)
     value_at_risk: float = 0.0
     body: dict = _json()  # the full Recommendation as detectors produced it
+    # sha256 of the detectors' JSON last written to ``body`` (before any Modify): a pass tells
+    # an unchanged recommendation by it without parsing every body (tens of KB, thousands a pass)
+    detection_digest: str | None = Field(default=None, max_length=64)
     teams: list = Field(default_factory=list, sa_column=Column(JSONDoc, nullable=False))
     approvals_required: dict = _json()  # team -> number of approvers
     requester_may_approve: bool = True
