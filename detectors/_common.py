@@ -6,7 +6,7 @@ import hashlib
 import math
 import re
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import polars as pl
@@ -14,6 +14,7 @@ import polars as pl
 from detectors.model import UTC, Drift, DriftKind, Impact, Severity, fingerprint, trusted
 from detectors.settings import DetectorSettings, SeveritySettings
 
+FrameT = TypeVar("FrameT", pl.DataFrame, pl.LazyFrame)
 IMPACT_COLS = ("units_short", "units_excess", "value_at_risk", "service_days_at_risk")
 
 
@@ -50,7 +51,7 @@ def add_fingerprints(frame: pl.DataFrame, kind: DriftKind, key_cols: list[str]) 
     plain ASCII (the norm); other rows take the exact Python path.
     """
     if frame.is_empty():
-        return frame.with_columns(pl.lit(None, dtype=pl.Utf8).alias("fingerprint"))
+        return _with_column(frame, pl.Series("fingerprint", [], dtype=pl.Utf8))
     fields = sorted(["kind", *key_cols])
     values = {c: pl.col(c).cast(pl.Utf8) for c in key_cols}
     values["kind"] = pl.lit(kind.value)
@@ -62,13 +63,20 @@ def add_fingerprints(frame: pl.DataFrame, kind: DriftKind, key_cols: list[str]) 
     body = frame.select(pl.concat_str(parts).alias("j"), safe.alias("ok"))
     texts = body.get_column("j").to_list()
     oks = body.get_column("ok").to_list()
-    cols = [frame.get_column(c).cast(pl.Utf8).to_list() for c in key_cols]
+    cols = [frame.get_column(c).cast(pl.Utf8).to_list() for c in key_cols] if not all(oks) else []
     fps = [
         hashlib.sha256(t.encode()).hexdigest()[:24] if ok
         else fingerprint(kind.value, {c: col[i] for c, col in zip(key_cols, cols, strict=True)})
         for i, (t, ok) in enumerate(zip(texts, oks, strict=True))
     ]
-    return frame.with_columns(pl.Series("fingerprint", fps, dtype=pl.Utf8))
+    return _with_column(frame, pl.Series("fingerprint", fps, dtype=pl.Utf8))
+
+
+def _with_column(frame: pl.DataFrame, series: pl.Series) -> pl.DataFrame:
+    """``frame.with_columns(series)`` without a query (a new column is appended in place of one)."""
+    if series.name in frame.columns:
+        return frame.with_columns(series)
+    return frame.hstack([series])
 
 
 _SAFE_RE = re.compile(_SAFE)
@@ -124,10 +132,12 @@ def severity_of(impact: Impact, s: SeveritySettings) -> Severity:
     return (Severity.LOW, Severity.MEDIUM, Severity.HIGH, Severity.CRITICAL)[r]
 
 
-def with_impact_and_severity(frame: pl.DataFrame, settings: DetectorSettings) -> pl.DataFrame:
-    for c in IMPACT_COLS:
-        if c not in frame.columns:
-            frame = frame.with_columns(pl.lit(0.0).alias(c))
+def with_impact_and_severity(frame: FrameT, settings: DetectorSettings) -> FrameT:
+    """Missing impact columns as 0 and the severity, on a DataFrame or a LazyFrame."""
+    names = frame.collect_schema().names() if isinstance(frame, pl.LazyFrame) else frame.columns
+    missing = [pl.lit(0.0).alias(c) for c in IMPACT_COLS if c not in names]
+    if missing:
+        frame = frame.with_columns(missing)
     return frame.with_columns(severity_expr(settings.severity).alias("severity"))
 
 

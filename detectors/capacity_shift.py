@@ -44,15 +44,16 @@ def resource_loads(
     pd_ = timedelta(days=settings.period_days)
     lines = shipments.lazy().select("origin", "destination", "carrier", "sku", "qty", "planned_ship")
     parts = []
+    by_type = drifts.partition_by("resource_type", as_dict=True)
     for rtype in ("carrier", "lane", "site", "dock"):
-        sub = drifts.filter(pl.col("resource_type") == rtype).select("resource_type", "resource_id", "period")
-        if sub.is_empty():
+        sub = by_type.get((rtype,))
+        if sub is None or sub.is_empty():
             continue
         parts.append(
             lines.with_columns(resource_key(rtype).alias("resource_id"))
             .filter(pl.col("resource_id").is_in(sub.get_column("resource_id").unique().implode()))
             .with_columns(pl.col("planned_ship").dt.date().alias("ship_day"))
-            .join(sub.lazy(), on="resource_id")
+            .join(sub.lazy().select("resource_type", "resource_id", "period"), on="resource_id")
             .filter((pl.col("ship_day") >= pl.col("period")) & (pl.col("ship_day") < pl.col("period") + pd_))
         )
     parts = collect_all(parts, shipments.height)  # in parallel
@@ -110,7 +111,6 @@ def capacity_shift_with_loads(
             pl.when(cut_close).then(pl.lit("cut")).otherwise(pl.lit("spare")).alias("direction")
         )
     )
-    cand = collect(cand, capacity.height)
     opens = pl.when(pl.col("direction") == "cut").then(
         pl.col("utilisation") > cfg.utilisation_threshold
     ).otherwise(
@@ -118,23 +118,23 @@ def capacity_shift_with_loads(
     )
     if not open_fingerprints:
         cand = cand.filter(opens)
-    cand = add_fingerprints(cand, KIND, KEY)
-    out = cand.filter(opens | is_open(open_fingerprints)).with_columns(
+    cand = add_fingerprints(collect(cand, capacity.height), KIND, KEY)
+    out = cand.lazy().filter(opens | is_open(open_fingerprints)).with_columns(
         (load - avail).clip(lower_bound=0).alias("overflow"),
         (avail - load).clip(lower_bound=0).alias("spare_capacity"),
-    )
+    ).collect(engine="in-memory")  # output-sized
     # value of the load: quantity-weighted unit value of the lines planned on that resource
     loads = resource_loads(out, shipments, settings)
     if callable(unit_values):
         unit_values = unit_values(loads.get_column("sku").unique())
     value = (
-        loads.join(unit_values, on="sku", how="left")
+        loads.lazy().join(unit_values.lazy(), on="sku", how="left")
         .group_by("resource_type", "resource_id", "period")
         .agg(((pl.col("qty") * pl.col("unit_value").fill_null(0.0)).sum()
               / pl.col("qty").sum()).alias("unit_value"))
     )
     out = (
-        out.join(value, on=["resource_type", "resource_id", "period"], how="left")
+        out.lazy().join(value, on=["resource_type", "resource_id", "period"], how="left")
         .with_columns(pl.col("unit_value").fill_nan(None).fill_null(cfg.default_unit_value))
         .with_columns(
             pl.col("overflow").alias("units_short"),
@@ -144,4 +144,4 @@ def capacity_shift_with_loads(
             .otherwise(0.0).alias("service_days_at_risk"),
         )
     )
-    return with_impact_and_severity(out, settings).sort(KEY), loads
+    return with_impact_and_severity(out, settings).sort(KEY).collect(engine="in-memory"), loads

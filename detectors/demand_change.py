@@ -71,18 +71,17 @@ def detect_demand_change(
             thr_units.alias("threshold_units"),
         )
     )
-    scored = collect(scored, demand.height)
     opens = (pl.col("change_pct").abs() >= pl.col("threshold_pct")) & (
         pl.col("delta").abs() >= pl.col("threshold_units")
     )
     if not open_fingerprints:  # nothing open: the hysteresis zone cannot matter
         scored = scored.filter(opens)
-    scored = add_fingerprints(scored, KIND, KEY)
-    out = scored.filter(opens | is_open(open_fingerprints)).with_columns(
+    scored = add_fingerprints(collect(scored, demand.height), KIND, KEY)
+    out = scored.lazy().filter(opens | is_open(open_fingerprints)).with_columns(
         pl.when(pl.col("delta") > 0).then(pl.lit("up")).otherwise(pl.lit("down")).alias("direction"),
         pl.col("delta").clip(lower_bound=0).alias("units_short"),
         (-pl.col("delta")).clip(lower_bound=0).alias("units_excess"),
         (pl.col("delta").abs() * pl.col("unit_value")).alias("value_at_risk"),
         pl.lit(0.0).alias("service_days_at_risk"),
     )
-    return with_impact_and_severity(out, settings).sort(KEY)
+    return with_impact_and_severity(out, settings).sort(KEY).collect(engine="in-memory")  # output-sized

@@ -73,16 +73,16 @@ def detect_disruption(
         pl.col("slip_hours").fill_null(0.0),
         pl.when(pl.col("c_stale")).then(pl.col("overdue_hours")).otherwise(0.0).fill_null(0.0),
     ).clip(lower_bound=0)
-    pos = projection.select(
+    pos = projection.lazy().select(
         "sku", pl.col("location").alias("destination"), "on_hand", "safety_stock", "daily_demand",
         "unit_value",
     )
     # a few thousand lines against every position: cut the positions down first (a left join
     # would hash all of them)
-    pos = pos.join(lines.select("sku", "destination"), on=["sku", "destination"], how="semi")
+    pos = pos.join(lines.lazy().select("sku", "destination"), on=["sku", "destination"], how="semi")
     rate = pl.col("daily_demand")
     lines = (
-        lines.join(pos, on=["sku", "destination"], how="left")
+        lines.lazy().join(pos, on=["sku", "destination"], how="left")
         .with_columns(
             pl.col("on_hand").fill_null(0.0),
             pl.col("safety_stock").fill_null(0.0),
@@ -133,9 +133,10 @@ def detect_disruption(
     )
     if not open_fingerprints:
         per_shipment = per_shipment.filter(pl.col("reasons").list.len() > 0)
-    per_shipment = add_fingerprints(per_shipment, KIND, KEY)
-    out = per_shipment.filter((pl.col("reasons").list.len() > 0) | is_open(open_fingerprints))
-    return with_impact_and_severity(out, settings).sort(KEY)
+    # one query from the lines to the shipments, in-memory as the eager steps ran
+    per_shipment = add_fingerprints(per_shipment.collect(engine="in-memory"), KIND, KEY)
+    out = per_shipment.lazy().filter((pl.col("reasons").list.len() > 0) | is_open(open_fingerprints))
+    return with_impact_and_severity(out, settings).sort(KEY).collect(engine="in-memory")  # output-sized
 
 
 def _empty() -> pl.DataFrame:

@@ -322,18 +322,18 @@ def detect_stockout_risk(
     """Positions whose projected inventory falls below safety stock (hysteresis on the way out)."""
     band = settings.hysteresis_band
     min_units = max(settings.stockout.min_units_short, 1e-9)
-    cand = projection.filter(
+    cand = projection.lazy().filter(
         (pl.col("min_projected") < pl.col("safety_stock") * (1 + band))
         & ((pl.col("safety_stock") > 0) | (pl.col("min_projected") < 0))
     )
     short = pl.col("safety_stock") - pl.col("min_projected")
     if not open_fingerprints:
         cand = cand.filter(short >= min_units)
-    cand = add_fingerprints(cand, KIND, KEY)
-    out = cand.filter((short >= min_units) | is_open(open_fingerprints)).with_columns(
+    cand = add_fingerprints(cand.collect(engine="in-memory"), KIND, KEY)  # in-memory, as eager steps ran
+    out = cand.lazy().filter((short >= min_units) | is_open(open_fingerprints)).with_columns(
         short.clip(lower_bound=0).alias("units_short"),
         pl.lit(0.0).alias("units_excess"),
         (short.clip(lower_bound=0) * pl.col("unit_value")).alias("value_at_risk"),
         pl.col("stockout_days").alias("service_days_at_risk"),
     )
-    return with_impact_and_severity(out, settings).sort(KEY)
+    return with_impact_and_severity(out, settings).sort(KEY).collect(engine="in-memory")  # output-sized
