@@ -84,3 +84,39 @@ def test_partial_pass_only_closes_drifts_in_scope(db_url):
         apply_detection(s, [], [], config(), NOW, scope={dal.fingerprint})
     states = {r.body["affected"][0]["location"]: r.state for r in _recs(engine)}
     assert states == {"DC-DAL": "resolved", "DC-ATL": "open"}
+
+
+def test_an_unchanged_detection_leaves_the_recommendation_and_a_persons_edit_alone(db_url):
+    """Re-detecting the same thing must not edit the message again, nor undo a Modify made by
+    the first of two approving teams while the recommendation waits for the second."""
+    from bot.decisions import apply_modifications
+
+    engine = make_engine(db_url)
+    drift = demand_drift()
+    _poll(engine, [drift], [recommendation_for(drift)])
+    with session_scope(engine) as s:
+        (rec,) = s.exec(select(RecommendationRow)).all()
+        apply_modifications(s, rec, {"0.qty": 300})
+    report = _poll(engine, [drift], [recommendation_for(drift)], NOW + timedelta(minutes=5))
+    (rec,) = _recs(engine)
+    assert report.updated == [] and rec.version == 1
+    assert rec.body["actions"][0]["params"]["qty"] == 300
+    with session_scope(engine) as s:
+        transfer = s.exec(select(ActionRow).where(ActionRow.position == 0)).one()
+    assert transfer.params["qty"] == 300
+
+
+def test_a_recommendation_stored_before_digests_is_adopted_without_an_edit(db_url):
+    from sqlalchemy import update
+
+    engine = make_engine(db_url)
+    drift = demand_drift()
+    _poll(engine, [drift], [recommendation_for(drift)])
+    with session_scope(engine) as s:
+        s.exec(update(RecommendationRow).values(detection_digest=None))
+    report = _poll(engine, [drift], [recommendation_for(drift)], NOW + timedelta(minutes=5))
+    (rec,) = _recs(engine)
+    assert report.updated == [] and rec.version == 1  # the message is not edited for nothing
+    assert rec.detection_digest is not None
+    _poll(engine, [demand_drift(latest=1420)], [recommendation_for(demand_drift(latest=1420))])
+    assert _recs(engine)[0].version == 2  # and a real change still edits it
