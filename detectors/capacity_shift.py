@@ -144,4 +144,4 @@ def capacity_shift_with_loads(
             .otherwise(0.0).alias("service_days_at_risk"),
         )
     )
-    return with_impact_and_severity(out, settings).sort(KEY).collect(engine="in-memory"), loads
+    return with_impact_and_severity(out, settings, sort_by=KEY), loads

@@ -84,4 +84,4 @@ def detect_demand_change(
         (pl.col("delta").abs() * pl.col("unit_value")).alias("value_at_risk"),
         pl.lit(0.0).alias("service_days_at_risk"),
     )
-    return with_impact_and_severity(out, settings).sort(KEY).collect(engine="in-memory")  # output-sized
+    return with_impact_and_severity(out, settings, sort_by=KEY)

@@ -136,7 +136,7 @@ def detect_disruption(
     # one query from the lines to the shipments, in-memory as the eager steps ran
     per_shipment = add_fingerprints(per_shipment.collect(engine="in-memory"), KIND, KEY)
     out = per_shipment.lazy().filter((pl.col("reasons").list.len() > 0) | is_open(open_fingerprints))
-    return with_impact_and_severity(out, settings).sort(KEY).collect(engine="in-memory")  # output-sized
+    return with_impact_and_severity(out, settings, sort_by=KEY)
 
 
 def _empty() -> pl.DataFrame:

@@ -336,4 +336,4 @@ def detect_stockout_risk(
         (short.clip(lower_bound=0) * pl.col("unit_value")).alias("value_at_risk"),
         pl.col("stockout_days").alias("service_days_at_risk"),
     )
-    return with_impact_and_severity(out, settings).sort(KEY).collect(engine="in-memory")  # output-sized
+    return with_impact_and_severity(out, settings, sort_by=KEY)

@@ -87,3 +87,20 @@ def test_a_pass_leaves_the_collector_on_and_frozen_objects_frozen():
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.one_of(st.none(), FLOATS), st.one_of(st.none(), FLOATS)), max_size=30))
+def test_severity_column_equals_severity_expr(rows):
+    """Bands applied with numpy rank like polars: nulls lowest, NaN above every band."""
+    import polars as pl
+
+    from detectors._common import severity_column, severity_expr
+
+    s = DetectorSettings().severity
+    edges = [s.value_medium, s.value_high, s.value_critical, s.service_days_medium, s.service_days_high]
+    rows = rows + [(e, e) for e in edges] + [(float("nan"), None), (None, float("nan"))]
+    frame = pl.DataFrame({"value_at_risk": [r[0] for r in rows], "service_days_at_risk": [r[1] for r in rows]},
+                         schema={"value_at_risk": pl.Float64, "service_days_at_risk": pl.Float64})
+    want = frame.select(severity_expr(s).alias("severity")).get_column("severity")
+    assert severity_column(frame, s).to_list() == want.to_list()
