@@ -64,7 +64,10 @@ def _feeds(demand: pl.DataFrame, inventory: pl.DataFrame, shipments: pl.DataFram
         .filter(pl.col("t") < horizon)
         .sort("t", maintain_order=True)
     )
-    return collect_all([inv, dem, arr], inventory.height + demand.height + shipments.height)  # in parallel
+    # the first seeds' key hashes come with the rows (a query each saved); see _key_hashes
+    hashes = _hash_exprs(*_SEEDS[0])
+    return collect_all([q.with_columns(hashes) for q in (inv, dem, arr)],
+                       inventory.height + demand.height + shipments.height)  # in parallel
 
 
 def _in_horizon(settings: DetectorSettings, now: datetime) -> pl.Expr:
@@ -100,11 +103,17 @@ class _Collision(Exception):
     pass
 
 
+def _hash_exprs(seed: int, check_seed: int) -> list[pl.Expr]:
+    return [(pl.col("sku").hash(s) ^ pl.col("location").hash(s + 1)).alias(name)
+            for name, s in (("_h", seed), ("_c", check_seed))]
+
+
 def _key_hashes(frame: pl.DataFrame, seed: int, check_seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """The (sku, location) hash of every row under both seeds, in one query (run in parallel)."""
-    both = frame.select(*((pl.col("sku").hash(s) ^ pl.col("location").hash(s + 1)).alias(f"h{i}")
-                          for i, s in enumerate((seed, check_seed))))
-    return both.get_column("h0").to_numpy(), both.get_column("h1").to_numpy()
+    """The (sku, location) hash of every row under both seeds: as ``_feeds`` computed them for
+    the first seeds, else in one query."""
+    if (seed, check_seed) != _SEEDS[0]:
+        frame = frame.select(_hash_exprs(seed, check_seed))
+    return frame.get_column("_h").to_numpy(), frame.get_column("_c").to_numpy()
 
 
 def _starts(h: np.ndarray) -> np.ndarray:

@@ -47,3 +47,24 @@ def test_inbound_beyond_the_horizon_does_not_help():
     _, out = run([ship("S1", eta=ts(20, month=12))], on_hand=400)
     # 400 − 700 = −300 at day 14 → 400 short of the 100 safety stock
     assert out.row(0, named=True)["units_short"] == pytest.approx(400)
+
+
+def test_projection_is_the_same_when_the_first_seeds_collide(monkeypatch):
+    """After a collision the hashes come from their own query, not from the feeds' first seeds."""
+    from bench.detect import NOW as BENCH_NOW
+    from bench.detect import generate
+
+    snap = generate(0.02)
+    settings = DetectorSettings()
+    want = stockout_risk.project(snap.demand, snap.inventory, snap.shipments, settings, BENCH_NOW)
+    real, calls = stockout_risk._check, []
+
+    def first_collides(new, check):
+        calls.append(1)
+        if len(calls) == 1:
+            raise stockout_risk._Collision
+        real(new, check)
+
+    monkeypatch.setattr(stockout_risk, "_check", first_collides)
+    got = stockout_risk.project(snap.demand, snap.inventory, snap.shipments, settings, BENCH_NOW)
+    assert len(calls) > 1 and got.equals(want)
