@@ -70,7 +70,8 @@ class _Neighbourhood:
     def unit_values(self, skus: pl.Series, settings: DetectorSettings, now: datetime) -> pl.DataFrame:
         # the load on a changed resource carries SKUs the restricted snapshot has no demand for
         rows = self.index.demand_skus.rows(skus.to_frame())
-        return stockout_risk.unit_values(self.snapshot.demand.gather(rows), skus, settings, now)
+        demand = self.snapshot.demand.lazy().select("sku", "period", "unit_value").gather(rows)
+        return stockout_risk.unit_values(demand, skus, settings, now)
 
     def with_sources(self, projection: pl.DataFrame, groups: list[Group], settings: DetectorSettings,
                      now: datetime) -> pl.DataFrame:

@@ -77,7 +77,8 @@ def _in_horizon(settings: DetectorSettings, now: datetime) -> pl.Expr:
     return (pl.col("period") + timedelta(days=settings.period_days) > start) & (pl.col("period") < end)
 
 
-def unit_values(demand: pl.DataFrame, skus: pl.Series, settings: DetectorSettings, now: datetime) -> pl.DataFrame:
+def unit_values(demand: pl.DataFrame | pl.LazyFrame, skus: pl.Series, settings: DetectorSettings,
+                now: datetime) -> pl.DataFrame:
     """(sku, unit_value) of ``skus`` straight from demand, as ``project`` values them.
 
     A projection's per-sku maximum is the largest unit value of that SKU's demand in the
@@ -90,7 +91,7 @@ def unit_values(demand: pl.DataFrame, skus: pl.Series, settings: DetectorSetting
         demand.lazy().filter(pl.col("sku").is_in(skus.implode()) & _in_horizon(settings, now))
         .group_by("sku").agg(pl.col("unit_value").max())
     )
-    return collect(query, demand.height)
+    return collect(query, demand.height if isinstance(demand, pl.DataFrame) else 0)
 
 
 # Rows are matched to positions by a 64-bit hash of (sku, location) and checked with a second,
@@ -236,7 +237,7 @@ def project(
     with np.errstate(divide="ignore", invalid="ignore"):
         days_of_cover = np.where(daily > 0, on_hand / daily, np.inf)
         safety_days = np.where(daily > 0, safety / daily, 0.0)
-    return pos["names"].with_columns(
+    return pos["names"].hstack([  # columns made here: appended without a query
         pl.Series("on_hand", on_hand),
         pl.Series("safety_stock", safety),
         pl.Series("horizon_demand", pos["horizon_demand"]),
@@ -249,7 +250,7 @@ def project(
         pl.Series("days_of_cover", days_of_cover),
         pl.Series("safety_days", safety_days),
         pl.Series("spare", np.maximum(min_projected - safety, 0.0)),
-    )
+    ])
 
 
 PROJECTION_SCHEMA = {
