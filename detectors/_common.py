@@ -239,6 +239,16 @@ def _plain_struct_lists(series: pl.Series) -> list[Any]:
     return out
 
 
+def _rounded_columns(frame: pl.DataFrame, columns: list[str], ndigits: int) -> dict[str, list[float]]:
+    """``round_like_python`` of each column (as float; null → NaN), all in one call."""
+    if not columns:
+        return {}
+    flat = round_like_python(np.concatenate([frame.get_column(c).cast(pl.Float64).to_numpy() for c in columns]),
+                             ndigits)
+    n = frame.height
+    return {c: flat[i * n:(i + 1) * n] for i, c in enumerate(columns)}
+
+
 def to_drifts(
     frame: pl.DataFrame,
     kind: DriftKind,
@@ -254,17 +264,22 @@ def to_drifts(
     if frame.is_empty():
         return []
     detected = now.astimezone(UTC)
+    columns = list(dict.fromkeys([*key_cols, *evidence_cols, *cause_cols.values()]))
+    impact4 = ["units_short", "units_excess", "service_days_at_risk"]
+    floats = [c for c in columns if frame.schema[c].is_float()]
+    rounded = _rounded_columns(frame, list(dict.fromkeys([*floats, *impact4])), 4)  # one numpy pass
+    isfinite = math.isfinite
     plain: dict[str, list[Any]] = {}
-    for c in dict.fromkeys([*key_cols, *evidence_cols, *cause_cols.values()]):
-        plain[c] = _plain_column(frame.get_column(c))
+    for c in columns:
+        plain[c] = ([v if isfinite(v) else None for v in rounded[c]] if c in rounded
+                    else _plain_column(frame.get_column(c)))
     as_text = {c: [str(v) for v in plain[c]] for c in dict.fromkeys([*key_cols, *cause_cols.values()])}
     keys = [dict(zip(key_cols, vals)) for vals in zip(*(as_text[c] for c in key_cols))]
     evidence = [dict(zip(evidence_cols, vals)) for vals in zip(*(plain[c] for c in evidence_cols))]
     names = list(cause_cols)
     causes = ([dict(zip(names, vals)) for vals in zip(*(as_text[cause_cols[n]] for n in names))]
               if names else [{} for _ in range(frame.height)])
-    short, excess, days = (round_like_python(frame.get_column(c).to_numpy(), 4)
-                           for c in ("units_short", "units_excess", "service_days_at_risk"))
+    short, excess, days = (rounded[c] for c in impact4)
     value = round_like_python(frame.get_column("value_at_risk").to_numpy(), 2)
     severities = [Severity(s) for s in frame.get_column("severity").to_list()]
     drifts = []

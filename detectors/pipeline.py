@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 
 from detectors import capacity_shift, demand_change, disruption, stockout_risk
 from detectors._common import to_drifts
-from detectors.grouping import Group, group_drifts
+from detectors.grouping import group_drifts
 from detectors.model import UTC, Drift, Recommendation
 from detectors.recommend import Context, _assign_needs, recommend
 from detectors.settings import DetectorSettings
@@ -73,10 +73,9 @@ class _Neighbourhood:
         demand = self.snapshot.demand.lazy().select("sku", "period", "unit_value").gather(rows)
         return stockout_risk.unit_values(demand, skus, settings, now)
 
-    def with_sources(self, projection: pl.DataFrame, groups: list[Group], settings: DetectorSettings,
+    def with_sources(self, projection: pl.DataFrame, needs: pl.DataFrame, settings: DetectorSettings,
                      now: datetime) -> pl.DataFrame:
-        """``projection`` plus the positions that could send stock to a shortfall (by lane)."""
-        needs, _ = _assign_needs(groups)
+        """``projection`` plus the positions that could send stock to ``needs`` (by lane)."""
         sources = (
             needs.lazy().filter(pl.col("qty") > 0).select("sku", "location")
             .join(self.snapshot.lanes.lazy().select(pl.col("destination").alias("location"), "origin"),
@@ -184,11 +183,13 @@ def _detect(snapshot: Snapshot, settings: DetectorSettings, now: datetime, open_
         fed = _changed_destinations(snapshot, changed)
         drifts = [d for d in drifts if _concerns(d, changed, fed)]
     groups = group_drifts(drifts, settings.group_by)
+    assigned = None
     if near is not None:
-        projection = near.with_sources(projection, groups, settings, now)
+        assigned = _assign_needs(groups)  # recommend reads the same, before it changes the groups
+        projection = near.with_sources(projection, assigned[0], settings, now)
     ctx = Context(projection=projection, shipments=snapshot.shipments, capacity=snapshot.capacity,
                   lanes=snapshot.lanes, settings=settings, now=now, loads=loads)
-    return DetectionResult(drifts=drifts, recommendations=recommend(groups, ctx))
+    return DetectionResult(drifts=drifts, recommendations=recommend(groups, ctx, assigned))
 
 
 def _concerns(d: Drift, changed: ChangedKeys, fed: set[tuple[str, str]]) -> bool:

@@ -107,9 +107,13 @@ def _assign_needs(groups: list[Group]) -> tuple[pl.DataFrame, dict[tuple[str, st
     return needs, owner
 
 
-def recommend(groups: list[Group], ctx: Context) -> list[Recommendation]:
-    """One recommendation per group; stockout drifts another group already answers join it."""
-    needs, owner = _assign_needs(groups)
+def recommend(groups: list[Group], ctx: Context,
+              assigned: tuple[pl.DataFrame, dict[tuple[str, str], Group]] | None = None) -> list[Recommendation]:
+    """One recommendation per group; stockout drifts another group already answers join it.
+
+    ``assigned``: ``_assign_needs(groups)`` when the caller already has it (the incremental pass).
+    """
+    needs, owner = assigned if assigned is not None else _assign_needs(groups)
     transfers = plan_transfers(needs, ctx.projection, ctx.lanes, ctx.settings)
     by_dest: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for t in transfers.iter_rows(named=True):
