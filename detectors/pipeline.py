@@ -178,7 +178,7 @@ def _detect(snapshot: Snapshot, settings: DetectorSettings, now: datetime, open_
 
         def unit_values(skus: pl.Series) -> pl.DataFrame:
             return near.unit_values(skus, settings, now)
-    drifts, projection, loads = detect_frames(snapshot, settings, now, open_fingerprints, unit_values)
+    drifts, projection, loads = detect_frames(snapshot, settings, now, open_fingerprints, unit_values, changed)
     if changed is not None:
         fed = _changed_destinations(snapshot, changed)
         drifts = [d for d in drifts if _concerns(d, changed, fed)]
@@ -226,11 +226,14 @@ class Frames(NamedTuple):
 
 def detect_frames(
     snapshot: Snapshot, settings: DetectorSettings, now: datetime, open_fingerprints: frozenset[str],
-    unit_values: Callable[[pl.Series], pl.DataFrame] | None = None,
+    unit_values: Callable[[pl.Series], pl.DataFrame] | None = None, changed: ChangedKeys | None = None,
 ) -> Frames:
     """Drifts of every kind, in a stable order, the inventory projection and capacity loads they used.
 
     ``unit_values``: where capacity_shift values a SKU when ``snapshot`` is not the whole picture.
+    ``changed``: an incremental pass reports disruptions of changed shipments and demand changes
+    of changed positions only, so only those are examined and turned into drifts (the rest of
+    ``snapshot`` feeds the projection and loads).
     """
     projection = stockout_risk.project(snapshot.demand, snapshot.inventory, snapshot.shipments, settings, now)
     if unit_values is None:
@@ -240,9 +243,16 @@ def detect_frames(
                     .group_by("sku").agg(pl.col("unit_value").max()))
     capacity, loads = capacity_shift.capacity_shift_with_loads(
         snapshot.capacity, snapshot.shipments, unit_values, settings, now, open_fingerprints)
+    shipments = snapshot.shipments
+    demand_drifts = demand_change.detect_demand_change(snapshot.demand, settings, now, open_fingerprints)
+    if changed is not None:
+        shipments = shipments.lazy().filter(
+            pl.col("shipment_id").is_in(sorted(changed.shipment_ids))).collect(engine="in-memory")
+        pairs = pl.DataFrame(list(changed.sku_locations), schema=_PAIR, orient="row")
+        demand_drifts = demand_drifts.join(pairs, on=["sku", "location"], how="semi", maintain_order="left")
     frames = [
-        (demand_change, demand_change.detect_demand_change(snapshot.demand, settings, now, open_fingerprints)),
-        (disruption, disruption.detect_disruption(snapshot.shipments, projection, settings, now, open_fingerprints)),
+        (demand_change, demand_drifts),
+        (disruption, disruption.detect_disruption(shipments, projection, settings, now, open_fingerprints)),
         (capacity_shift, capacity),
         (stockout_risk, stockout_risk.detect_stockout_risk(projection, settings, open_fingerprints)),
     ]

@@ -157,3 +157,17 @@ def test_fits_reads_shared_key_buffers_as_equal_and_compares_the_rest():
     sliced = Snapshot(demand=before.demand.slice(1).vstack(before.demand.head(1)), shipments=before.shipments,
                       capacity=before.capacity, inventory=before.inventory, lanes=before.lanes)
     assert not index.fits(sliced)
+
+
+@pytest.mark.parametrize("seed", [2, 5])
+def test_incremental_drifts_equal_the_full_pass_with_open_drifts(seed):
+    """Hysteresis: drifts open before the change stay open in both passes, for the changed keys."""
+    before = generate(0.02)
+    snap, changed = mutate(before, 0.01, seed=seed)
+    settings = DetectorSettings()
+    opened = frozenset(d.fingerprint for d in detect(before, settings, BENCH_NOW).drifts)
+    full = detect(snap, settings, BENCH_NOW, open_fingerprints=opened)
+    inc = detect(snap, settings, BENCH_NOW, open_fingerprints=opened, changed=changed, index=SnapshotIndex(before))
+    wanted = sorted((d for d in full.drifts if _affected(d, changed, snap)), key=lambda d: d.fingerprint)
+    assert wanted
+    assert sorted(inc.drifts, key=lambda d: d.fingerprint) == wanted
