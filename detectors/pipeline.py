@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from functools import lru_cache
 from typing import NamedTuple
 
 import numpy as np
@@ -35,6 +36,12 @@ class DetectionResult(BaseModel):
 _PAIR = {"sku": pl.Utf8, "location": pl.Utf8}
 
 
+@lru_cache(maxsize=4)
+def _pair_frame(pairs: frozenset[tuple[str, str]]) -> pl.DataFrame:
+    """(sku, location) pairs as a frame, built once per pass (a frame is immutable: shared)."""
+    return pl.DataFrame(list(pairs), schema=_PAIR, orient="row")
+
+
 class _Neighbourhood:
     """What an incremental pass reads of a snapshot, gathered by the snapshot's index.
 
@@ -47,10 +54,10 @@ class _Neighbourhood:
     def __init__(self, snapshot: Snapshot, changed: ChangedKeys, index: SnapshotIndex) -> None:
         self.snapshot, self.index = snapshot, index
         ship_rows = index.shipment_ids.rows(changed.shipment_ids)
-        pairs = pl.concat([
-            pl.DataFrame(list(changed.sku_locations), schema=_PAIR, orient="row"),
-            snapshot.shipments.select("sku", pl.col("destination").alias("location")).gather(ship_rows),
-        ])
+        fed = snapshot.shipments.select("sku", pl.col("destination").alias("location")).gather(ship_rows)
+        # (sku, destination) of every line of a changed shipment: the positions they feed
+        self.fed: set[tuple[str, str]] = set(fed.iter_rows())
+        pairs = pl.concat([_pair_frame(changed.sku_locations), fed])
         demand, inventory, inbound = self._rows(pairs)
         resources = sorted(changed.resources)
         shipments = sorted_unique(np.concatenate([ship_rows, inbound, index.shipments_on(resources)]))
@@ -180,8 +187,7 @@ def _detect(snapshot: Snapshot, settings: DetectorSettings, now: datetime, open_
             return near.unit_values(skus, settings, now)
     drifts, projection, loads = detect_frames(snapshot, settings, now, open_fingerprints, unit_values, changed)
     if changed is not None:
-        fed = _changed_destinations(snapshot, changed)
-        drifts = [d for d in drifts if _concerns(d, changed, fed)]
+        drifts = [d for d in drifts if _concerns(d, changed, near.fed)]
     groups = group_drifts(drifts, settings.group_by)
     assigned = None
     if near is not None:
@@ -205,15 +211,6 @@ def _concerns(d: Drift, changed: ChangedKeys, fed: set[tuple[str, str]]) -> bool
     if kind == "stockout_risk":  # fed by a changed inbound shipment
         return pair in fed
     return False
-
-
-def _changed_destinations(snapshot: Snapshot, changed: ChangedKeys) -> set[tuple[str, str]]:
-    if not changed.shipment_ids:
-        return set()
-    rows = snapshot.shipments.lazy().filter(
-        pl.col("shipment_id").is_in(sorted(changed.shipment_ids))
-    ).select("sku", "destination").unique().collect(engine="in-memory")
-    return set(rows.iter_rows())
 
 
 class Frames(NamedTuple):
@@ -248,7 +245,7 @@ def detect_frames(
     if changed is not None:
         shipments = shipments.lazy().filter(
             pl.col("shipment_id").is_in(sorted(changed.shipment_ids))).collect(engine="in-memory")
-        pairs = pl.DataFrame(list(changed.sku_locations), schema=_PAIR, orient="row")
+        pairs = _pair_frame(changed.sku_locations)
         demand_drifts = demand_drifts.join(pairs, on=["sku", "location"], how="semi", maintain_order="left")
     frames = [
         (demand_change, demand_drifts),
