@@ -40,9 +40,17 @@ def business_key(record: Any) -> tuple:
 
 
 class SnapshotCache:
+    """Records by business key, and the Snapshot built from them.
+
+    Most polls change nothing, and building a Snapshot from every record is the costly part
+    of a pass at scale, so the last one is kept until a record changes.
+    """
+
     def __init__(self) -> None:
         self._records: dict[tuple, Any] = {}
         self._lock = threading.Lock()
+        self._generation = 0  # bumped by every change
+        self._built: tuple[int, Snapshot] | None = None  # the last build and its generation
 
     def apply(self, records: Iterable[Any]) -> int:
         """Merge records; returns how many changed the picture."""
@@ -56,6 +64,7 @@ class SnapshotCache:
                 if self._records.get(key) != record:
                     self._records[key] = record
                     changed += 1
+            self._generation += bool(changed)
         return changed
 
     def _apply_event(self, event: ShipmentEvent) -> int:
@@ -80,8 +89,14 @@ class SnapshotCache:
 
     def snapshot(self) -> Snapshot:
         with self._lock:
-            records = list(self._records.values())
-        return snapshot_from_records(records)
+            if self._built is not None and self._built[0] == self._generation:
+                return self._built[1]
+            generation, records = self._generation, list(self._records.values())
+        built = snapshot_from_records(records)
+        with self._lock:
+            if generation == self._generation:  # nothing applied while it was being built
+                self._built = (generation, built)
+        return built
 
     def __len__(self) -> int:
         return len(self._records)
