@@ -10,7 +10,7 @@ from datetime import datetime
 
 import polars as pl
 
-from detectors._common import add_fingerprints, collect, is_open, with_impact_and_severity
+from detectors._common import add_fingerprints, collect, is_open, now_literal, with_impact_and_severity
 from detectors.model import DriftKind
 from detectors.settings import DetectorSettings
 
@@ -35,7 +35,7 @@ def detect_disruption(
     """One row per disrupted shipment, its lines' lateness and cover at the destination."""
     cfg = settings.disruption
     band = settings.hysteresis_band
-    now_us = pl.lit(now).cast(pl.Datetime("us", "UTC"))
+    now_us = now_literal(now)
 
     def hours(e: pl.Expr) -> pl.Expr:
         return e.dt.total_microseconds() / _HOUR_US

@@ -35,6 +35,9 @@ OPTIONAL_DEFAULTS: dict[str, dict[str, object]] = {
 }
 
 
+_SCHEMAS = {table: pl.Schema(schema) for table, schema in SNAPSHOT_SCHEMAS.items()}  # built once, compared per snapshot
+
+
 def empty(table: str) -> pl.DataFrame:
     return pl.DataFrame(schema=SNAPSHOT_SCHEMAS[table])
 
@@ -78,7 +81,7 @@ class Snapshot:
     def __post_init__(self) -> None:
         for f in fields(self):
             frame = getattr(self, f.name)
-            if frame.schema != pl.Schema(SNAPSHOT_SCHEMAS[f.name]):
+            if frame.schema != _SCHEMAS[f.name]:
                 object.__setattr__(self, f.name, conform(f.name, frame))
 
     @classmethod

@@ -14,7 +14,15 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from detectors._common import add_fingerprints, collect, collect_all, is_open, today, with_impact_and_severity
+from detectors._common import (
+    add_fingerprints,
+    collect,
+    collect_all,
+    is_open,
+    now_literal,
+    today,
+    with_impact_and_severity,
+)
 from detectors.model import DriftKind
 from detectors.settings import DetectorSettings
 
@@ -44,7 +52,7 @@ def _feeds(demand: pl.DataFrame, inventory: pl.DataFrame, shipments: pl.DataFram
     overlap_start = pl.max_horizontal(pl.col("period"), pl.lit(start))
     overlap_end = pl.min_horizontal(pl.col("period") + pd_, pl.lit(end))
     overlap_days = (overlap_end - overlap_start).dt.total_days().clip(lower_bound=0)
-    now_us = pl.lit(now).cast(pl.Datetime("us", "UTC"))
+    now_us = now_literal(now)
     inv = inventory.lazy().select(
         "sku", "location", pl.lit(0.0).alias("t"), pl.col("on_hand").fill_null(0.0).alias("a"),
         pl.col("safety_stock").alias("b"))

@@ -2,6 +2,8 @@
 
 import gc
 import math
+from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
 
 import numpy as np
 from hypothesis import given, settings
@@ -104,3 +106,18 @@ def test_severity_column_equals_severity_expr(rows):
                          schema={"value_at_risk": pl.Float64, "service_days_at_risk": pl.Float64})
     want = frame.select(severity_expr(s).alias("severity")).get_column("severity")
     assert severity_column(frame, s).to_list() == want.to_list()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1),
+                    timezones=st.sampled_from([timezone.utc, ZoneInfo("Europe/Paris"), ZoneInfo("America/New_York")])))
+def test_now_literal_equals_the_datetime_literal(now):
+    """Detectors get ``now`` in UTC (detect converts it); polars' own zone rules may differ from
+    Python's for other zones (e.g. Paris in 2100), so the literal is compared in UTC."""
+    import polars as pl
+
+    from detectors._common import now_literal
+
+    frame = pl.DataFrame({"x": [0]})
+    want = frame.select(pl.lit(now.astimezone(timezone.utc)).cast(pl.Datetime("us", "UTC")).alias("t"))
+    assert frame.select(now_literal(now).alias("t")).equals(want)
