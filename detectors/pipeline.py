@@ -42,6 +42,14 @@ def _pair_frame(pairs: frozenset[tuple[str, str]]) -> pl.DataFrame:
     return pl.DataFrame(list(pairs), schema=_PAIR, orient="row")
 
 
+class Focus(NamedTuple):
+    """What an incremental pass examines within its restricted snapshot."""
+
+    pairs: pl.DataFrame  # the changed (sku, location): only their demand changes are reported
+    shipments: pl.DataFrame  # lines of the changed shipments: only their disruptions are reported
+    inbound: pl.DataFrame  # the lines that feed the snapshot's positions: all the projection reads
+
+
 class _Neighbourhood:
     """What an incremental pass reads of a snapshot, gathered by the snapshot's index.
 
@@ -61,12 +69,14 @@ class _Neighbourhood:
         demand, inventory, inbound = self._rows(pairs)
         resources = sorted(changed.resources)
         shipments = sorted_unique(np.concatenate([ship_rows, inbound, index.shipments_on(resources)]))
-        parts = pl.collect_all([  # one query for the four gathers
+        parts = pl.collect_all([  # one query for the gathers
             snapshot.demand.lazy().gather(demand), snapshot.shipments.lazy().gather(shipments),
             snapshot.capacity.lazy().gather(index.capacity.rows(resources)),
             snapshot.inventory.lazy().gather(inventory),
+            snapshot.shipments.lazy().gather(ship_rows), snapshot.shipments.lazy().gather(inbound),
         ], engine="in-memory")
         self.part = Snapshot(*parts[:2], capacity=parts[2], inventory=parts[3], lanes=snapshot.lanes)
+        self.focus = Focus(_pair_frame(changed.sku_locations), parts[4], parts[5])
 
     def _rows(self, positions: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Rows of demand, inventory and inbound shipment lines of ``positions`` (sku, location)."""
@@ -185,7 +195,8 @@ def _detect(snapshot: Snapshot, settings: DetectorSettings, now: datetime, open_
 
         def unit_values(skus: pl.Series) -> pl.DataFrame:
             return near.unit_values(skus, settings, now)
-    drifts, projection, loads = detect_frames(snapshot, settings, now, open_fingerprints, unit_values, changed)
+    drifts, projection, loads = detect_frames(snapshot, settings, now, open_fingerprints, unit_values,
+                                              near.focus if near is not None else None)
     if changed is not None:
         drifts = [d for d in drifts if _concerns(d, changed, near.fed)]
     groups = group_drifts(drifts, settings.group_by)
@@ -223,16 +234,18 @@ class Frames(NamedTuple):
 
 def detect_frames(
     snapshot: Snapshot, settings: DetectorSettings, now: datetime, open_fingerprints: frozenset[str],
-    unit_values: Callable[[pl.Series], pl.DataFrame] | None = None, changed: ChangedKeys | None = None,
+    unit_values: Callable[[pl.Series], pl.DataFrame] | None = None, focus: Focus | None = None,
 ) -> Frames:
     """Drifts of every kind, in a stable order, the inventory projection and capacity loads they used.
 
     ``unit_values``: where capacity_shift values a SKU when ``snapshot`` is not the whole picture.
-    ``changed``: an incremental pass reports disruptions of changed shipments and demand changes
-    of changed positions only, so only those are examined and turned into drifts (the rest of
-    ``snapshot`` feeds the projection and loads).
+    ``focus``: an incremental pass reports disruptions of changed shipments and demand changes
+    of changed positions only, so only those are examined and turned into drifts, and the
+    projection reads only the lines feeding the snapshot's positions (the other shipments in
+    ``snapshot`` are there for the capacity loads).
     """
-    projection = stockout_risk.project(snapshot.demand, snapshot.inventory, snapshot.shipments, settings, now)
+    projection = stockout_risk.project(snapshot.demand, snapshot.inventory,
+                                       snapshot.shipments if focus is None else focus.inbound, settings, now)
     if unit_values is None:
         def unit_values(skus: pl.Series) -> pl.DataFrame:
             # only the SKUs on a drifting resource's load, from the projection (4× fewer rows than demand)
@@ -242,11 +255,9 @@ def detect_frames(
         snapshot.capacity, snapshot.shipments, unit_values, settings, now, open_fingerprints)
     shipments = snapshot.shipments
     demand_drifts = demand_change.detect_demand_change(snapshot.demand, settings, now, open_fingerprints)
-    if changed is not None:
-        shipments = shipments.lazy().filter(
-            pl.col("shipment_id").is_in(sorted(changed.shipment_ids))).collect(engine="in-memory")
-        pairs = _pair_frame(changed.sku_locations)
-        demand_drifts = demand_drifts.join(pairs, on=["sku", "location"], how="semi", maintain_order="left")
+    if focus is not None:
+        shipments = focus.shipments
+        demand_drifts = demand_drifts.join(focus.pairs, on=["sku", "location"], how="semi", maintain_order="left")
     frames = [
         (demand_change, demand_drifts),
         (disruption, disruption.detect_disruption(shipments, projection, settings, now, open_fingerprints)),
