@@ -131,8 +131,9 @@ def incremental_anatomy() -> Figure:
                               f"snapshot index ({cut_s * 1000:.0f} ms CPU of a {inc_s * 1000:.0f} ms "
                               f"pass, with the exact check that the index fits) and keeps {kept}; "
                               f"the same incremental pass on a 10-SKU snapshot costs "
-                              f"{tiny_s * 1000:.0f} ms CPU: the rest is per-operation overhead "
-                              "(~250 polars operations, two LPs) that does not shrink with the data"))
+                              f"{tiny_s * 1000:.0f} ms CPU: the rest is per-query overhead "
+                              "(~50 polars queries, two HiGHS MIP solves) that does not shrink with "
+                              "the data"))
 
 
 def _figures(label: str, d: dict, repeat: int) -> list[Figure]:
