@@ -88,7 +88,7 @@ class _Neighbourhood:
         # the load on a changed resource carries SKUs the restricted snapshot has no demand for
         rows = self.index.demand_skus.rows(skus.to_frame())
         demand = self.snapshot.demand.lazy().select("sku", "period", "unit_value").gather(rows)
-        return stockout_risk.unit_values(demand, skus, settings, now)
+        return stockout_risk.unit_values(demand, skus, settings, now, only_these_skus=True)
 
     def with_sources(self, projection: pl.DataFrame, needs: pl.DataFrame, settings: DetectorSettings,
                      now: datetime) -> pl.DataFrame:

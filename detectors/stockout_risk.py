@@ -86,17 +86,19 @@ def _in_horizon(settings: DetectorSettings, now: datetime) -> pl.Expr:
 
 
 def unit_values(demand: pl.DataFrame | pl.LazyFrame, skus: pl.Series, settings: DetectorSettings,
-                now: datetime) -> pl.DataFrame:
+                now: datetime, only_these_skus: bool = False) -> pl.DataFrame:
     """(sku, unit_value) of ``skus`` straight from demand, as ``project`` values them.
 
     A projection's per-sku maximum is the largest unit value of that SKU's demand in the
     horizon, and 0 (here: missing, which its readers fill with 0) when it has none — for unit
-    values ≥ 0, as the canonical model requires.
+    values ≥ 0, as the canonical model requires. ``only_these_skus``: ``demand`` holds no other
+    SKU's rows (gathered by SKU), so they need no filtering.
     """
     if skus.is_empty():  # no capacity drift: no need to scan demand
         return pl.DataFrame(schema={"sku": pl.Utf8, "unit_value": pl.Float64})
     query = (
-        demand.lazy().filter(pl.col("sku").is_in(skus.implode()) & _in_horizon(settings, now))
+        demand.lazy().filter(_in_horizon(settings, now) if only_these_skus
+                             else pl.col("sku").is_in(skus.implode()) & _in_horizon(settings, now))
         .group_by("sku").agg(pl.col("unit_value").max())
     )
     return collect(query, demand.height if isinstance(demand, pl.DataFrame) else 0)
