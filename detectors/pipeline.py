@@ -62,9 +62,11 @@ class _Neighbourhood:
     def __init__(self, snapshot: Snapshot, changed: ChangedKeys, index: SnapshotIndex) -> None:
         self.snapshot, self.index = snapshot, index
         ship_rows = index.shipment_ids.rows(changed.shipment_ids)
-        fed = snapshot.shipments.select("sku", pl.col("destination").alias("location")).gather(ship_rows)
+        fed = (snapshot.shipments.lazy().select("sku", pl.col("destination").alias("location")).gather(ship_rows)
+               .collect(engine="in-memory"))
         # (sku, destination) of every line of a changed shipment: the positions they feed
-        self.fed: set[tuple[str, str]] = set(fed.iter_rows())
+        self.fed: set[tuple[str, str]] = set(zip(fed.get_column("sku").to_list(),
+                                                 fed.get_column("location").to_list(), strict=True))
         pairs = pl.concat([_pair_frame(changed.sku_locations), fed])
         demand, inventory, inbound = self._rows(pairs)
         resources = sorted(changed.resources)
