@@ -40,6 +40,16 @@ class Context:
     loads: pl.DataFrame | None = None  # resource_loads of the capacity drifts, when detection kept them
 
 
+def _columns(frame: pl.DataFrame, *names: str) -> list[list[Any]]:
+    return [frame.get_column(n).to_list() for n in names]
+
+
+def _dicts(frame: pl.DataFrame) -> list[dict[str, Any]]:
+    """``list(frame.iter_rows(named=True))``, converted column by column (~2x cheaper)."""
+    names = frame.columns
+    return [dict(zip(names, row, strict=True)) for row in zip(*_columns(frame, *names))]
+
+
 def _u(x: float) -> str:
     return f"{x:,.0f}"
 
@@ -116,9 +126,9 @@ def recommend(groups: list[Group], ctx: Context,
     needs, owner = assigned if assigned is not None else _assign_needs(groups)
     transfers = plan_transfers(needs, ctx.projection, ctx.lanes, ctx.settings)
     by_dest: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
-    for t in transfers.iter_rows(named=True):
+    for t in _dicts(transfers):
         by_dest[(t["sku"], t["to"])].append(t)
-    need_qty = {(r["sku"], r["location"]): r["qty"] for r in needs.iter_rows(named=True)}
+    need_qty = dict(zip(zip(*_columns(needs, "sku", "location")), needs.get_column("qty").to_list()))
 
     # stockout drifts whose shortfall another group answers are absorbed by that group
     kept: list[Group] = []
@@ -420,7 +430,7 @@ def _inbound_lines(groups: list[Group], ctx: Context) -> dict[tuple[str, str], l
         .collect(engine="in-memory")  # one query, as the eager steps ran
     )
     out: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
-    for r in lines.iter_rows(named=True):
+    for r in _dicts(lines):
         out[(r["sku"], r["destination"])].append(r)
     return out
 
@@ -487,11 +497,11 @@ def _capacity_plan(groups: list[Group], ctx: Context) -> dict[str, Any]:
         items.lazy().select("item_id", "fingerprint", pl.col("exclude_carrier").alias("from_carrier")), on="item_id"
     ).collect(engine="in-memory")
     reassigned: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for m in moves.iter_rows(named=True):
+    for m in _dicts(moves):
         reassigned[m["fingerprint"]].append(m)
     rephase: dict[tuple[str, str], list[tuple[date, float]]] = defaultdict(list)
-    for r in spare.iter_rows(named=True):
-        rephase[(r["resource_type"], r["resource_id"])].append((r["period"], r["room"]))
+    for rtype, rid, period, room in zip(*_columns(spare, "resource_type", "resource_id", "period", "room")):
+        rephase[(rtype, rid)].append((period, room))
     return {"reassigned": reassigned, "rephase": rephase}
 
 
