@@ -25,6 +25,7 @@ from store.tables import (
     ACTIVE_STATES,
     ActionRow,
     AuditEvent,
+    DecisionRow,
     DriftRow,
     RecommendationRow,
     RecState,
@@ -139,18 +140,7 @@ def _upsert_recommendation(session: Session, rec: Recommendation,
         return  # decided: execution owns it now
     before, after = Situation.stored(row), Situation.of(rec)
     if is_material_change(before, after):
-        reason = describe_change(before, after)
-        if not transition(session, row.id, from_states=[row.state], to_state=RecState.SUPERSEDED,
-                          actor=DETECTOR, reason=reason, expected_version=row.version):
-            return  # someone decided meanwhile; their decision stands
-        session.flush()
-        new = create_recommendation(session, rec, config, now)
-        row.superseded_by = new.id
-        session.add(row)
-        add_note(session, row.id, f"superseded:{row.id}",
-                 f":arrows_counterclockwise: Superseded — {reason}. "
-                 f"A new recommendation (#{new.id}) replaces this one.")
-        report.superseded.append((row.id, new.id))
+        _supersede(session, row, rec, describe_change(before, after), config, now, report)
         return
     body = rec.model_dump(mode="json")
     digest = detection_digest(body)
@@ -160,6 +150,12 @@ def _upsert_recommendation(session: Session, rec: Recommendation,
         row.detection_digest = digest
         session.add(row)
         return
+    if modifier := _approved_with_modifications(session, row.id):
+        # Editing in place would put the detectors' actions over that person's edit while their
+        # approval still counts: everyone decides again on the new figures instead.
+        _supersede(session, row, rec, f"the figures changed after <@{modifier}> approved it "
+                   "with modifications", config, now, report)
+        return
     row.body, row.summary, row.detection_digest = body, rec.summary, digest
     row.severity, row.value_at_risk = str(rec.severity), rec.impact_if_ignored.value_at_risk
     row.version += 1  # the message shows the latest numbers
@@ -167,6 +163,31 @@ def _upsert_recommendation(session: Session, rec: Recommendation,
     session.add(row)
     _replace_actions(session, row, rec.actions, config)
     report.updated.append(row.id)
+
+
+def _supersede(session: Session, row: RecommendationRow, rec: Recommendation, reason: str,
+               config: AlignbotConfig, now: datetime, report: LifecycleReport) -> None:
+    if not transition(session, row.id, from_states=[row.state], to_state=RecState.SUPERSEDED,
+                      actor=DETECTOR, reason=reason, expected_version=row.version):
+        return  # someone decided meanwhile; their decision stands
+    session.flush()
+    new = create_recommendation(session, rec, config, now)
+    row.superseded_by = new.id
+    session.add(row)
+    add_note(session, row.id, f"superseded:{row.id}",
+             f":arrows_counterclockwise: Superseded — {reason}. "
+             f"A new recommendation (#{new.id}) replaces this one.")
+    report.superseded.append((row.id, new.id))
+
+
+def _approved_with_modifications(session: Session, recommendation_id: int) -> str | None:
+    """Who approved this recommendation with edits of their own, if anyone did."""
+    for user_id, changes in session.exec(select(DecisionRow.user_id, DecisionRow.changes).where(
+            DecisionRow.recommendation_id == recommendation_id,
+            DecisionRow.verdict.in_(["approve", "modify"]))):
+        if changes:
+            return user_id
+    return None
 
 
 def create_recommendation(session: Session, rec: Recommendation, config: AlignbotConfig,

@@ -120,3 +120,31 @@ def test_a_recommendation_stored_before_digests_is_adopted_without_an_edit(db_ur
     assert rec.detection_digest is not None
     _poll(engine, [demand_drift(latest=1420)], [recommendation_for(demand_drift(latest=1420))])
     assert _recs(engine)[0].version == 2  # and a real change still edits it
+
+
+def test_new_figures_after_an_approval_with_modifications_ask_everyone_to_decide_again(db_url):
+    """The first approver's edit must not be overwritten in place while their approval still
+    counts towards a second approver's click: the recommendation is superseded instead."""
+    from sqlalchemy import update
+
+    from bot.decisions import decide
+
+    engine = make_engine(db_url)
+    _poll(engine, [demand_drift(latest=1400)], [recommendation_for(demand_drift(latest=1400))])
+    with session_scope(engine) as s:
+        s.exec(update(RecommendationRow).values(approvals_required={"planning": 2}))
+    with session_scope(engine) as s:
+        (rec,) = s.exec(select(RecommendationRow)).all()
+        result = decide(s, rec.id, "U0PLAN1", {"planning"}, "modify", now=NOW,
+                        changes={"0.qty": 300})
+    assert result.recorded and result.state == "open"  # one of two approvals
+
+    report = _poll(engine, [demand_drift(latest=1420)],
+                   [recommendation_for(demand_drift(latest=1420))], NOW + timedelta(minutes=5))
+    old, new = _recs(engine)
+    assert (old.state, new.state) == ("superseded", "open")
+    assert report.superseded == [(old.id, new.id)] and report.updated == []
+    assert new.body["actions"][0]["params"]["qty"] == 420  # the detectors' new figures
+    with session_scope(engine) as s:
+        note = s.exec(select(SlackNote).where(SlackNote.recommendation_id == old.id)).one()
+    assert "<@U0PLAN1> approved it with modifications" in note.text
