@@ -264,12 +264,11 @@ def measure(database_url: str | None, backend: str, quick: bool,
     split = "; ".join(f"{k} n={len(v)} p50 {_ms(percentile(v, 50))} ms p99 "
                       f"{_ms(percentile(v, 99))} ms" for k, v in sorted(by_label.items()))
     status_text = ", ".join(f"HTTP {k}×{v}" for k, v in sorted(statuses.items()))
-    durability = ("each batch of clicks synced to disk before its acks (PostgreSQL's defaults: "
-                  "fsync, synchronous_commit)" if backend == "PostgreSQL" else
-                  "each batch of clicks synced to disk before its acks (the inbox file commits "
-                  "with synchronous=FULL)")
+    synced_by = ("PostgreSQL's defaults: fsync, synchronous_commit" if backend == "PostgreSQL"
+                 else "the inbox file commits with synchronous=FULL")
     setup = (f"a separate `alignbot run` process on {backend}; clicks sent by a third process, "
-             f"all at once, each on a fresh connection; {durability}")
+             "all at once, each on a fresh connection; each batch of clicks synced to disk "
+             f"before its acks ({synced_by})")
     return [
         Figure(bench, f"click ack p50 ({concurrency} concurrent)", _ms(percentile(elapsed, 50)),
                "ms", notes=f"{len(elapsed)} clicks in {rounds} round(s) of {concurrency}; "
