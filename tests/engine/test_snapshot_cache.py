@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import gc
 from datetime import UTC, date, datetime, timedelta
 
 from bot.snapshot_cache import SnapshotCache
-from detectors.model import DemandRecord, ShipmentEvent, ShipmentLine, ShipmentRecord
+from detectors.model import (
+    CapacityRecord,
+    DemandRecord,
+    InventoryRecord,
+    LaneRecord,
+    ShipmentEvent,
+    ShipmentLine,
+    ShipmentRecord,
+)
+from detectors.snapshot import snapshot_from_records
 
 WEEK = date(2026, 11, 23)
 NOON = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -46,3 +56,57 @@ def test_a_status_event_updates_its_shipment_in_the_next_pass():
     shipments = cache.snapshot().shipments
     assert shipments["status"].to_list() == ["delayed"]
     assert shipments["eta"].to_list() == [late]
+    assert shipments["exception_code"].to_list() == ["WEATHER"]
+    # an older event arriving late does not undo the newer one
+    assert cache.apply([ShipmentEvent(shipment_id="SH-1", event_time=NOON - timedelta(hours=3),
+                                      status="arrived")]) == 0
+    assert cache.snapshot().shipments["status"].to_list() == ["delayed"]
+
+
+def _network(n: int, latest: float = 100.0) -> list:
+    demand = [DemandRecord(sku=f"SKU-{i % 97}", location=f"DC-{i // 97}", period=WEEK,
+                           planned_qty=100, latest_qty=latest + i % 7, unit_value=2.5)
+              for i in range(n)]
+    shipments = [ShipmentRecord(shipment_id=f"SH-{i}", origin="PLT-CHI", destination=f"DC-{i % 5}",
+                                carrier="NORTHLINE", planned_arrival=NOON, eta=NOON,
+                                lines=tuple(ShipmentLine(sku=f"SKU-{j}", qty=10 + j)
+                                            for j in range(1 + i % 3)))
+                 for i in range(n // 10)]
+    inventory = [InventoryRecord(sku=f"SKU-{i}", location="DC-0", on_hand=50, safety_stock=10)
+                 for i in range(97)]
+    capacity = [CapacityRecord(resource_type="carrier", resource_id="NORTHLINE", period=WEEK,
+                               planned_capacity=10, available_capacity=8, planned_load=9)]
+    lanes = [LaneRecord(origin="DC-0", destination="DC-1", cost_per_unit=1.5, capacity=400)]
+    return demand + shipments + inventory + capacity + lanes
+
+
+def test_the_snapshot_is_the_one_built_from_the_latest_record_of_every_key():
+    cache = SnapshotCache()
+    first, second = _network(500), _network(500, latest=130.0)
+    cache.apply(first)
+    cache.apply(second[:300])  # some keys get a newer record, in the middle of their table
+    latest = second[:300] + first[300:]
+    expected = snapshot_from_records(latest)
+    got = cache.snapshot()
+    for table in ("demand", "shipments", "capacity", "inventory", "lanes"):
+        assert getattr(got, table).equals(getattr(expected, table)), table
+
+
+def test_a_change_the_snapshot_does_not_read_changes_nothing():
+    cache = SnapshotCache()
+    cache.apply([_demand(100)])
+    before = cache.snapshot()
+    assert cache.apply([_demand(100).model_copy(update={"source": "orders"})]) == 0
+    assert cache.snapshot() is before
+
+
+def test_kept_records_add_nothing_to_the_garbage_collectors_full_scans():
+    """A full collection walks every object the collector watches while holding the
+    interpreter (Slack acks wait); the picture must not add one object per record."""
+    cache = SnapshotCache()
+    gc.collect()
+    watched = len(gc.get_objects())
+    cache.apply(_network(20_000))  # the records themselves are not kept
+    gc.collect()
+    assert len(cache) > 20_000
+    assert len(gc.get_objects()) - watched < 100
