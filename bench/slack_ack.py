@@ -256,8 +256,17 @@ def measure(database_url: str | None, backend: str, quick: bool,
                                  "content_type": d.request.content_type})
             return commands
 
-        _, drift = fire(events, plan_commands)
-        drift_s = [r["seconds"] for r in drift]
+        drift_s: list[float] = []
+        drift_round_max: list[float] = []
+        drift_loads: list[float] = []
+        for _ in range(rounds):
+            answered = len(bot.slack.calls("response_url"))
+            _, drift = fire(events, plan_commands)
+            drift_s += [r["seconds"] for r in drift]
+            drift_round_max.append(max(r["seconds"] for r in drift))
+            drift_loads.append(os.getloadavg()[0])
+            wait_until(lambda n=answered: len(bot.slack.calls("response_url")) >= n + concurrency,
+                       60, "commands left unanswered")
 
     log(f"    {len(elapsed)} clicks, p50 {_ms(percentile(elapsed, 50))} ms, "
         f"p99 {_ms(percentile(elapsed, 99))} ms")
@@ -291,8 +300,13 @@ def measure(database_url: str | None, backend: str, quick: bool,
         Figure(bench, "modals not opened under load (expired trigger)", expired, "calls",
                target=0, notes=f"{len(views)} views.open calls for the Reject/Modify clicks"),
         Figure(bench, f"/drift ack p50 ({concurrency} concurrent)", _ms(percentile(drift_s, 50)),
-               "ms", notes=f"{len(drift_s)} commands at once, 10 query forms; answered via "
+               "ms", notes=f"{concurrency} commands at once per round, 10 query forms; answered via "
                            "response_url after the ack"),
         Figure(bench, f"/drift ack p99 ({concurrency} concurrent)", _ms(percentile(drift_s, 99)),
-               "ms", target=50.0, notes="the issue's 50 ms target covers commands as well as clicks"),
+               "ms", target=50.0,
+               notes="the issue's 50 ms target covers commands as well as clicks; "
+                     f"{len(drift_s)} commands in {rounds} round(s) of {concurrency}, each round "
+                     "after the last one's answers; slowest ack of each round: "
+                     + " / ".join(f"{_ms(m)} ms (load {load:.2f})"
+                                  for m, load in zip(drift_round_max, drift_loads, strict=True))),
     ]
