@@ -161,6 +161,7 @@ def run_demo(*, fast: bool = False, ui_port: int = 8600, duration: float | None 
     stack = DemoStack(fast=fast, ui_port=ui_port, auto_step_seconds=5 if fast else 20,
                       socket_mode=socket_mode).start()
     freeze_startup_objects()
+    stack.runtime.freeze_when_warm()
     done = threading.Event()
     # Ctrl-C and SIGTERM both just say "stop": no KeyboardInterrupt lands inside a running job.
     signal.signal(signal.SIGTERM, lambda *_: done.set())
