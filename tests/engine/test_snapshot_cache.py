@@ -5,6 +5,9 @@ from __future__ import annotations
 import gc
 from datetime import UTC, date, datetime, timedelta
 
+import polars as pl
+
+from bot import snapshot_cache
 from bot.snapshot_cache import SnapshotCache
 from detectors.model import (
     CapacityRecord,
@@ -110,3 +113,32 @@ def test_kept_records_add_nothing_to_the_garbage_collectors_full_scans():
     gc.collect()
     assert len(cache) > 20_000
     assert len(gc.get_objects()) - watched < 100
+
+
+def test_only_the_tables_a_change_touched_are_rebuilt():
+    cache = SnapshotCache()
+    cache.apply(_network(2_000))
+    before = cache.snapshot()
+    late = NOON + timedelta(days=1)
+    assert cache.apply([ShipmentEvent(shipment_id="SH-7", event_time=NOON, status="delayed",
+                                      eta=late)]) == 1
+    after = cache.snapshot()
+    assert after.demand is before.demand and after.inventory is before.inventory
+    assert after.shipments is not before.shipments
+    assert after.shipments.filter(pl.col("shipment_id") == "SH-7")["eta"].to_list() == [late] * 2
+
+
+def test_a_change_applied_while_a_table_is_built_is_not_hidden_behind_that_build(monkeypatch):
+    cache = SnapshotCache()
+    cache.apply([_demand(100)])
+    build = snapshot_cache._frame
+
+    def build_while_a_poll_lands(table, rows):
+        if table == "demand":
+            cache.apply([_demand(250)])  # another thread's poll, between the copy and the build
+        return build(table, rows)
+
+    monkeypatch.setattr(snapshot_cache, "_frame", build_while_a_poll_lands)
+    assert cache.snapshot().demand["latest_qty"].to_list() == [100]  # what was copied
+    monkeypatch.setattr(snapshot_cache, "_frame", build)
+    assert cache.snapshot().demand["latest_qty"].to_list() == [250]
