@@ -25,7 +25,7 @@ from detectors.model import UTC, Drift, Recommendation
 from detectors.recommend import Context, _assign_needs, recommend
 from detectors.settings import DetectorSettings
 from detectors.snapshot import ChangedKeys, Snapshot
-from detectors.snapshot_index import SnapshotIndex, rows_of, sorted_unique
+from detectors.snapshot_index import SnapshotIndex, key_rows, rows_of, sorted_unique
 
 
 class DetectionResult(BaseModel):
@@ -87,10 +87,26 @@ class _Neighbourhood:
         return demand, inventory, inbound
 
     def unit_values(self, skus: pl.Series, settings: DetectorSettings, now: datetime) -> pl.DataFrame:
-        # the load on a changed resource carries SKUs the restricted snapshot has no demand for
-        rows = self.index.demand_skus.rows(skus.to_frame())
-        demand = self.snapshot.demand.lazy().select("sku", "period", "unit_value").gather(rows)
-        return stockout_risk.unit_values(demand, skus, settings, now, only_these_skus=True)
+        """``stockout_risk.unit_values`` of ``skus`` (the load on a changed resource carries SKUs
+        the restricted snapshot has no demand for), from their demand rows gathered by SKU.
+
+        The maximum per SKU is taken on arrays (~25k rows at 1M: a string group_by cost ~2 ms);
+        rows with a null or NaN take the query, whose null and NaN rules are polars' own.
+        """
+        skus = skus.drop_nulls().unique(maintain_order=True)
+        rows, which = key_rows(self.index.demand_skus, skus)
+        demand = self.snapshot.demand
+        value, period = demand.get_column("unit_value").gather(rows), demand.get_column("period").gather(rows)
+        if value.null_count() or period.null_count() or value.is_nan().any():
+            gathered = demand.lazy().select("sku", "period", "unit_value").gather(np.sort(rows))
+            return stockout_risk.unit_values(gathered, skus, settings, now, only_these_skus=True)
+        start, end = stockout_risk.horizon_days(settings, now)
+        day = period.to_physical().to_numpy()
+        inside = (day + settings.period_days > start) & (day < end)
+        best = np.full(len(skus), -np.inf)
+        np.maximum.at(best, which[inside], value.to_numpy()[inside])
+        found = np.bincount(which[inside], minlength=len(skus)) > 0
+        return pl.DataFrame({"sku": skus.filter(found), "unit_value": best[found]})
 
     def with_sources(self, projection: pl.DataFrame, needs: pl.DataFrame, settings: DetectorSettings,
                      now: datetime) -> pl.DataFrame:

@@ -125,6 +125,25 @@ class RowLookup:
         return np.sort(self._rows[offsets + np.arange(int(lengths.sum()))])
 
 
+def key_rows(lookup: RowLookup, keys: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of each of ``keys`` (distinct, non-null values of a one-column lookup), grouped by key:
+    row positions, and for each row the position of its key in ``keys``."""
+    if keys.is_empty():
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    seed, check_seed = lookup._seeds
+    hashed = keys.cast(lookup._schema.dtypes()[0]).to_frame("_k0").select(
+        _hash_expr(["_k0"], seed).alias("h"), _hash_expr(["_k0"], check_seed).alias("c"))
+    qh, qc = hashed.get_column("h").to_numpy(), hashed.get_column("c").to_numpy()
+    if not len(lookup._h):
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    g = np.minimum(np.searchsorted(lookup._h, qh), len(lookup._h) - 1)
+    hit = (lookup._h[g] == qh) & (lookup._check[g] == qc)
+    g, key = g[hit], np.flatnonzero(hit)
+    starts, lengths = lookup._starts[g], lookup._starts[g + 1] - lookup._starts[g]
+    offsets = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
+    return lookup._rows[offsets + np.arange(int(lengths.sum()))], np.repeat(key, lengths)
+
+
 def rows_of(lookups: Sequence[RowLookup], keys: pl.DataFrame | Iterable[Any]) -> list[np.ndarray]:
     """``[lookup.rows(keys) for lookup in lookups]`` for lookups whose keys have the same types
     in the same order (names aside): the keys are cast and hashed once, in one query."""

@@ -8,7 +8,7 @@ just before an arrival or at the horizon's end.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -35,6 +35,7 @@ EVIDENCE = [
 CAUSE = {"sku": "sku", "location": "location"}
 
 _DAY_US = 86_400_000_000
+_EPOCH_DAY = date(1970, 1, 1)
 
 
 def _feeds(demand: pl.DataFrame, inventory: pl.DataFrame, shipments: pl.DataFrame,
@@ -83,6 +84,13 @@ def _in_horizon(settings: DetectorSettings, now: datetime) -> pl.Expr:
     start = today(now)
     end = start + timedelta(days=settings.stockout.horizon_days)
     return (pl.col("period") + timedelta(days=settings.period_days) > start) & (pl.col("period") < end)
+
+
+def horizon_days(settings: DetectorSettings, now: datetime) -> tuple[int, int]:
+    """``_in_horizon``'s start and end as days since 1970-01-01 (a Date's physical value)."""
+    start = today(now)
+    end = start + timedelta(days=settings.stockout.horizon_days)
+    return (start - _EPOCH_DAY).days, (end - _EPOCH_DAY).days
 
 
 def unit_values(demand: pl.DataFrame | pl.LazyFrame, skus: pl.Series, settings: DetectorSettings,

@@ -2,7 +2,7 @@
 
 import gc
 import math
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -121,3 +121,34 @@ def test_now_literal_equals_the_datetime_literal(now):
     frame = pl.DataFrame({"x": [0]})
     want = frame.select(pl.lit(now.astimezone(timezone.utc)).cast(pl.Datetime("us", "UTC")).alias("t"))
     assert frame.select(now_literal(now).alias("t")).equals(want)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["A", "B", "C", "D"]), st.integers(-10, 35),
+                          st.sampled_from([0.0, 1.5, 7.25, 40.0])),
+                min_size=1, max_size=40),
+       st.sampled_from([3.5, 7.0, 14.0, 30.0]), st.sampled_from(["clean", "clean", None, float("nan")]))
+def test_incremental_unit_values_equal_the_query(rows, horizon, first_value):
+    """The array path of an incremental pass's unit values (the query's on nulls or NaN) gives
+    what stockout_risk.unit_values gives on the same rows: periods in and out of the horizon,
+    fractional horizons, SKUs without rows or without rows in the horizon."""
+    import polars as pl
+
+    from detectors import ChangedKeys, Snapshot, stockout_risk
+    from detectors.pipeline import _Neighbourhood
+    from detectors.snapshot_index import SnapshotIndex
+
+    demand = pl.DataFrame({
+        "sku": [r[0] for r in rows], "location": [f"L{i}" for i in range(len(rows))],
+        "period": [NOW.date() + timedelta(days=r[1]) for r in rows], "planned_qty": 1.0, "latest_qty": 1.0,
+        "unit_value": pl.Series([r[2] if i or first_value == "clean" else first_value for i, r in enumerate(rows)],
+                                dtype=pl.Float64), "sku_class": "A",
+    })
+    snap = Snapshot(demand=demand)
+    s = DetectorSettings.model_validate({"stockout": {"horizon_days": horizon}})
+    near = _Neighbourhood(snap, ChangedKeys(), SnapshotIndex(snap))
+    skus = pl.Series("sku", ["A", "B", "C", "D", "E"])
+    got = near.unit_values(skus, s, NOW).sort("sku")
+    want = stockout_risk.unit_values(snap.demand, skus, s, NOW).sort("sku")
+    assert got.schema == want.schema
+    assert got.equals(want)
