@@ -95,6 +95,8 @@ class _Neighbourhood:
         rows with a null or NaN take the query, whose null and NaN rules are polars' own.
         """
         skus = skus.drop_nulls()
+        if skus.is_empty():  # no capacity drift: nothing to value, no rows to read
+            return stockout_risk.unit_values(self.snapshot.demand, skus, settings, now)
         rows, which = key_rows(self.index.demand_skus, skus)
         demand = self.snapshot.demand
         value, period = demand.get_column("unit_value").gather(rows), demand.get_column("period").gather(rows)
