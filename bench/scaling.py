@@ -132,7 +132,7 @@ def incremental_anatomy() -> Figure:
                               f"pass, with the exact check that the index fits) and keeps {kept}; "
                               f"the same incremental pass on a 10-SKU snapshot costs "
                               f"{tiny_s * 1000:.0f} ms CPU: the rest is per-query overhead "
-                              "(~50 polars queries, two HiGHS MIP solves) that does not shrink with "
+                              "(~35 polars queries, two HiGHS solves) that does not shrink with "
                               "the data"))
 
 

@@ -118,7 +118,8 @@ class RecommendSettings(_Section):
         5, ge=1, description="Candidate source locations per shortfall given to the transfer solver."
     )
     mip_max_variables: int = Field(
-        5_000, ge=0, description="Solve as a MIP (whole units) up to this many variables, else LP + floor."
+        5_000, ge=0, description="Solve in whole units up to this many variables (the LP "
+        "relaxation first, kept when integral, else the MIP); above it, LP + floor."
     )
     unmet_penalty_per_unit: float = Field(
         1_000.0, gt=0, description="Solver cost of leaving one unit unmoved; must exceed any lane cost."
