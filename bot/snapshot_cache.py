@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from operator import attrgetter
 from typing import Any
 
@@ -31,6 +31,7 @@ from detectors.model import (
     LaneRecord,
     ShipmentEvent,
     ShipmentRecord,
+    epoch_micros,
 )
 from detectors.snapshot import Snapshot
 
@@ -61,13 +62,12 @@ _READ = {table: attrgetter(*(_HEAD if table == "shipments" else columns))
 # logistics changes by the hour. The conversion is paid once per changed record, at apply.
 _TIMES = {name for name, dtype in SNAPSHOT_SCHEMAS["shipments"].items() if isinstance(dtype, pl.Datetime)}
 _TIME_AT = [_HEAD_AT[name] for name in _TIMES]
-_EPOCH, _MICROSECOND = datetime(1970, 1, 1, tzinfo=UTC), timedelta(microseconds=1)
 _SHIPMENT_ROWS = {name: (pl.Int64 if name in _TIMES else dtype)
                   for name, dtype in SNAPSHOT_SCHEMAS["shipments"].items()}
 
 
 def _micros(value: datetime | None) -> int | None:
-    return None if value is None else (value - _EPOCH) // _MICROSECOND
+    return None if value is None else epoch_micros(value)
 
 
 def _row(table: str, record: Any) -> tuple:

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from detectors.model import UTC, Drift, DriftKind, Impact, Severity, fingerprint, trusted
+from detectors.model import UTC, Drift, DriftKind, Impact, Severity, epoch_micros, fingerprint, trusted
 from detectors.settings import DetectorSettings, SeveritySettings
 
 IMPACT_COLS = ("units_short", "units_excess", "value_at_risk", "service_days_at_risk")
@@ -36,15 +36,10 @@ def collect_all(queries: list[pl.LazyFrame], rows: int) -> list[pl.DataFrame]:
     return pl.collect_all(queries, engine=engine_for(rows))
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
 def now_literal(now: datetime) -> pl.Expr:
     """``pl.lit(now).cast(pl.Datetime("us", "UTC"))``, built from its microseconds since the epoch
     (~20 µs; polars converts an aware datetime literal in ~0.3 ms)."""
-    since = now - _EPOCH
-    micros = (since.days * 86_400 + since.seconds) * 1_000_000 + since.microseconds
-    return pl.lit(micros, dtype=pl.Int64).cast(pl.Datetime("us", "UTC"))
+    return pl.lit(epoch_micros(now), dtype=pl.Int64).cast(pl.Datetime("us", "UTC"))
 
 
 def today(now: datetime) -> date:

@@ -151,6 +151,14 @@ class ReadResult(BaseModel):
 # --- snapshot tables (polars) ---------------------------------------------------------------
 
 _TS = pl.Datetime("us", "UTC")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def epoch_micros(value: datetime) -> int:
+    """An aware datetime as the snapshot tables store it: microseconds since the epoch, exactly."""
+    since = value - _EPOCH
+    return (since.days * 86_400 + since.seconds) * 1_000_000 + since.microseconds
+
 
 DEMAND_SCHEMA: dict[str, pl.DataType] = {
     "sku": pl.Utf8,
