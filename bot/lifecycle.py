@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -104,6 +104,12 @@ def upsert_drifts(session: Session, drifts: list[Drift], now: datetime) -> set[s
     return set(by_fp)
 
 
+def _in_lists(values: list) -> Iterator[list]:
+    """``values`` in chunks of at most 500, to keep SQL IN lists a sane size."""
+    for start in range(0, len(values), 500):
+        yield values[start:start + 500]
+
+
 def _close_missing_drifts(session: Session, seen: set[str], scope: set[str] | None,
                           now: datetime) -> None:
     # Ids and fingerprints only, and one UPDATE per chunk: loading every open drift's evidence
@@ -112,16 +118,15 @@ def _close_missing_drifts(session: Session, seen: set[str], scope: set[str] | No
     if scope is not None:
         query = query.where(DriftRow.fingerprint.in_(list(scope)))
     gone = [row_id for row_id, fingerprint in session.exec(query) if fingerprint not in seen]
-    for start in range(0, len(gone), 500):  # keep IN lists a sane size
-        session.exec(update(DriftRow).where(DriftRow.id.in_(gone[start:start + 500]))
+    for chunk in _in_lists(gone):
+        session.exec(update(DriftRow).where(DriftRow.id.in_(chunk))
                      .values(is_open=False, closed_at=now))
 
 
 def _active_by_fingerprint(session: Session,
                            fingerprints: list[str]) -> dict[str, RecommendationRow]:
     rows: dict[str, RecommendationRow] = {}
-    for start in range(0, len(fingerprints), 500):  # keep IN lists a sane size
-        chunk = fingerprints[start:start + 500]
+    for chunk in _in_lists(fingerprints):
         for row in session.exec(select(RecommendationRow).options(
                 defer(RecommendationRow.body)).where(  # loaded only if the digest is missing
                 RecommendationRow.fingerprint.in_(chunk),
@@ -244,8 +249,8 @@ def _resolve_gone(session: Session, current: set[str], now: datetime,
     ids = [row_id for row_id, fingerprint in undecided if fingerprint not in current]
     if not ids:
         return
-    candidates = [row for start in range(0, len(ids), 500) for row in session.exec(
-        select(RecommendationRow).where(RecommendationRow.id.in_(ids[start:start + 500])))]
+    candidates = [row for chunk in _in_lists(ids) for row in session.exec(
+        select(RecommendationRow).where(RecommendationRow.id.in_(chunk)))]
     open_drifts = set(open_fingerprints(session))
     for row in candidates:
         if open_drifts.intersection(row.body.get("drift_fingerprints", [])):
