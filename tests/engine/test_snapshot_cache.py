@@ -95,6 +95,19 @@ def test_the_snapshot_is_the_one_built_from_the_latest_record_of_every_key():
         assert getattr(got, table).equals(getattr(expected, table)), table
 
 
+def test_a_table_read_in_several_calls_is_the_same_single_table(monkeypatch):
+    """Large tables are read from rows a slice at a time (each call holds the interpreter)."""
+    monkeypatch.setattr(snapshot_cache, "ROWS_PER_CALL", 64)
+    cache = SnapshotCache()
+    records = _network(1_000)
+    cache.apply(records)
+    expected, got = snapshot_from_records(records), cache.snapshot()
+    assert got.demand.height == 1_000 and got.shipments.height > 64
+    for table in ("demand", "shipments", "inventory"):
+        assert getattr(got, table).equals(getattr(expected, table)), table
+        assert getattr(got, table).n_chunks() == 1, table  # contiguous, as the index expects
+
+
 def test_a_change_the_snapshot_does_not_read_changes_nothing():
     cache = SnapshotCache()
     cache.apply([_demand(100)])
