@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bench.detect import NOW, generate
-from detectors import DetectorSettings, detect
+from detectors import DetectorSettings, detect, pipeline
 from detectors._common import round_like_python
 from detectors.model import Action, Drift, Impact, Recommendation
 from detectors.pipeline import detect_frames
@@ -71,7 +71,8 @@ def test_recommendations_built_without_validation_equal_validated_ones():
             assert all(type(v) is float for k, v in impact.model_dump().items() if k != "orders_at_risk")
 
 
-def test_a_pass_leaves_the_collector_on_and_frozen_objects_frozen():
+def test_a_pass_leaves_the_collector_on_and_frozen_objects_frozen(monkeypatch):
+    monkeypatch.setattr(pipeline, "_frozen_elsewhere", False)  # whatever tests before it froze
     snap = generate(0.01)
     gc.collect()
     detect(snap, DetectorSettings(), NOW)
@@ -89,6 +90,24 @@ def test_a_pass_leaves_the_collector_on_and_frozen_objects_frozen():
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_frozen_objects_are_counted_once_not_by_every_pass(monkeypatch):
+    """Counting frozen objects walks them all, holding the interpreter (a Slack ack waits)."""
+    monkeypatch.setattr(pipeline, "_frozen_elsewhere", False)
+    counted = []
+    count = gc.get_freeze_count
+    monkeypatch.setattr(gc, "get_freeze_count", lambda: counted.append(1) or count())
+    snap = generate(0.01)
+    kept = [[i] for i in range(1_000)]
+    gc.freeze()
+    try:
+        for _ in range(3):
+            detect(snap, DetectorSettings(), NOW)
+        assert len(counted) == 1
+        assert gc.isenabled() and count() >= len(kept)  # still frozen
+    finally:
+        gc.unfreeze()
 
 
 @settings(max_examples=200, deadline=None)
