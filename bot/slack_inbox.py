@@ -31,6 +31,7 @@ from sqlalchemy.engine import Engine
 
 from bot.logs import ContextThreadPoolExecutor
 from store import inbox
+from store.db import checkpoint
 from store.inbox import InboxItem, Outcome
 from store.types import utcnow
 
@@ -286,6 +287,7 @@ class SlackInbox:
         for row_id, item in claimed:
             log.info("handling Slack click %s left by another process", row_id)
             self._run(row_id, item.body, item.content_type)
+        checkpoint(self.engine)  # the inbox file's log, copied here rather than in an ack's commit
         if time.monotonic() - self._last_prune > 3600:
             self._last_prune = time.monotonic()
             inbox.prune(self.engine, before=now - self.keep)

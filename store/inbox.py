@@ -36,7 +36,8 @@ def open_inbox(database_url: str, main: Engine) -> Engine:
     if own_file == database_url:  # an in-memory database: nothing beside it
         return main
     upgrade_inbox_file(own_file)
-    return make_engine(own_file, synced_commits=True)  # an acked click exists nowhere else
+    # an acked click exists nowhere else: every commit synced; checkpoints by ``recover``
+    return make_engine(own_file, synced_commits=True, manual_checkpoints=True)
 
 
 def inbox_url(database_url: str) -> str:

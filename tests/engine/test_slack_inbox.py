@@ -246,6 +246,42 @@ def test_on_sqlite_an_acked_click_is_synced_to_disk_before_its_ack(tmp_path):
     assert synchronous(main) == 1  # NORMAL
 
 
+def test_on_sqlite_no_ack_waits_for_the_log_to_be_copied_into_the_inbox_file(tmp_path):
+    """SQLite copies its log into the file (a checkpoint) within the commit that takes the log
+    past 1,000 pages, ~30 ms: the inbox leaves that to ``recover``, which runs between bursts."""
+    from store.inbox import open_inbox
+
+    url = f"sqlite:///{tmp_path / 'alignbot.db'}"
+    main = make_engine(url)
+    inbox_engine = open_inbox(url, main)
+
+    def pragma(engine, statement: str) -> tuple:  # type: ignore[no-untyped-def]
+        with engine.connect() as connection:  # outside a transaction, as checkpoints need
+            return connection.connection.driver_connection.execute(statement).fetchone()
+
+    assert pragma(inbox_engine, "PRAGMA wal_autocheckpoint") == (0,)  # no commit checkpoints
+    assert pragma(main, "PRAGMA wal_autocheckpoint") == (1000,)  # the bot's file: SQLite's default
+
+    handled = Recorder()
+    inbox = SlackInbox(inbox_engine, handled, hold=timedelta(minutes=5))
+    try:
+        padding = "x" * 10_000  # a real click carries its message's blocks: ~9 KB
+        for batch in range(12):
+            bodies = [f'payload={{"type":"block_actions","n":{batch * 50 + i},"p":"{padding}"}}'.encode()
+                      for i in range(50)]
+            asyncio.run(_store_all(inbox, bodies))
+        _wait(lambda: all(row.state == "done" for row in _rows(inbox_engine)))
+        assert (tmp_path / "alignbot.inbox.db-wal").stat().st_size > 5_000_000  # all in the log
+
+        inbox.recover()
+        asyncio.run(_store_all(inbox, [_click(1)]))
+        _, log_pages, _ = pragma(inbox_engine, "PRAGMA wal_checkpoint(PASSIVE)")
+        assert log_pages < 50  # the log started over: recover had copied all of it into the file
+        assert len(_rows(inbox_engine)) == 601
+    finally:
+        inbox.stop()
+
+
 def test_on_postgresql_the_inbox_is_the_bots_database(postgres_server):
     from store.inbox import open_inbox
 
