@@ -22,6 +22,7 @@ import uvicorn
 from apscheduler.triggers.date import DateTrigger
 from slack_bolt.request import BoltRequest
 from slack_sdk.signature import SignatureVerifier
+from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -108,6 +109,11 @@ class Runtime:
         self.inbox = SlackInbox(inbox_engine, self._handle_slack_request, urgent=opens_modal)
         # Background work starts, and pauses between items, only while the door is quiet.
         self.jobs = Jobs(before_run=self.inbox.acks_first.wait)
+        # Statements of work under way wait while the door answers; not when the inbox shares
+        # the bot's engine (one in-memory database): its writer is what the door waits for.
+        if inbox_engine is not self.engine:
+            event.listen(self.engine, "before_cursor_execute",
+                         lambda *_args, **_kw: self.inbox.acks_first.step_aside())
         self.sync.checkpoint = self.inbox.acks_first.wait
         self.loop.checkpoint = self.loop.executor.checkpoint = self.inbox.acks_first.wait
         self.jobs.register_local(drain=self._drain, sync=self.sync.run,

