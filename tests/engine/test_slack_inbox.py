@@ -291,19 +291,21 @@ def test_on_postgresql_the_inbox_is_the_bots_database(postgres_server):
     assert inbox_engine.url == main.url  # the same database
 
 
+def _answering_for(gate, seconds: float) -> threading.Thread:  # type: ignore[no-untyped-def]
+    """The door answering one request for ``seconds``, from another thread; returns once begun."""
+    def hold() -> None:
+        with gate.answering():
+            time.sleep(seconds)
+    thread = threading.Thread(target=hold)
+    thread.start()
+    time.sleep(0.02)
+    return thread
+
+
 def test_handling_waits_while_the_door_answers_and_never_past_its_patience():
     from bot.slack_inbox import AcksFirst
 
     gate = AcksFirst(settle=0.01, patience=0.5)
-
-    def answer_for(seconds: float) -> threading.Thread:
-        def hold() -> None:
-            with gate.answering():
-                time.sleep(seconds)
-        thread = threading.Thread(target=hold)
-        thread.start()
-        time.sleep(0.02)  # the answer has begun
-        return thread
 
     def waited() -> float:
         start = time.monotonic()
@@ -313,11 +315,11 @@ def test_handling_waits_while_the_door_answers_and_never_past_its_patience():
     time.sleep(0.02)
     assert waited() < 0.1  # nobody answering: handling goes ahead
 
-    answering = answer_for(0.2)
+    answering = _answering_for(gate, 0.2)
     assert 0.15 <= waited() < 0.45  # held until the answer was out (and the door settled)
     answering.join()
 
-    answering = answer_for(1.2)
+    answering = _answering_for(gate, 1.2)
     assert 0.45 <= waited() < 1.0  # a door that never goes quiet does not starve handling
     answering.join()
 
@@ -327,15 +329,6 @@ def test_work_under_way_steps_aside_while_the_door_answers_but_not_for_long():
 
     gate = AcksFirst()
 
-    def answer_for(seconds: float) -> threading.Thread:
-        def hold() -> None:
-            with gate.answering():
-                time.sleep(seconds)
-        thread = threading.Thread(target=hold)
-        thread.start()
-        time.sleep(0.02)  # the answer has begun
-        return thread
-
     def stepped_aside(longest: float) -> float:
         start = time.monotonic()
         gate.step_aside(longest)
@@ -343,11 +336,11 @@ def test_work_under_way_steps_aside_while_the_door_answers_but_not_for_long():
 
     assert stepped_aside(0.5) < 0.01  # nobody answering: no wait
 
-    answering = answer_for(0.2)
+    answering = _answering_for(gate, 0.2)
     assert 0.15 <= stepped_aside(0.5) < 0.4  # until the answer is out, not a settling time more
     answering.join()
 
-    answering = answer_for(1.0)
+    answering = _answering_for(gate, 1.0)
     assert 0.08 <= stepped_aside(0.1) < 0.4  # never longer than asked
     answering.join()
 
