@@ -227,23 +227,23 @@ def test_on_sqlite_a_click_is_stored_while_the_bot_holds_its_write_lock(tmp_path
         inbox.stop()
 
 
+def _pragma(engine, statement: str) -> tuple:  # type: ignore[no-untyped-def]
+    """A SQLite pragma's answer, asked outside a transaction (a checkpoint refuses one)."""
+    with engine.connect() as connection:
+        return connection.connection.driver_connection.execute(statement).fetchone()
+
+
 def test_on_sqlite_an_acked_click_is_synced_to_disk_before_its_ack(tmp_path):
     """Slack does not resend an acked click, so its commit must outlive a power cut, not just
     a crash of the process; the bot's own file keeps WAL's cheaper unsynced commits."""
-    from sqlalchemy import text
-
     from store.inbox import open_inbox
 
     url = f"sqlite:///{tmp_path / 'alignbot.db'}"
     main = make_engine(url)
     inbox_engine = open_inbox(url, main)
 
-    def synchronous(engine) -> int:  # type: ignore[no-untyped-def]
-        with engine.connect() as connection:
-            return connection.execute(text("PRAGMA synchronous")).scalar()
-
-    assert synchronous(inbox_engine) == 2  # FULL: every commit synced
-    assert synchronous(main) == 1  # NORMAL
+    assert _pragma(inbox_engine, "PRAGMA synchronous") == (2,)  # FULL: every commit synced
+    assert _pragma(main, "PRAGMA synchronous") == (1,)  # NORMAL
 
 
 def test_on_sqlite_no_ack_waits_for_the_log_to_be_copied_into_the_inbox_file(tmp_path):
@@ -255,12 +255,8 @@ def test_on_sqlite_no_ack_waits_for_the_log_to_be_copied_into_the_inbox_file(tmp
     main = make_engine(url)
     inbox_engine = open_inbox(url, main)
 
-    def pragma(engine, statement: str) -> tuple:  # type: ignore[no-untyped-def]
-        with engine.connect() as connection:  # outside a transaction, as checkpoints need
-            return connection.connection.driver_connection.execute(statement).fetchone()
-
-    assert pragma(inbox_engine, "PRAGMA wal_autocheckpoint") == (0,)  # no commit checkpoints
-    assert pragma(main, "PRAGMA wal_autocheckpoint") == (1000,)  # the bot's file: SQLite's default
+    assert _pragma(inbox_engine, "PRAGMA wal_autocheckpoint") == (0,)  # no commit checkpoints
+    assert _pragma(main, "PRAGMA wal_autocheckpoint") == (1000,)  # the bot's file: SQLite's default
 
     handled = Recorder()
     inbox = SlackInbox(inbox_engine, handled, hold=timedelta(minutes=5))
@@ -275,7 +271,7 @@ def test_on_sqlite_no_ack_waits_for_the_log_to_be_copied_into_the_inbox_file(tmp
 
         inbox.recover()
         asyncio.run(_store_all(inbox, [_click(1)]))
-        _, log_pages, _ = pragma(inbox_engine, "PRAGMA wal_checkpoint(PASSIVE)")
+        _, log_pages, _ = _pragma(inbox_engine, "PRAGMA wal_checkpoint(PASSIVE)")
         assert log_pages < 50  # the log started over: recover had copied all of it into the file
         assert len(_rows(inbox_engine)) == 601
     finally:
