@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -12,6 +13,37 @@ from store.migrate import upgrade
 from tests.support.postgres import PostgresServer, start_postgres
 
 _counter = itertools.count()
+_clock_shift = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """``ALIGNBOT_TEST_CLOCK_SHIFT_HOURS=H``: run the session with the wall clock H hours ahead.
+
+    The sandbox world is built around the current hour, so a test can pass at one hour of the
+    week and fail at another; ``make test-clock`` runs the tests that read it at several hours.
+    Only this process's clock moves (``time.time``, ``datetime.now``; the monotonic clock and
+    timeouts stay real): tests that start the bot or PostgreSQL as their own processes do not
+    belong in such a run.
+    """
+    global _clock_shift
+    hours = os.environ.get("ALIGNBOT_TEST_CLOCK_SHIFT_HOURS")
+    if hours:
+        import time_machine
+
+        _clock_shift = time_machine.travel(datetime.now(UTC) + timedelta(hours=float(hours)),
+                                           tick=True)
+        _clock_shift.start()
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    if _clock_shift is None:
+        return None
+    return f"wall clock shifted to {datetime.now(UTC):%Y-%m-%d %H:%M} UTC (ALIGNBOT_TEST_CLOCK_SHIFT_HOURS)"
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _clock_shift is not None:
+        _clock_shift.stop()
 
 
 @pytest.fixture(scope="session")
