@@ -90,10 +90,7 @@ class AcksFirst:
     of the first. Workers wait until the door has been idle ``settle`` seconds, but never
     longer than ``patience`` (a modal's trigger lives 3 s; handling must not starve). A
     burst's requests arrive a few milliseconds apart, more on a loaded machine, so ``settle``
-    is long enough that the door is not taken for idle between two of them: at 20 ms, eight
-    workers were seen starting mid-burst on PostgreSQL, and a 60 ms settle cut the slowest
-    click ack from 36.6 / 49.8 / 49.3 to 27.5 / 38.7 / 38.1 ms (three runs each, alternating).
-    Handling, which takes about a second per burst, starts 40 ms later.
+    is long enough that the door is not taken for idle between two of them.
 
     Work already under way steps aside too: ``step_aside`` holds a thread, before each of its
     database statements, while a request is being answered.
@@ -104,7 +101,7 @@ class AcksFirst:
     seconds of requests without a pause, so cyclic garbage is never left uncollected for long.
     """
 
-    def __init__(self, settle: float = 0.06, patience: float = 0.3, max_hold: float = 1.0):
+    def __init__(self, settle: float = 0.02, patience: float = 0.3, max_hold: float = 1.0):
         self.settle = settle
         self.patience = patience
         self.max_hold = max_hold
