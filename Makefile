@@ -24,8 +24,9 @@ test-chaos: $(STAMP)
 	.venv/bin/pytest -m chaos tests/chaos
 
 # The tests that read the sandbox world (built around the current hour), at other hours of the
-# week: +4 h, +9 h, +15 h, +20 h, and across the next Sunday-to-Monday week boundary.
-CLOCK_SHIFTS := 4 9 15 20 $(shell python3 -c "import datetime as d; n = d.datetime.now(d.timezone.utc); print(round((7 - n.weekday()) * 24 - n.hour - n.minute / 60 - 0.05, 2))")
+# week: +4 h, +9 h, +15 h, +20 h, and across the next Sunday-to-Monday week boundary (`=`, not
+# `:=`: the boundary is computed only when `make test-clock` runs).
+CLOCK_SHIFTS = 4 9 15 20 $(shell python3 -c "import datetime as d; n = d.datetime.now(d.timezone.utc); print(round((7 - n.weekday()) * 24 - n.hour - n.minute / 60 - 0.05, 2))")
 CLOCK_TESTS := tests/e2e tests/engine tests/connectors/test_sandbox.py \
 	tests/connectors/test_sandbox_contract.py tests/connectors/test_rest.py \
 	tests/chaos/test_crash_windows.py tests/ops/test_logs.py
