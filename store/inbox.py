@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import and_, bindparam, delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Dialect, Engine, make_url
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -70,7 +70,8 @@ def record(engine: Engine, items: list[InboxItem], *, now: datetime,
     """Store the items in one transaction; per item its new row id, or None if stored before.
 
     The receiving process owns a new row until ``now + hold``; after that any process may
-    take it over (see ``claim_abandoned``). Two statements whatever the batch size — one
+    take it over (see ``claim_abandoned``). On PostgreSQL one statement (see
+    ``_record_postgres``). On SQLite two statements whatever the batch size — one
     executemany insert, one select of what this batch stored (its rows carry ``received_at =
     now``) — because each statement lets other threads take the interpreter, and on the ack
     path every hand-back can cost a scheduler slice. The insert goes to the driver's own
@@ -80,10 +81,12 @@ def record(engine: Engine, items: list[InboxItem], *, now: datetime,
     """
     if not items:
         return []
-    sql, order = _insert_sql(engine.dialect)
     fixed = {"state": "pending", "attempts": 1,
              "claim_until": _bound(engine, INBOX.c.claim_until, now + hold),
              "received_at": _bound(engine, INBOX.c.received_at, now)}
+    if engine.dialect.name == "postgresql":
+        return _record_postgres(engine, items, fixed)
+    sql, order = _insert_sql(engine.dialect)
     rows = [{**fixed, "delivery_key": item.delivery_key, "content_type": item.content_type,
              "body": item.body} for item in items]
     params = [tuple(row[name] for name in order) for row in rows] if order else rows
@@ -103,14 +106,43 @@ def record(engine: Engine, items: list[InboxItem], *, now: datetime,
     return new_ids
 
 
+# One statement whatever the batch size: the batch's columns as arrays, unnested.
+_POSTGRES_INSERT = f"""
+INSERT INTO {INBOX.name} (delivery_key, content_type, body, state, attempts, claim_until,
+                          received_at)
+SELECT key, type, body, %(state)s, %(attempts)s, %(claim_until)s, %(received_at)s
+FROM unnest(%(keys)b::text[], %(types)b::text[], %(bodies)b::text[]) AS batch(key, type, body)
+ON CONFLICT (delivery_key) DO NOTHING
+RETURNING delivery_key, id"""
+
+
+def _record_postgres(engine: Engine, items: list[InboxItem],
+                     fixed: dict[str, object]) -> list[int | None]:
+    """``record`` on PostgreSQL in one round trip: one statement, committed on its own, that
+    returns the ids it stored.
+
+    A transaction around several statements cost three more round trips per batch (BEGIN, the
+    select of the ids, COMMIT). Measured in the bot during bursts of 50 clicks, alternating:
+    a batch took 6–9 ms (1.5–1.9 ms of CPU) against 10–12 ms (3.4–5.1 ms of CPU) before. The
+    arrays go in binary (``%b``): psycopg's text format quotes each 9 KB body with a regex,
+    0.2 ms apiece.
+    """
+    params = {**fixed, "keys": [item.delivery_key for item in items],
+              "types": [item.content_type for item in items],
+              "bodies": [item.body for item in items]}
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        stored = dict(conn.exec_driver_sql(_POSTGRES_INSERT, params).all())
+    # the same body twice in one batch is stored (and handled) once
+    return [stored.pop(item.delivery_key, None) for item in items]
+
+
 def _insert_sql(dialect: Dialect) -> tuple[str, list[str] | None]:
-    """The insert-if-new statement in the driver's own paramstyle, compiled once per kind of
-    database; with the column order when the paramstyle is positional."""
+    """SQLite's insert-if-new statement in the driver's own paramstyle, compiled once; with
+    the column order when the paramstyle is positional."""
     if dialect.name not in _INSERT_SQL:
-        module = postgresql if dialect.name == "postgresql" else sqlite
         placeholders = {c.name: bindparam(c.name) for c in INBOX.c
                         if c.name not in ("id", "error", "done_at")}
-        compiled = (module.insert(INBOX).values(**placeholders)
+        compiled = (sqlite.insert(INBOX).values(**placeholders)
                     .on_conflict_do_nothing(index_elements=["delivery_key"])
                     .compile(dialect=dialect, for_executemany=True))
         _INSERT_SQL[dialect.name] = (

@@ -64,6 +64,34 @@ async def _store_all(inbox: SlackInbox, bodies: list[bytes]) -> None:
     await asyncio.gather(*(inbox.store(b, FORM) for b in bodies))
 
 
+def test_a_batch_is_stored_with_an_id_for_each_new_click_and_none_for_a_repeat(db_url):
+    from datetime import UTC, datetime
+
+    from bot.slack_inbox import delivery_key
+    from store import inbox as queries
+    from store.inbox import InboxItem
+
+    engine = make_engine(db_url)
+    now = datetime(2026, 11, 27, 9, 30, 15, 123456, tzinfo=UTC)
+    first, second = _click(1), _click(2)
+    items = [InboxItem(delivery_key(b), FORM, b.decode()) for b in (first, second, first)]
+    ids = queries.record(engine, items, now=now, hold=timedelta(seconds=15))
+    assert ids[0] is not None and ids[1] is not None and ids[0] != ids[1]
+    assert ids[2] is None  # the same delivery twice in one batch: stored and handled once
+    again = queries.record(engine, items[1:2] + [InboxItem(delivery_key(_click(3)), FORM,
+                                                           _click(3).decode())],
+                           now=now + timedelta(seconds=1), hold=timedelta(seconds=15))
+    assert again[0] is None and again[1] is not None  # Slack's retry of a stored click: none
+
+    rows = {r.id: r for r in _rows(engine)}
+    assert len(rows) == 3
+    row = rows[ids[0]]
+    assert row.body == first.decode() and row.content_type == FORM  # byte for byte (UTF-8)
+    assert (row.state, row.attempts) == ("pending", 1)
+    assert row.received_at == now and row.claim_until == now + timedelta(seconds=15)
+    assert rows[again[1]].received_at == now + timedelta(seconds=1)
+
+
 def test_fifty_concurrent_clicks_are_stored_once_each_and_handled_once_each(db_url):
     engine = make_engine(db_url)
     handler = Recorder()
