@@ -95,7 +95,7 @@ def test_a_batch_is_stored_with_an_id_for_each_new_click_and_none_for_a_repeat(d
     stored = queries.record(engine, many, now=now, hold=timedelta(seconds=15))
     assert None not in stored and len(set(stored)) == 25  # ten rows' worth per statement
 
-    rows = {r.id: r for r in _rows(engine) if r.id not in set(stored)}
+    rows = {r.id: r for r in _rows(engine) if r.id not in stored}
     assert len(rows) == 3
     row = rows[ids[0]]
     assert row.body == first.decode() and row.content_type == FORM  # byte for byte (UTF-8)
