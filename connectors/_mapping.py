@@ -7,9 +7,10 @@ Shared by the REST and CSV connectors so that "field mapping" means the same in 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from detectors.model import (
     CapacityRecord,
@@ -36,6 +37,19 @@ _MISSING = object()
 
 class MappingError(ValueError):
     """A source record that cannot become a canonical record; the message is the reason."""
+
+
+def to_utc(when: datetime, shown: str) -> datetime:
+    """``when`` in UTC, or ValueError naming ``shown`` when UTC cannot hold it.
+
+    An offset can push a valid local time past year 9999 (or before year 1) in UTC;
+    Python raises OverflowError there, which no reader expects, so it becomes a reason.
+    """
+    try:
+        return when.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise ValueError(f"{shown!r} is out of range: it falls outside years 1-9999 in "
+                         "UTC") from None
 
 
 def get_path(obj: Any, path: str) -> Any:
@@ -98,6 +112,26 @@ def build_record(entity: str, source: Any, mapping: dict[str, str] | None = None
         return model.model_validate(data)
     except ValidationError as exc:
         raise MappingError(describe(exc)) from None
+    except OverflowError:  # an aware time the model's conversion to UTC cannot hold
+        raise MappingError(_out_of_range(model, data)) from None
+
+
+_DATETIME = TypeAdapter(datetime)
+
+
+def _out_of_range(model: type[BaseModel], data: dict[str, Any]) -> str:
+    """Which field's date-time overflows UTC, for the reason of a quarantined record."""
+    for name, value in data.items():
+        info = model.model_fields.get(name)
+        if info is None or "datetime" not in str(info.annotation):
+            continue
+        try:
+            to_utc(_DATETIME.validate_python(value), str(value))
+        except ValidationError:
+            continue
+        except ValueError as exc:
+            return f"{name}: {exc}"
+    return "a date-time is out of range once converted to UTC"
 
 
 def describe(exc: ValidationError) -> str:

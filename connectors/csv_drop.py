@@ -36,7 +36,14 @@ from pydantic import (
 )
 
 from connectors._archive import archive_read_files
-from connectors._mapping import MODELS, Entity, MappingError, build_record, describe
+from connectors._mapping import (
+    MODELS,
+    Entity,
+    MappingError,
+    build_record,
+    describe,
+    to_utc,
+)
 from connectors.base import ConnectorError, ExecuteResult, Health
 from connectors.http_retry import RetryPolicy
 from detectors.model import Action, Quarantined, ReadResult, ShipmentLine
@@ -157,7 +164,7 @@ def _datetime(text: str, s: CsvDropSettings) -> datetime:
     except ValueError:
         raise ValueError(f"{text!r} is not a date-time "
                          f"({s.datetime_format or 'ISO 8601'})") from None
-    return when if when.tzinfo else when.replace(tzinfo=ZoneInfo(s.timezone))
+    return to_utc(when if when.tzinfo else when.replace(tzinfo=ZoneInfo(s.timezone)), text)
 
 
 def _convert(field: str, text: str, s: CsvDropSettings) -> Any:

@@ -19,7 +19,15 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from connectors._mapping import ENTITIES, MappingError, build_record, get_path, is_missing, raw_text
+from connectors._mapping import (
+    ENTITIES,
+    MappingError,
+    build_record,
+    get_path,
+    is_missing,
+    raw_text,
+    to_utc,
+)
 from connectors.base import ConnectorError, ExecuteResult, Health
 from connectors.http_retry import RetryPolicy
 from detectors.model import Action, Quarantined, ReadResult
@@ -425,6 +433,10 @@ def _newer(current: tuple[datetime, str] | None, value: Any) -> tuple[datetime, 
         return current
     if when.tzinfo is None:
         return current  # cannot order naive and aware times safely
+    try:
+        to_utc(when, value)
+    except ValueError:
+        return current  # outside UTC's years: not a time to resume from
     if current is None or when > current[0]:
         return (when, value)
     return current
@@ -433,7 +445,10 @@ def _newer(current: tuple[datetime, str] | None, value: Any) -> tuple[datetime, 
 def _minus(since: str, seconds: float) -> str:
     if not seconds:
         return since
-    when = datetime.fromisoformat(since) - timedelta(seconds=seconds)
+    try:
+        when = datetime.fromisoformat(since) - timedelta(seconds=seconds)
+    except OverflowError:  # within the overlap of year 1
+        return since
     return when.isoformat().replace("+00:00", "Z")
 
 

@@ -36,6 +36,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from connectors._archive import archive_read_files
+from connectors._mapping import to_utc
 from connectors.base import ExecuteResult, Health
 from connectors.x12_syntax import (
     Segment,
@@ -134,7 +135,7 @@ def parse_x12_datetime(day: str, clock: str, code: str, default_zone: str) -> da
         raise ValueError(f"time {clock!r} does not exist")
     local = datetime(parsed_day.year, parsed_day.month, parsed_day.day, hour, minute, second,
                      tzinfo=zone_for(code, default_zone))
-    return local.astimezone(_UTC)
+    return to_utc(local, " ".join(v for v in (day, clock, code) if v))
 
 
 def _time(seg: Segment, day_pos: int, time_pos: int, code_pos: int | None,
@@ -568,14 +569,15 @@ def tender_from_action(action: Action, default_carrier: str = "") -> LoadTender:
 
 
 def _day(value: Any) -> Any:
-    """A date from a date, an aware datetime (its UTC day) or an ISO string."""
-    if isinstance(value, datetime):
-        return value.astimezone(_UTC).date() if value.tzinfo else value.date()
+    """A date from a date, an aware datetime (its UTC day) or an ISO string; ValueError when
+    the UTC day would fall outside the calendar."""
     if isinstance(value, str) and len(value) > 10 and value[10] in "T ":
         try:
-            return _day(datetime.fromisoformat(value))
+            value = datetime.fromisoformat(value)
         except ValueError:
-            return value
+            return value  # LoadTender's validation says what is wrong with it
+    if isinstance(value, datetime):
+        return to_utc(value, value.isoformat()).date() if value.tzinfo else value.date()
     return value
 
 

@@ -201,6 +201,24 @@ def test_shipments_come_one_row_per_line(inbox):
     assert "origin differ from line 2" in reasons["line 6"]
 
 
+def test_a_date_time_past_year_9999_in_utc_is_quarantined_and_its_neighbours_read(inbox):
+    drop(inbox, "shipments.csv",
+         "shipment_id,origin,destination,planned_arrival,sku,qty\n"
+         "S1,P1,DC1,2026-12-01T08:00:00Z,A,10\n"
+         "S2,P1,DC1,9999-12-31T23:59:59-12:00,A,10\n"
+         "S3,P1,DC1,0001-01-01T00:00:00+05:00,A,10\n"
+         "S4,P1,DC1,9999-12-31T18:00:00,A,10\n"  # no zone: read in Chicago, UTC-6
+         "S5,P1,DC1,2026-12-02T08:00:00+01:00,A,10\n")
+    pattern = FilePattern(glob="shipments*.csv", entity="shipments")
+    result = connector(inbox, files=[pattern], timezone="America/Chicago").read()
+    assert [r.shipment_id for r in result.records] == ["S1", "S5"]
+    reasons = {q.position: q.reason for q in result.quarantined}
+    assert set(reasons) == {"line 3", "line 4", "line 5"}
+    assert "planned_arrival: '9999-12-31T23:59:59-12:00' is out of range" in reasons["line 3"]
+    assert "planned_arrival: '0001-01-01T00:00:00+05:00' is out of range" in reasons["line 4"]
+    assert "planned_arrival: '9999-12-31T18:00:00' is out of range" in reasons["line 5"]
+
+
 def test_young_files_wait_until_they_settle(inbox):
     (inbox / "demand_1.csv").write_text(HEADER + "SKU-1,DC-1,2026-11-30,1,1,1\n")
     assert connector(inbox, min_age_seconds=30).read().records == []

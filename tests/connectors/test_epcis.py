@@ -134,6 +134,18 @@ def test_bad_events_are_quarantined_one_by_one() -> None:
     assert "JSON str" in reasons["event #6"]
 
 
+def test_an_event_time_past_year_9999_in_utc_is_quarantined_and_the_rest_read() -> None:
+    events = [_event(), _event(eventTime="9999-12-31T23:59:59-12:00"),
+              _event(eventTime="9999-12-31T20:00:00", eventTimeZoneOffset="-06:00"),
+              _event(bizTransactionList=[{"type": "desadv", "bizTransaction": "ASN-7"}])]
+    parsed = parse_document(json.dumps({"epcisBody": {"eventList": events}}), "f")
+    assert [e.shipment_id for e in parsed.events] == ["urn:epc:id:sscc:0614141.1111", "ASN-7"]
+    reasons = {q.position: q.reason for q in parsed.quarantined}
+    assert set(reasons) == {"event #2", "event #3"}
+    assert reasons["event #2"] == "eventTime '9999-12-31T23:59:59-12:00' is out of range"
+    assert reasons["event #3"] == "eventTime '9999-12-31T20:00:00' is out of range"
+
+
 @pytest.mark.parametrize("payload,needle", [
     (b"{not json", "not valid JSON"),
     (b'{"hello": 1}', "not an EPCIS document"),
@@ -309,6 +321,20 @@ def test_bad_event_in_a_page_is_quarantined_at_its_page_position(repo: Repositor
     assert [r.shipment_id for r in result.records] == ["urn:epc:id:sscc:0614141.1111", "ASN-9"]
     (bad,) = result.quarantined
     assert bad.position == "page 1 event #2" and bad.source == "epcis-test"
+    assert json.loads(result.cursor)["t"] == "2026-11-17T12:00:00.000000Z"
+
+
+def test_an_event_time_past_year_9999_in_a_page_is_quarantined(repo: Repository) -> None:
+    repo.events = [_event(eventTime="2026-11-17T10:00:00Z"),
+                   _event(eventTime="9999-12-31T23:59:59-12:00"),
+                   _event(eventTime="2026-11-17T12:00:00Z",
+                          bizTransactionList=[{"type": "desadv", "bizTransaction": "ASN-9"}])]
+    # the repository cannot order by a time it cannot convert either: ask for stored order
+    result = _connector(repo, per_page=2, order_by_event_time=False).read()
+    assert [r.shipment_id for r in result.records] == ["urn:epc:id:sscc:0614141.1111", "ASN-9"]
+    (bad,) = result.quarantined
+    assert bad.position == "page 1 event #2"
+    assert bad.reason == "eventTime '9999-12-31T23:59:59-12:00' is out of range"
     assert json.loads(result.cursor)["t"] == "2026-11-17T12:00:00.000000Z"
 
 

@@ -307,6 +307,32 @@ def test_malformed_records_are_quarantined_and_the_rest_read(vendor_server, vend
     assert all(q.source == "vendor:demand" for q in result.quarantined)
 
 
+def test_a_time_past_year_9999_in_utc_is_quarantined_and_the_page_read(vendor_server, vendor,
+                                                                      client, policy):
+    vendor.rows = [{"id": "S1", "from": "P1", "to": "DC1", "eta": "2026-12-01T08:00:00Z",
+                    "modified": "2026-11-20T10:00:00Z"},
+                   {"id": "S2", "from": "P1", "to": "DC1", "eta": "9999-12-31T23:59:59-12:00",
+                    "modified": "2026-11-20T10:01:00Z"},
+                   {"id": "S3", "from": "P1", "to": "DC1", "eta": None,
+                    "modified": "9999-12-31T23:59:59-12:00"}]
+    ep = EndpointSettings(path="/v2/plan", records_path="data.rows",
+                          fields={"shipment_id": "id", "origin": "from", "destination": "to",
+                                  "eta": "eta"},
+                          pagination=Pagination(next_link_path="links.next",
+                                                page_size_param="size", page_size=3),
+                          updated_since_param="changed_after", updated_at_field="modified")
+    conn = RestConnector("vendor", RestSettings(base_url=vendor_server.url, shipments=ep),
+                         client, retry=policy)
+    result = conn.read()
+    assert [r.shipment_id for r in result.records] == ["S1", "S3"]
+    (bad,) = result.quarantined
+    assert bad.position == "page 1 item 1" and bad.source == "vendor:shipments"
+    assert "eta" in bad.reason and "9999-12-31T23:59:59-12:00" in bad.reason
+    assert "out of range" in bad.reason
+    # nor does such a time become the cursor, which would skip every later change
+    assert json.loads(result.cursor)["endpoints"]["shipments"]["since"] == "2026-11-20T10:01:00Z"
+
+
 # --- auth -------------------------------------------------------------------------------------
 
 

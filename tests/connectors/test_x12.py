@@ -152,6 +152,29 @@ def test_time_codes_follow_daylight_saving() -> None:
     assert parse_x12_datetime("20260701", "1400", "CT", "UTC").hour == 19  # CDT, -5
 
 
+def test_a_time_past_year_9999_in_utc_quarantines_its_transaction_and_the_rest_is_read() -> None:
+    # 9999-12-31 23:59 is a real date, but Central time is UTC-6: in UTC it is year 10000
+    text = _batch().replace("AT7*SD*AO***20261118*0745*CT", "AT7*SD*AO***99991231*2359*CT")
+    parsed = parse_x12(text, "f", default_zone=CHICAGO)
+    assert [(r.shipment_id, r.status) for r in parsed.records] == [
+        ("SHP-40022", "arrived"), ("SHP-40022", "delivered")]
+    (bad,) = parsed.quarantined
+    assert bad.position == "ISA 000004711 / GS 4711 / ST 0001, segment 12 (AT7)"
+    assert "'99991231 2359 CT' is out of range" in bad.reason
+    assert "AT7*SD*AO***99991231*2359*CT" in bad.raw
+
+    asn = (FIXTURES / "856_asn.edi").read_text().replace("DTM*017*20261119*1000",
+                                                         "DTM*017*99991231*2330*PD")
+    parsed = parse_x12(_batch() + asn, "f", default_zone=CHICAGO)
+    assert len(parsed.records) == 5  # the 214 interchange before it
+    (bad,) = parsed.quarantined
+    assert "DTM '99991231 2330 PD' is out of range" in bad.reason
+    with pytest.raises(ValueError, match="out of range"):
+        parse_x12_datetime("99991231", "2359", "CT", CHICAGO)
+    assert parse_x12_datetime("99991231", "2359", "UT", CHICAGO) == datetime(
+        9999, 12, 31, 23, 59, tzinfo=UTC)
+
+
 # --- 204 writer ---------------------------------------------------------------------------------
 
 
@@ -303,6 +326,9 @@ def test_execute_rejects_what_a_204_cannot_say(tmp_path: Path) -> None:
     assert missing.status == "rejected" and "carrier" in missing.detail
     nokey = connector.execute(_action(key=""))
     assert nokey.status == "rejected" and "idempotency key" in nokey.detail
+    beyond = connector.execute(_action(deliver_by="9999-12-31T23:59:59-12:00"))
+    assert beyond.status == "rejected" and "'9999-12-31T23:59:59-12:00' is out of range" in (
+        beyond.detail)
     transfer = connector.execute(Action(
         system="logistics", operation="create_transfer", idempotency_key="alignbot-t1",
         params={"sku": "SKU-10042", "qty": 300, "origin": "DC-DAL", "destination": "DC-ATL",
