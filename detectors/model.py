@@ -9,27 +9,85 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from datetime import date, datetime, timezone
 from enum import StrEnum
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+
+from detectors.settings import InputLimits
 
 UTC = timezone.utc
 
+# What no real plan or shipment holds; set from the configuration at start (``set_input_limits``).
+_limits = InputLimits()
+
+
+def set_input_limits(limits: InputLimits) -> None:
+    """Use ``limits`` (the ``detectors.limits`` configuration) for every record read from now on."""
+    global _limits
+    _limits = limits
+
+
+def input_limits() -> InputLimits:
+    return _limits
+
+
+def _within(value: float, bound: float, what: str, setting: str) -> float:
+    if not math.isfinite(value):
+        raise ValueError(f"{value} is not a finite number")
+    if abs(value) > bound:
+        raise ValueError(f"{value:g} is beyond any real {what} (limit {bound:g}, "
+                         f"detectors.limits.{setting})")
+    return value
+
+
+def _units(value: float) -> float:
+    return _within(value, _limits.max_units, "quantity", "max_units")
+
+
+def _money(value: float) -> float:
+    return _within(value, _limits.max_unit_value, "value per unit", "max_unit_value")
+
+
+def _days(value: float) -> float:
+    return _within(value, _limits.max_days, "number of days", "max_days")
+
+
+def _in_calendar(value: date) -> date:
+    """A date outside the configured years is a data error (9999-12-31 placeholders)."""
+    day = value.date() if isinstance(value, datetime) else value
+    if not _limits.earliest <= day <= _limits.latest:
+        raise ValueError(f"{value.isoformat()} is outside {_limits.earliest.isoformat()} .. "
+                         f"{_limits.latest.isoformat()} (detectors.limits.earliest/latest)")
+    return value
+
+
+Units = Annotated[float, AfterValidator(_units)]
+Money = Annotated[float, AfterValidator(_money)]
+Days = Annotated[float, AfterValidator(_days)]
+Day = Annotated[date, AfterValidator(_in_calendar)]
+
 
 def _aware_utc(value: datetime | None) -> datetime | None:
-    """Refuse naive datetimes: a time without a zone is a bug waiting for DST."""
+    """Refuse naive datetimes (a time without a zone is a bug waiting for DST) and times no
+    real shipment has (``9999-12-31T23:59:59-12:00`` is past the last representable UTC time)."""
     if value is None:
         return None
     if value.tzinfo is None:
         raise ValueError("datetime must carry a time zone (e.g. 2026-11-20T14:00:00Z)")
-    return value.astimezone(UTC)
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{value.isoformat()} is out of range once converted to UTC") from None
+    return _in_calendar(utc)
 
 
 class _Record(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True,
+                              allow_inf_nan=False)
 
 
 # --- records a connector reads --------------------------------------------------------------
@@ -40,17 +98,17 @@ class DemandRecord(_Record):
 
     sku: str = Field(min_length=1)
     location: str = Field(min_length=1)
-    period: date
-    planned_qty: float = Field(ge=0)
-    latest_qty: float = Field(ge=0)
-    unit_value: float = Field(default=0.0, ge=0)
+    period: Day
+    planned_qty: Units = Field(ge=0)
+    latest_qty: Units = Field(ge=0)
+    unit_value: Money = Field(default=0.0, ge=0)
     sku_class: str = "default"
     source: str = "forecast"  # orders, pos, forecast version ...
 
 
 class ShipmentLine(_Record):
     sku: str = Field(min_length=1)
-    qty: float = Field(gt=0)
+    qty: Units = Field(gt=0)
 
 
 class ShipmentRecord(_Record):
@@ -99,18 +157,18 @@ class CapacityRecord(_Record):
 
     resource_type: Literal["lane", "carrier", "site", "dock"]
     resource_id: str = Field(min_length=1)
-    period: date
-    planned_capacity: float = Field(ge=0)
-    available_capacity: float = Field(ge=0)
-    planned_load: float = Field(ge=0)
+    period: Day
+    planned_capacity: Units = Field(ge=0)
+    available_capacity: Units = Field(ge=0)
+    planned_load: Units = Field(ge=0)
     unit: str = "pallets"
 
 
 class InventoryRecord(_Record):
     sku: str = Field(min_length=1)
     location: str = Field(min_length=1)
-    on_hand: float
-    safety_stock: float = Field(default=0.0, ge=0)
+    on_hand: Units
+    safety_stock: Units = Field(default=0.0, ge=0)
 
 
 class LaneRecord(_Record):
@@ -119,9 +177,9 @@ class LaneRecord(_Record):
     origin: str
     destination: str
     carrier: str = ""
-    cost_per_unit: float = Field(ge=0)
-    capacity: float = Field(ge=0)  # units per period still free on this lane
-    transit_days: float = Field(default=1.0, ge=0)
+    cost_per_unit: Money = Field(ge=0)
+    capacity: Units = Field(ge=0)  # units per period still free on this lane
+    transit_days: Days = Field(default=1.0, ge=0)
 
 
 CanonicalRecord = (
@@ -336,8 +394,27 @@ def fingerprint(kind: str, key: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:24]
 
 
-def action_key(recommendation_id: int | str, index: int, action: Action) -> str:
-    """Idempotency key of an action: the same approval can never execute twice."""
-    body = json.dumps([str(recommendation_id), index, action.operation, action.params],
-                      sort_keys=True, default=str)
+# Parameters that describe a change without being part of it.
+_DESCRIPTIVE_PARAMS = frozenset({"note"})
+
+
+def action_key(action: Action) -> str:
+    """Idempotency key of a business change: system, operation, target and from → to values.
+
+    The same change gets the same key whichever recommendation carries it, so a system that
+    de-duplicates by key applies it once even when it is recommended again under a new id.
+    """
+    params = {k: _plain_number(v) for k, v in action.params.items() if k not in _DESCRIPTIVE_PARAMS}
+    body = json.dumps([action.system, action.operation, params], sort_keys=True, default=str)
     return "alignbot-" + hashlib.sha256(body.encode()).hexdigest()[:32]
+
+
+def _plain_number(value: Any) -> Any:
+    """479 and 479.0 are one quantity: whole floats compare as integers in the key."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [_plain_number(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain_number(v) for k, v in value.items()}
+    return value
