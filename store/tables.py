@@ -2,7 +2,7 @@
 
 Each row type is a SQLModel class (the table and its validation at once). Unique keys carry the
 invariants: one active recommendation per fingerprint, one decision per person and verdict, one
-outbox row per action, one action per idempotency key.
+outbox row per action.
 """
 
 from __future__ import annotations
@@ -101,6 +101,8 @@ class RecommendationRow(SQLModel, table=True):
     created_at: datetime = _ts(nullable=False)
     updated_at: datetime = _ts(nullable=False)
     decided_at: datetime | None = _ts(nullable=True)
+    # decided, and its drift is still there: detection holds it back (decision memory)
+    held_at: datetime | None = _ts(nullable=True)
 
 
 class ActionRow(SQLModel, table=True):
@@ -114,7 +116,8 @@ class ActionRow(SQLModel, table=True):
     connector: str = Field(max_length=64)
     operation: str = Field(max_length=64)
     params: dict = _json()
-    idempotency_key: str = Field(max_length=80, unique=True)
+    # derived from the business change, so two recommendations carrying the same change share it
+    idempotency_key: str = Field(max_length=80, index=True)
     status: str = Field(default="pending", max_length=16)  # pending, done, failed, skipped
     detail: str = ""
 
@@ -204,6 +207,7 @@ class ConnectorHealth(SQLModel, table=True):
     last_error: str = ""
     stale: bool = False
     stale_notified: bool = False
+    written_at: datetime | None = _ts(nullable=True)  # an approved action last changed its system
 
 
 class QuarantinedRecord(SQLModel, table=True):
