@@ -181,7 +181,7 @@ def apply_modifications(session: Session, rec: RecommendationRow,
     for position, params in edited.items():
         action = actions[position]
         action.params = params
-        action.idempotency_key = action_key(rec.id, position, Action(
+        action.idempotency_key = action_key(Action(
             system=action.system, operation=action.operation, params=params))
         session.add(action)
         if position < len(body_actions):

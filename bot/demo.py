@@ -57,8 +57,10 @@ class DemoStack:
 
     def __init__(self, *, fast: bool = True, database_url: str | None = None, seed: int = 7,
                  ui_port: int = 0, auto_step_seconds: float | None = None,
-                 config_path: Path = EXAMPLE_CONFIG, socket_mode: bool = False):
+                 config_path: Path = EXAMPLE_CONFIG, socket_mode: bool = False,
+                 checks_from: bool = True):
         self.fast = fast
+        self.checks_from = checks_from
         self.socket_mode = socket_mode
         self.seed = seed
         self.ui_port = ui_port
@@ -79,7 +81,8 @@ class DemoStack:
         try:
             upgrade(self.database_url)
             self.planning, self.tms = start_sandboxes(seed=self.seed,
-                                                      auto_step_seconds=self.auto_step)
+                                                      auto_step_seconds=self.auto_step,
+                                                      checks_from=self.checks_from)
             self._started += [self.planning, self.tms]
             self.config = demo_config(self.planning.url, self.tms.url, fast=self.fast,
                                       path=self.config_path)

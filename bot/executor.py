@@ -16,13 +16,21 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from bot.notes import add_note
 from connectors.base import Connector, ExecuteResult
 from detectors.model import Action
 from store.db import session_scope
-from store.tables import ActionRow, ExecutionRow, OutboxRow, RecommendationRow, RecState
+from store.tables import (
+    ActionRow,
+    ConnectorHealth,
+    ExecutionRow,
+    OutboxRow,
+    RecommendationRow,
+    RecState,
+)
 from store.transitions import transition
 from store.types import utcnow
 
@@ -184,6 +192,7 @@ class Executor:
             box.lease_until, box.claimed_by = None, None
             if result.ok:
                 box.state, action.status, action.detail = "done", "done", result.detail
+                _mark_written(s, action.connector, now)
             elif result.retryable and box.attempts < self.retry.max_attempts:
                 box.available_at = now + self.retry.delay(box.attempts)
                 box.last_error = result.detail[:2000]
@@ -216,3 +225,16 @@ class Executor:
             + (f" ({a.detail})" if a.detail and a.status != "done" else "")
             for a in actions]
         add_note(s, recommendation_id, f"finished:{recommendation_id}", "\n".join(lines))
+
+
+def _mark_written(s: Session, connector: str, now: datetime) -> None:
+    """Tell detection that this connector's system changed: it reads it again before trusting
+    its picture (so what was just done is not recommended again)."""
+    mark = update(ConnectorHealth).where(ConnectorHealth.connector == connector).values(written_at=now)
+    if s.execute(mark).rowcount:
+        return
+    try:
+        with s.begin_nested():
+            s.add(ConnectorHealth(connector=connector, written_at=now))
+    except IntegrityError:  # its first poll created the row meanwhile
+        s.execute(mark)

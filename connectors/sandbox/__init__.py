@@ -19,13 +19,15 @@ __all__ = ["CARRIERS", "DCS", "PLANTS", "SandboxService", "World", "planning_ser
 
 
 def start_sandboxes(seed: int = 7, auto_step_seconds: float | None = None, *,
-                    now: datetime | None = None, n_skus: int = 300
+                    now: datetime | None = None, n_skus: int = 300, checks_from: bool = True,
                     ) -> tuple[BackgroundServer, BackgroundServer]:
     """Start (planning, tms) on free loopback ports; both share one world and scenario clock.
 
     Each returned server has ``.service`` (the SandboxService) and ``.world`` for inspection.
+    ``checks_from=False``: apply actions without checking their ``from_*`` values.
     """
-    world = World(seed=seed, now=now, n_skus=n_skus, auto_step_seconds=auto_step_seconds)
+    world = World(seed=seed, now=now, n_skus=n_skus, auto_step_seconds=auto_step_seconds,
+                  checks_from=checks_from)
     servers = []
     for service in (planning_service(world), tms_service(world)):
         server = BackgroundServer(service.app)

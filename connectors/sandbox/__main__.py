@@ -15,9 +15,12 @@ def main(argv: list[str] | None = None) -> None:
                         help="inject the next drift every SECONDS (default: only on "
                              "POST /scenario/step)")
     parser.add_argument("--skus", type=int, default=300)
+    parser.add_argument("--no-from-check", action="store_true",
+                        help="apply actions without checking their from_* values (as systems "
+                             "that trust the caller do)")
     args = parser.parse_args(argv)
     planning, tms = start_sandboxes(seed=args.seed, auto_step_seconds=args.auto_step,
-                                    n_skus=args.skus)
+                                    n_skus=args.skus, checks_from=not args.no_from_check)
     print(f"planning  {planning.url}  (GET /demand /inventory /capacity /receipts)")
     print(f"tms       {tms.url}  (GET /shipments /capacity /lanes)")
     print("both: POST /actions, GET /received, POST /scenario/step, POST /scenario/faults")

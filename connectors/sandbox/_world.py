@@ -60,8 +60,9 @@ class World:
     """Tables of one network (``tables[entity][key] -> row``) behind one lock."""
 
     def __init__(self, seed: int = 7, now: datetime | None = None, n_skus: int = 300,
-                 auto_step_seconds: float | None = None):
+                 auto_step_seconds: float | None = None, checks_from: bool = True):
         self.seed = seed
+        self.checks_from = checks_from  # refuse actions whose from_* values are stale
         self.lock = threading.RLock()
         self.now = (now or datetime.now(UTC)).astimezone(UTC).replace(minute=0, second=0,
                                                                       microsecond=0)

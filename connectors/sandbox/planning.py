@@ -46,7 +46,7 @@ def update_forecast(world: World, params: dict[str, Any]) -> dict[str, Any]:
     row = world.tables["demand"].get(key)
     if row is None:
         raise ActionError(f"no demand plan for sku {key[0]} at {key[1]} in week {key[2]}")
-    expect(params, "from_qty", row["planned_qty"],
+    expect(world, params, "from_qty", row["planned_qty"],
            f"the plan for {key[0]} at {key[1]} in week {key[2]}")
     previous = row["planned_qty"]
     row["planned_qty"] = float(qty)
@@ -136,7 +136,7 @@ def update_capacity_plan(world: World, params: dict[str, Any]) -> dict[str, Any]
     period = week(params, "period")
     capacity = number(params, pick(params, "to_capacity", "capacity"))
     table, key, row = world.capacity_row(rtype, rid, period)
-    expect(params, "from_capacity", row["planned_capacity"],
+    expect(world, params, "from_capacity", row["planned_capacity"],
            f"the planned capacity of {rtype} {rid} in week {period}")
     previous = row["planned_capacity"]
     row["planned_capacity"] = float(capacity)

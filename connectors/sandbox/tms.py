@@ -278,7 +278,7 @@ def reduce_inbound(world: World, params: dict[str, Any]) -> dict[str, Any]:
     line = next((ln for ln in row["lines"] if ln["sku"] == sku), None)
     if line is None:
         raise ActionError(f"shipment {key[0]} carries no {sku}")
-    expect(params, "from_qty", line["qty"], f"the quantity of {sku} on {key[0]}")
+    expect(world, params, "from_qty", line["qty"], f"the quantity of {sku} on {key[0]}")
     if qty > line["qty"]:
         raise ActionError(f"shipment {key[0]} carries only {line['qty']:g} of {sku}; "
                           f"cannot reduce by {qty:g}")

@@ -148,3 +148,48 @@ def test_changed_situation_is_not_executed(db_url, sandboxes):
     assert [a.status for a in actions] == ["skipped", "skipped"]
     assert _received(tms)["attempts"] == 0 and _received(planning)["attempts"] == 0
     assert any("Not executed" in n.text for n in notes)
+
+
+def test_the_same_business_change_reaches_a_system_once_under_any_recommendation(db_url):
+    """Two recommendations carrying the same change (system, operation, target, from → to) send
+    it with the same idempotency key, so a receiver that does not check ``from_qty`` applies it
+    once; the second one is reported as already done, not as a failure."""
+    from connectors.sandbox import start_sandboxes
+
+    planning, tms = start_sandboxes(seed=7, checks_from=False)
+    try:
+        engine = make_engine(db_url)
+        first = _approved(engine, planning)
+        executor = Executor(engine, _connectors(planning, tms))
+        assert executor.drain() == 2
+        from sqlalchemy import update
+        with session_scope(engine) as s:  # the drift closed; the same change is recommended again
+            s.exec(update(RecommendationRow).values(fingerprint="an-earlier-episode"))
+        second = _approved(engine, planning)
+        assert executor.drain() == 2
+        (rec1, actions1, _), (rec2, actions2, notes2) = _rec(engine, first), _rec(engine, second)
+        assert [a.idempotency_key for a in actions1] == [a.idempotency_key for a in actions2]
+        assert (rec1.state, rec2.state) == ("executed", "executed")
+        with session_scope(engine) as s:
+            statuses = [e.status for e in s.exec(select(ExecutionRow).order_by(ExecutionRow.id))]
+        assert statuses == ["done", "done", "duplicate", "duplicate"]
+        for server in (planning, tms):
+            got = _received(server)
+            assert got["applied"] == 1 and got["attempts"] == 2
+    finally:
+        planning.stop()
+        tms.stop()
+
+
+def test_a_modified_quantity_is_a_different_change_with_its_own_key():
+    from detectors.model import action_key
+
+    base = Action(system="planning", operation="update_forecast",
+                  params={"sku": "A", "location": "L", "period": "2026-12-07", "from_qty": 215.0,
+                          "to_qty": 479.0})
+    same = base.model_copy(update={"params": {**base.params, "to_qty": 479}})
+    other = base.model_copy(update={"params": {**base.params, "to_qty": 500.0}})
+    noted = base.model_copy(update={"params": {**base.params, "note": "see thread"}})
+    elsewhere = base.model_copy(update={"system": "logistics"})
+    assert action_key(base) == action_key(same) == action_key(noted)
+    assert len({action_key(base), action_key(other), action_key(elsewhere)}) == 3
