@@ -189,6 +189,21 @@ class ConnectorConfig(_Strict):
     timeout: Duration = timedelta(seconds=10)
 
 
+class ReraiseAfter(_Strict):
+    """How long a decided drift stays decided while it does not change materially.
+
+    ``null`` means until it changes materially (or goes away and comes back as a new episode).
+    """
+
+    rejected: Duration | None = timedelta(days=7)
+    expired: Duration | None = timedelta(days=1)
+    executed: Duration | None = None  # also partially executed
+
+
+class LifecycleConfig(_Strict):
+    reraise_after: ReraiseAfter = Field(default_factory=ReraiseAfter)
+
+
 class SlackConfig(_Strict):
     bot_token_env: EnvVarName = "SLACK_BOT_TOKEN"
     signing_secret_env: EnvVarName = "SLACK_SIGNING_SECRET"
@@ -201,6 +216,7 @@ class AlignbotConfig(_Strict):
     routing: Routing
     detectors: DetectorSettings = Field(default_factory=DetectorSettings)
     connectors: list[ConnectorConfig] = Field(default_factory=list)
+    lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
     slack: SlackConfig = Field(default_factory=SlackConfig)
     digest: DigestSchedule = Field(default_factory=DigestSchedule)
     database_url_env: EnvVarName = "DATABASE_URL"

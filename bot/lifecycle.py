@@ -1,7 +1,9 @@
-"""Detections in, recommendation lifecycle out: upsert, supersede, resolve, snooze, expire.
+"""Detections in, recommendation lifecycle out: upsert, supersede, resolve, hold back.
 
 The invariants live here: one active recommendation per fingerprint (re-detection edits it),
-a material change supersedes it, a drift that went away resolves it. Every state change is a
+a material change supersedes it, a drift that went away resolves it, and a decided drift stays
+decided (decision memory: it is raised again only when it gets materially worse, comes back
+after going away, or its ``reraise_after`` time has passed). Every state change is a
 compare-and-set with an audit row, so two replicas running this at once cannot both win.
 """
 
@@ -11,7 +13,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, insert, update
 from sqlalchemy.orm import defer
@@ -34,6 +36,10 @@ from store.transitions import transition
 
 DETECTOR = "system:detector"
 MATERIAL_CHANGE = 0.25  # relative change in value or quantity that makes a new recommendation
+# Decided states whose drift is held back, by the ``lifecycle.reraise_after`` entry that applies.
+DECISIONS = {RecState.REJECTED: "rejected", RecState.EXPIRED: "expired",
+             RecState.EXECUTED: "executed", RecState.PARTIALLY_EXECUTED: "executed"}
+_SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 
 
 @dataclass
@@ -42,6 +48,7 @@ class LifecycleReport:
     updated: list[int] = field(default_factory=list)
     superseded: list[tuple[int, int]] = field(default_factory=list)  # (old, new)
     resolved: list[int] = field(default_factory=list)
+    held: list[int] = field(default_factory=list)  # decided recommendations whose drift stays decided
 
 
 def apply_detection(
@@ -70,10 +77,84 @@ def apply_recommendations(session: Session, seen: set[str],
     _close_missing_drifts(session, seen, scope, now)
     recs = list(recommendations)
     active = _active_by_fingerprint(session, [r.fingerprint for r in recs])
+    decided = _decided_by_fingerprint(session, [r.fingerprint for r in recs
+                                                if r.fingerprint not in active])
+    first_seen = _first_seen(session, [fp for r in recs if r.fingerprint in decided
+                                       for fp in r.drift_fingerprints])
     for rec in recs:
-        _upsert_recommendation(session, rec, active.get(rec.fingerprint), config, now, report)
+        row = active.get(rec.fingerprint)
+        if row is None:
+            if is_empty(rec):
+                continue  # nothing to decide: never posted
+            memory = decided.get(rec.fingerprint)
+            if memory is not None and stays_decided(memory, rec, first_seen, config, now):
+                report.held.append(memory.id)
+                continue
+        _upsert_recommendation(session, rec, row, config, now, report)
+    _mark_held(session, report.held, now)
     _resolve_gone(session, {r.fingerprint for r in recs}, now, report)
     return report
+
+
+def is_empty(rec: Recommendation) -> bool:
+    """A recommendation with no action, no units and no value asks nobody for anything."""
+    impact = rec.impact_if_ignored
+    return not rec.actions and not impact.units_short and not impact.units_excess \
+        and not impact.value_at_risk
+
+
+def reraise_after(config: AlignbotConfig, state: str) -> timedelta | None:
+    """How long a decision in ``state`` holds while its drift does not change materially."""
+    return getattr(config.lifecycle.reraise_after, DECISIONS[RecState(state)])
+
+
+def stays_decided(memory: RecommendationRow, rec: Recommendation, first_seen: dict[str, datetime],
+                  config: AlignbotConfig, now: datetime) -> bool:
+    """Whether ``rec`` is the drift ``memory`` decided, not worse, within its re-raise time.
+
+    The same drift: one of its drifts has been open since before the decision (a drift that
+    went away and came back is a new episode and is raised again).
+    """
+    decided_at = memory.decided_at or memory.updated_at
+    window = reraise_after(config, memory.state)
+    if window is not None and now >= decided_at + window:
+        return False
+    if is_material_worsening(Situation.stored(memory), Situation.of(rec)):
+        return False
+    return any(fp in first_seen and first_seen[fp] <= decided_at for fp in rec.drift_fingerprints)
+
+
+def _decided_by_fingerprint(session: Session,
+                            fingerprints: list[str]) -> dict[str, RecommendationRow]:
+    """The latest recommendation of each fingerprint, where that one was decided."""
+    latest: dict[str, RecommendationRow] = {}
+    for chunk in _in_lists(fingerprints):
+        for row in session.exec(select(RecommendationRow).options(defer(RecommendationRow.body))
+                                .where(RecommendationRow.fingerprint.in_(chunk))
+                                .order_by(RecommendationRow.id)):
+            latest[row.fingerprint] = row
+    return {fp: row for fp, row in latest.items() if row.state in DECISIONS}
+
+
+def _first_seen(session: Session, fingerprints: list[str]) -> dict[str, datetime]:
+    """When each open drift's current episode began."""
+    found: dict[str, datetime] = {}
+    for chunk in _in_lists(list(set(fingerprints))):
+        found.update(session.exec(select(DriftRow.fingerprint, DriftRow.first_seen).where(
+            DriftRow.fingerprint.in_(chunk), DriftRow.is_open)).all())
+    return found
+
+
+def _mark_held(session: Session, held: list[int], now: datetime) -> None:
+    """``held_at``: since when a decided recommendation's drift is held back (for ``/drift``)."""
+    was = set(session.exec(select(RecommendationRow.id).where(
+        RecommendationRow.held_at.is_not(None))).all())
+    for chunk in _in_lists(sorted(set(held) - was)):
+        session.exec(update(RecommendationRow).where(RecommendationRow.id.in_(chunk))
+                     .values(held_at=now))
+    for chunk in _in_lists(sorted(was - set(held))):
+        session.exec(update(RecommendationRow).where(RecommendationRow.id.in_(chunk))
+                     .values(held_at=None))
 
 
 def open_fingerprints(session: Session) -> frozenset[str]:
@@ -143,6 +224,9 @@ def _upsert_recommendation(session: Session, rec: Recommendation,
         return
     if row.state not in (RecState.OPEN, RecState.SNOOZED):
         return  # decided: execution owns it now
+    if is_empty(rec):
+        _resolve(session, row, "nothing is left to do: no units or value at risk", now, report)
+        return
     before, after = Situation.stored(row), Situation.of(rec)
     if is_material_change(before, after):
         _supersede(session, row, rec, describe_change(before, after), config, now, report)
@@ -234,7 +318,7 @@ def _replace_actions(session: Session, row: RecommendationRow, actions: list[Act
         session.exec(insert(ActionRow), params=[{
             "recommendation_id": row.id, "position": position, "system": action.system,
             "connector": executing_connector(config, action), "operation": action.operation,
-            "params": action.params, "idempotency_key": action_key(row.id, position, action),
+            "params": action.params, "idempotency_key": action_key(action),
             "status": "pending", "detail": "",
         } for position, action in enumerate(actions)])
 
@@ -255,13 +339,18 @@ def _resolve_gone(session: Session, current: set[str], now: datetime,
     for row in candidates:
         if open_drifts.intersection(row.body.get("drift_fingerprints", [])):
             continue
-        if transition(session, row.id, from_states=[row.state], to_state=RecState.RESOLVED,
-                      actor=DETECTOR, reason="the drift went away before a decision",
-                      expected_version=row.version, changes={"decided_at": now}, now=now):
-            add_note(session, row.id, f"resolved:{row.id}",
-                     ":white_check_mark: Resolved on its own — plan and execution agree again; "
-                     "nothing to decide.")
-            report.resolved.append(row.id)
+        _resolve(session, row, "the drift went away before a decision", now, report)
+
+
+def _resolve(session: Session, row: RecommendationRow, reason: str, now: datetime,
+             report: LifecycleReport) -> None:
+    if transition(session, row.id, from_states=[row.state], to_state=RecState.RESOLVED,
+                  actor=DETECTOR, reason=reason, expected_version=row.version,
+                  changes={"decided_at": now}, now=now):
+        add_note(session, row.id, f"resolved:{row.id}",
+                 ":white_check_mark: Resolved on its own — plan and execution agree again; "
+                 "nothing to decide.")
+        report.resolved.append(row.id)
 
 
 @dataclass(frozen=True)
@@ -290,6 +379,15 @@ def is_material_change(before: Situation, after: Situation) -> bool:
     if before.severity != after.severity:
         return True
     return _relative(before.value_at_risk, after.value_at_risk) > MATERIAL_CHANGE
+
+
+def is_material_worsening(before: Situation, after: Situation) -> bool:
+    """A decided drift comes back only if it got materially worse: a higher severity, or value
+    at risk up by more than ``MATERIAL_CHANGE``. Getting better needs no new decision."""
+    if _SEVERITY_RANK.get(after.severity, 0) > _SEVERITY_RANK.get(before.severity, 0):
+        return True
+    return after.value_at_risk > before.value_at_risk \
+        and _relative(before.value_at_risk, after.value_at_risk) > MATERIAL_CHANGE
 
 
 def describe_change(before: Situation, after: Situation) -> str:

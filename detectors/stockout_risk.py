@@ -35,6 +35,7 @@ EVIDENCE = [
 CAUSE = {"sku": "sku", "location": "location"}
 
 _DAY_US = 86_400_000_000
+_UNIT_NOISE = 1e-6  # below this a shortfall is floating-point noise: 400 − 50 × 6 is 100, not 99.99999
 _EPOCH_DAY = date(1970, 1, 1)
 
 
@@ -347,21 +348,21 @@ def detect_stockout_risk(
     settings: DetectorSettings,
     open_fingerprints: frozenset[str] = frozenset(),
 ) -> pl.DataFrame:
-    """Positions whose projected inventory falls below safety stock (hysteresis on the way out)."""
-    band = settings.hysteresis_band
-    min_units = max(settings.stockout.min_units_short, 1e-9)
-    cand = projection.lazy().filter(
-        (pl.col("min_projected") < pl.col("safety_stock") * (1 + band))
-        & ((pl.col("safety_stock") > 0) | (pl.col("min_projected") < 0))
-    )
+    """Positions whose projected inventory falls below safety stock.
+
+    A projection exactly at safety stock is not a drift. A new drift needs ``min_units_short``
+    units short; an open one stays open while any shortfall is left (hysteresis on the way out).
+    """
+    min_units = max(settings.stockout.min_units_short, _UNIT_NOISE)
     short = pl.col("safety_stock") - pl.col("min_projected")
+    cand = projection.lazy().filter(short > _UNIT_NOISE)
     if not open_fingerprints:
         cand = cand.filter(short >= min_units)
     cand = add_fingerprints(cand.collect(engine="in-memory"), KIND, KEY)  # in-memory, as eager steps ran
     out = cand.lazy().filter((short >= min_units) | is_open(open_fingerprints)).with_columns(
-        short.clip(lower_bound=0).alias("units_short"),
+        short.alias("units_short"),
         pl.lit(0.0).alias("units_excess"),
-        (short.clip(lower_bound=0) * pl.col("unit_value")).alias("value_at_risk"),
+        (short * pl.col("unit_value")).alias("value_at_risk"),
         pl.col("stockout_days").alias("service_days_at_risk"),
     )
     return with_impact_and_severity(out, settings, sort_by=KEY)

@@ -68,3 +68,19 @@ def test_projection_is_the_same_when_the_first_seeds_collide(monkeypatch):
     monkeypatch.setattr(stockout_risk, "_check", first_collides)
     got = stockout_risk.project(snap.demand, snap.inventory, snap.shipments, settings, BENCH_NOW)
     assert len(calls) > 1 and got.equals(want)
+
+
+def test_an_open_drift_exactly_at_safety_stock_is_no_longer_a_drift():
+    """Hysteresis keeps an open drift while any shortfall is left, never at 0 units short (which
+    once posted "drops 0 units below safety stock")."""
+    from detectors._common import add_fingerprints
+
+    proj, out = run([ship("S1")], on_hand=400)  # ends exactly at the 100 safety stock
+    assert out.is_empty()
+    fingerprints = frozenset(add_fingerprints(proj, stockout_risk.KIND, stockout_risk.KEY)
+                             .get_column("fingerprint").to_list())
+    assert stockout_risk.detect_stockout_risk(proj, DetectorSettings(), fingerprints).is_empty()
+    # still half a unit short: below min_units_short, but an open drift stays open
+    proj, _ = run([ship("S1")], on_hand=399.5)
+    held = stockout_risk.detect_stockout_risk(proj, DetectorSettings(), fingerprints)
+    assert held.get_column("units_short").to_list() == [pytest.approx(0.5)]

@@ -148,3 +148,164 @@ def test_new_figures_after_an_approval_with_modifications_ask_everyone_to_decide
     with session_scope(engine) as s:
         note = s.exec(select(SlackNote).where(SlackNote.recommendation_id == old.id)).one()
     assert "<@U0PLAN1> approved it with modifications" in note.text
+
+
+# --- decision memory: a decided drift stays decided --------------------------------------------
+
+
+def _decide(engine, verdict: str, now=NOW, reason: str = "Customer order cancelled"):
+    from bot.decisions import decide
+
+    with session_scope(engine) as s:
+        (rec,) = [r for r in s.exec(select(RecommendationRow)).all() if r.state == "open"]
+        decide(s, rec.id, "U0PLAN1", {"planning"}, verdict, now=now, reason=reason)
+        return rec.id
+
+
+def _mark(engine, rec_id: int, state: str):
+    from sqlalchemy import update
+
+    with session_scope(engine) as s:
+        s.exec(update(RecommendationRow).where(RecommendationRow.id == rec_id).values(state=state))
+
+
+def test_a_rejected_drift_is_not_raised_again_while_it_stays_the_same(db_url):
+    engine = make_engine(db_url)
+    drift = demand_drift()
+    _poll(engine, [drift], [recommendation_for(drift)])
+    rejected = _decide(engine, "reject", NOW + timedelta(minutes=1))
+    for minute in (2, 30, 600):
+        report = _poll(engine, [drift], [recommendation_for(drift)], NOW + timedelta(minutes=minute))
+        assert report.created == [] and report.held == [rejected]
+    assert [r.state for r in _recs(engine)] == ["rejected"]
+    assert _recs(engine)[0].held_at == NOW + timedelta(minutes=2)  # held since the first pass
+
+
+def test_a_rejected_drift_that_gets_materially_worse_is_raised_again(db_url):
+    engine = make_engine(db_url)
+    _poll(engine, [demand_drift(latest=1400)], [recommendation_for(demand_drift(latest=1400))])
+    _decide(engine, "reject", NOW + timedelta(minutes=1))
+    # +20 % value at risk: not material; +150 %: material
+    small = _poll(engine, [demand_drift(latest=1480)], [recommendation_for(demand_drift(latest=1480))],
+                  NOW + timedelta(minutes=2))
+    assert small.created == []
+    worse = _poll(engine, [demand_drift(latest=2000)], [recommendation_for(demand_drift(latest=2000))],
+                  NOW + timedelta(minutes=3))
+    assert len(worse.created) == 1 and worse.held == []
+    assert [r.state for r in _recs(engine)] == ["rejected", "open"]
+    assert _recs(engine)[0].held_at is None  # no longer held back
+
+
+def test_a_better_situation_does_not_reraise_a_rejected_drift(db_url):
+    engine = make_engine(db_url)
+    _poll(engine, [demand_drift(latest=2000)], [recommendation_for(demand_drift(latest=2000))])
+    _decide(engine, "reject", NOW + timedelta(minutes=1))
+    report = _poll(engine, [demand_drift(latest=1300)], [recommendation_for(demand_drift(latest=1300))],
+                   NOW + timedelta(minutes=2))
+    assert report.created == [] and len(report.held) == 1
+
+
+def test_a_rejected_drift_comes_back_after_its_reraise_time(db_url):
+    engine = make_engine(db_url)
+    drift = demand_drift()
+    _poll(engine, [drift], [recommendation_for(drift)])
+    decided = NOW + timedelta(minutes=1)
+    _decide(engine, "reject", decided)
+    held = _poll(engine, [drift], [recommendation_for(drift)], decided + timedelta(days=7) - timedelta(seconds=1))
+    assert held.created == []
+    back = _poll(engine, [drift], [recommendation_for(drift)], decided + timedelta(days=7))
+    assert len(back.created) == 1  # the default: rejected decisions hold for 7 days
+
+
+def test_reraise_after_is_configurable_per_decision_kind(db_url):
+    engine = make_engine(db_url)
+    cfg = config(lifecycle={"reraise_after": {"rejected": "1h", "executed": "2d"}})
+    drift = demand_drift()
+
+    def poll(at):
+        with session_scope(engine) as s:
+            return apply_detection(s, [drift], [recommendation_for(drift)], cfg, at)
+
+    poll(NOW)
+    rejected = _decide(engine, "reject", NOW)
+    assert poll(NOW + timedelta(minutes=59)).created == []
+    assert len(poll(NOW + timedelta(hours=1)).created) == 1
+    _mark(engine, rejected + 1, "executed")
+    from sqlalchemy import update
+    with session_scope(engine) as s:
+        s.exec(update(RecommendationRow).where(RecommendationRow.id == rejected + 1)
+               .values(decided_at=NOW + timedelta(hours=1)))
+    assert poll(NOW + timedelta(days=2)).created == []
+    assert len(poll(NOW + timedelta(hours=49)).created) == 1
+
+
+def test_an_executed_drift_stays_decided_until_it_changes_materially(db_url):
+    """Execution changed the systems, but until their next read the picture can still show the
+    drift: it must not come back as a new recommendation with live buttons, however long."""
+    engine = make_engine(db_url)
+    drift = demand_drift()
+    _poll(engine, [drift], [recommendation_for(drift)])
+    approved = _decide(engine, "approve", NOW + timedelta(minutes=1))
+    _mark(engine, approved, "executed")
+    for days in (1, 30, 365):
+        assert _poll(engine, [drift], [recommendation_for(drift)], NOW + timedelta(days=days)).created == []
+    worse = _poll(engine, [demand_drift(latest=3000)], [recommendation_for(demand_drift(latest=3000))],
+                  NOW + timedelta(days=366))
+    assert len(worse.created) == 1
+
+
+def test_a_decided_drift_that_went_away_and_came_back_is_a_new_decision(db_url):
+    engine = make_engine(db_url)
+    drift = demand_drift()
+    _poll(engine, [drift], [recommendation_for(drift)])
+    approved = _decide(engine, "approve", NOW + timedelta(minutes=1))
+    _mark(engine, approved, "executed")
+    _poll(engine, [], [], NOW + timedelta(minutes=5))  # the plan follows: drift closed
+    back = _poll(engine, [drift], [recommendation_for(drift)], NOW + timedelta(days=3))
+    assert len(back.created) == 1
+
+
+def test_an_expired_drift_is_held_for_a_day_by_default(db_url):
+    from bot.sweeps import sweep
+
+    engine = make_engine(db_url)
+    drift = demand_drift()
+    _poll(engine, [drift], [recommendation_for(drift)])
+    expired_at = NOW + timedelta(hours=5)  # past the 4 h default deadline
+    with session_scope(engine) as s:
+        assert sweep(s, config(), expired_at).expired
+    assert _poll(engine, [drift], [recommendation_for(drift)], expired_at + timedelta(hours=23)).created == []
+    assert len(_poll(engine, [drift], [recommendation_for(drift)], expired_at + timedelta(days=1)).created) == 1
+
+
+def test_a_failed_execution_is_raised_again_at_once(db_url):
+    """Nothing changed in either system: the drift still needs someone to act."""
+    engine = make_engine(db_url)
+    drift = demand_drift()
+    _poll(engine, [drift], [recommendation_for(drift)])
+    approved = _decide(engine, "approve", NOW + timedelta(minutes=1))
+    _mark(engine, approved, "failed")
+    assert len(_poll(engine, [drift], [recommendation_for(drift)], NOW + timedelta(minutes=2)).created) == 1
+
+
+def _empty(drift):
+    from detectors.model import Impact
+
+    return recommendation_for(drift).model_copy(update={
+        "actions": [], "impact_if_ignored": Impact(), "impact_if_approved": Impact()})
+
+
+def test_a_recommendation_with_nothing_in_it_is_never_posted(db_url):
+    engine = make_engine(db_url)
+    drift = demand_drift()
+    report = _poll(engine, [drift], [_empty(drift)])
+    assert report.created == [] and _recs(engine) == []
+
+
+def test_an_open_recommendation_that_empties_is_resolved(db_url):
+    engine = make_engine(db_url)
+    drift = demand_drift()
+    _poll(engine, [drift], [recommendation_for(drift)])
+    report = _poll(engine, [drift], [_empty(drift)], NOW + timedelta(minutes=5))
+    (rec,) = _recs(engine)
+    assert rec.state == "resolved" and report.resolved == [rec.id]
