@@ -46,6 +46,17 @@ def health_report(runtime: Runtime) -> dict[str, Any]:
                 if last else None, "age_seconds": round(age, 1) if age is not None else None,
                 "stale": stale, "last_error": row.last_error if row else ""}
     checks["connectors"] = connectors
-    ok = checks["database"]["ok"] and checks["slack"]["ok"] and all(
+    checks["detection"] = _detection(runtime)
+    ok = checks["database"]["ok"] and checks["slack"]["ok"] and checks["detection"]["ok"] and all(
         c["ok"] for c in connectors.values())
     return {"ok": ok, "worker": runtime.worker, "leader": runtime.leadership.is_leader, **checks}
+
+
+def _detection(runtime: Runtime) -> dict[str, Any]:
+    """The last detection pass this replica ran: failing passes make the bot unhealthy; key
+    groups left out of a pass that went on are listed (they are in ``quarantined_records``)."""
+    last = runtime.loop.last_pass
+    if last is None:
+        return {"ok": True, "last_pass": None}
+    return {"ok": last.ok, "last_pass": last.at.isoformat(), "isolated": last.isolated,
+            **({"error": last.error} if last.error else {})}

@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -33,18 +33,31 @@ from bot.notes import add_note
 from bot.snapshot_cache import SnapshotCache
 from bot.sweeps import SweepReport, sweep
 from connectors.base import Connector
+from detectors.isolation import IsolatedGroup, detect_isolating
 from detectors.pipeline import DetectionResult, detect
+from detectors.snapshot import Snapshot
 from store.db import session_scope
 from store.tables import (
     ConnectorHealth,
     ConnectorRun,
     QuarantinedRecord,
     RecommendationRow,
+    RecState,
 )
 from store.types import utcnow
 
 log = logging.getLogger(__name__)
 DRIFT_CHUNK = 250
+
+
+@dataclass
+class PassOutcome:
+    """How the last detection pass went, for /healthz."""
+
+    ok: bool
+    at: datetime
+    isolated: list[str] = field(default_factory=list)  # key groups left out, with the error
+    error: str = ""
 
 
 @dataclass
@@ -62,6 +75,7 @@ class DecisionLoop:
                  connectors: Mapping[str, Connector], *, worker: str = "main",
                  clock: Callable[[], datetime] = utcnow, retry: RetryPolicy = RetryPolicy(),
                  observe_poll: Callable[[str, float, bool], None] | None = None,
+                 observe_detection: Callable[[str, int], None] | None = None,
                  lease: timedelta = timedelta(seconds=60)):
         self.config = config
         self.engine = engine
@@ -80,8 +94,11 @@ class DecisionLoop:
         # cursor does too (the one in connector_health is for people; another replica's reads
         # must not move this one's). A connector is in here once read in full.
         self._cursors: dict[str, Any] = {}
+        self._read_at: dict[str, datetime] = {}  # when this process's last good read began
         self._poll_locks = {name: threading.Lock() for name in self.connectors}
         self._observe_poll = observe_poll
+        self._observe_detection = observe_detection or (lambda outcome, isolated: None)
+        self.last_pass: PassOutcome | None = None
 
     # -- poll ------------------------------------------------------------------------------
 
@@ -131,6 +148,7 @@ class DecisionLoop:
             health.stale = health.stale_notified = False
             s.add_all([run, health])
         self._cursors[name] = result.cursor
+        self._read_at[name] = now
         return PollOutcome(name, True, len(result.records), len(result.quarantined), changed)
 
     def _record_failure(self, name: str, run_id: int, error: str) -> PollOutcome:
@@ -164,8 +182,16 @@ class DecisionLoop:
     # -- detect ----------------------------------------------------------------------------
 
     def detect(self) -> LifecycleReport:
-        """One detection pass over the whole current picture."""
+        """One detection pass over the whole current picture.
+
+        Not while an approved recommendation is executing: its systems are half changed. Before
+        it runs, every system an execution changed since this process read it is read again,
+        so the pass sees what was done and does not raise it again.
+        """
         with self._detect_lock:
+            if self._executing():
+                return LifecycleReport()  # the pass after the execution covers this one
+            self.refresh()
             if self._unread():
                 return LifecycleReport()  # half a picture would open and close drift wrongly
             now = self.clock()
@@ -173,7 +199,7 @@ class DecisionLoop:
             with session_scope(self.engine) as s:
                 open_now = open_fingerprints(s)
             # Detection is CPU work: no transaction (and on SQLite no write lock) is held.
-            result = detect(snapshot, self.settings, now, open_now)
+            result = self._detect_isolating(snapshot, now, open_now)
             # Drifts go in in chunks, each its own short transaction: on SQLite one long write
             # (a burst of thousands) would keep a click's decision waiting past Slack's 3 s.
             seen: set[str] = set()
@@ -186,6 +212,63 @@ class DecisionLoop:
                 scope = None if self._picture_complete(s) else set()
                 return apply_recommendations(s, seen, result.recommendations, self.config, now,
                                              scope=scope)
+
+    def _detect_isolating(self, snapshot: Snapshot, now: datetime,
+                          open_now: frozenset[str]) -> DetectionResult:
+        """``detect``; key groups it fails on are quarantined and the rest is still detected."""
+        try:
+            result, isolated = detect_isolating(
+                snapshot, lambda snap: detect(snap, self.settings, now, open_now))
+        except Exception as exc:
+            self.last_pass = PassOutcome(False, now, error=f"{type(exc).__name__}: {exc}"[:500])
+            self._observe_detection("failed", 0)
+            raise
+        if isolated:
+            self._quarantine(isolated, now)
+        self.last_pass = PassOutcome(True, now, [f"{g.group[0]} {g.group[1]}: {g.error}"
+                                                 for g in isolated])
+        self._observe_detection("isolated" if isolated else "ok", len(isolated))
+        return result
+
+    def _quarantine(self, isolated: list[IsolatedGroup], now: datetime) -> None:
+        """Take the failing groups' records out of the picture, with the reason, until their
+        source sends them again."""
+        reasons = {g.group: g.error for g in isolated}
+        taken = self.cache.drop(reasons)
+        with session_scope(self.engine) as s:
+            for group, error in reasons.items():
+                rows = taken[group]
+                log.error("detection failed on %s %s and left it out: %s", *group, error)
+                s.add(QuarantinedRecord(
+                    connector="detection", source=f"{group[0]} {group[1]}",
+                    position=f"{len(rows)} record(s)",
+                    reason=f"detection failed on this {group[0]} and left it out until its "
+                           f"source sends it again: {error}",
+                    raw="\n".join(rows)[:4000], at=now))
+
+    def refresh(self) -> None:
+        """Read every source not read yet, and again every system an execution changed since."""
+        changed = self.changed_systems()
+        for conn in self.config.connectors:
+            if conn.name in self.connectors and (conn.name not in self._cursors
+                                                 or conn.system in changed):
+                self.poll(conn.name)
+
+    def changed_systems(self) -> set[str]:
+        """Systems an approved action changed after this process last read them."""
+        with session_scope(self.engine) as s:
+            written = s.exec(select(ConnectorHealth.connector, ConnectorHealth.written_at)
+                             .where(ConnectorHealth.written_at.is_not(None))).all()
+        return {self.config.connector(name).system for name, at in written
+                if name in self._read_at and at >= self._read_at[name]}
+
+    def _executing(self) -> bool:
+        """An approved recommendation is part-way through its actions (within its lease)."""
+        since = self.clock() - self.executor.lease
+        with session_scope(self.engine) as s:
+            return s.exec(select(RecommendationRow.id).where(
+                RecommendationRow.state == RecState.EXECUTING,
+                RecommendationRow.updated_at >= since)).first() is not None
 
     def _picture_complete(self, s: Session) -> bool:
         """Drifts may close only when every source has been read and none is stale."""
@@ -203,7 +286,7 @@ class DecisionLoop:
 
         The pass covers the whole picture, not only the pushed keys: a recommendation groups
         drifts by cause, and a pass over a few keys would see a fraction of a group, judge its
-        value changed materially and supersede it (the bench's burst test showed exactly that).
+        value changed materially and supersede it.
         """
         for name in self._unread():
             self.poll(name)  # a replica that never polled needs the picture first
@@ -226,8 +309,7 @@ class DecisionLoop:
 
     def revalidate(self, rec: RecommendationRow) -> str | None:
         """None if the drift still holds as recommended; otherwise why not to execute."""
-        for name in self._unread():  # a replica that never polled reads the sources first
-            self.poll(name)
+        self.refresh()  # a replica that never polled reads the sources first
         if self._unread():
             return None  # a source is unreachable: its own execute call will fail and retry
         fresh = {r.fingerprint: r for r in self.current_detection().recommendations}

@@ -336,6 +336,16 @@ class Metrics:
             "alignbot_slack_api_ratelimited",
             "HTTP 429 responses from the Slack Web API, by method (each one, retried or not).",
             ["method"], registry=reg)
+        self.detection_passes = Counter(
+            "alignbot_detection_passes", "Detection passes, by outcome: ok, isolated (key groups "
+            "that made the pass fail were quarantined, the rest detected) or failed.",
+            ["outcome"], registry=reg)
+        self.isolated_groups = Counter(
+            "alignbot_detection_isolated_groups",
+            "Key groups (a SKU, a resource, a lane) quarantined because detection failed on them.",
+            registry=reg)
+        for outcome in ("ok", "isolated", "failed"):
+            self.detection_passes.labels(outcome)
         self.leader = Gauge("alignbot_leader",
                             "1 while this replica runs the scheduler (polls, sweeps, digests).",
                             registry=reg)
@@ -360,6 +370,10 @@ class Metrics:
             self.poll_errors.labels(connector).inc()
         else:
             self.poll_errors.labels(connector)  # the series exists (at 0) once a poll ran
+
+    def observe_detection(self, outcome: str, isolated: int) -> None:
+        self.detection_passes.labels(outcome).inc()
+        self.isolated_groups.inc(isolated)
 
     def count_slack_call(self, method: str) -> None:
         self.slack_calls.labels(method).inc()

@@ -46,7 +46,7 @@ from bot.slack_inbox import SlackInbox
 from bot.slack_sync import SlackSync
 from connectors.base import Connector
 from connectors.registry import build_connector
-from detectors.model import Quarantined
+from detectors.model import Quarantined, set_input_limits
 from store.db import make_engine, session_scope, warm_pool
 from store.inbox import open_inbox
 from store.migrate import NotMigratedError, ensure_migrated
@@ -76,6 +76,7 @@ class Runtime:
                  connectors: Mapping[str, Connector] | None = None, worker: str | None = None,
                  fast: bool = False, retry: RetryPolicy = RetryPolicy()):
         env = dict(os.environ if environ is None else environ)
+        set_input_limits(config.detectors.limits)  # what connectors and hooks accept
         self.config = config
         self.env = env
         self.worker = worker or f"{os.uname().nodename}:{os.getpid()}"
@@ -87,6 +88,7 @@ class Runtime:
             for c in config.connectors}
         self.loop = DecisionLoop(config, self.engine, self.connectors, worker=self.worker,
                                  retry=retry, observe_poll=self.metrics.observe_poll,
+                                 observe_detection=self.metrics.observe_detection,
                                  lease=execution_lease(config))
         slack = config.slack
         self.bot_token = env[slack.bot_token_env]
@@ -152,8 +154,13 @@ class Runtime:
                 "replica; for several, use PostgreSQL (set DATABASE_URL).") from None
 
     def _drain(self) -> None:
+        executed = False
         while self.loop.drain() and not self._stopped.is_set():
+            executed = True
             self.jobs.wake(Jobs.SYNC)
+        if executed:  # read back what was done now, not at the next scheduled poll
+            changed = self.loop.changed_systems()
+            self.jobs.wake(*(f"poll:{c.name}" for c in self.config.connectors if c.system in changed))
 
     def wake(self) -> None:
         self.jobs.wake(Jobs.DRAIN, Jobs.SYNC)

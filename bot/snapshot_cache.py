@@ -66,6 +66,17 @@ _SHIPMENT_ROWS = {name: (pl.Int64 if name in _TIMES else dtype)
                   for name, dtype in SNAPSHOT_SCHEMAS["shipments"].items()}
 
 
+def _groups_of(table: str, key: Any, row: tuple) -> list[tuple[str, str]]:
+    """The key groups (``detectors.isolation``) a record belongs to."""
+    if table == "shipments":
+        return [("sku", sku) for sku in row[_N_HEAD::2]]
+    if table == "capacity":
+        return [("resource", f"{key[0]}:{key[1]}")]
+    if table == "lanes":
+        return [("lane", f"{key[0]}>{key[1]}:{key[2]}")]
+    return [("sku", key[0])]  # demand and inventory keys start with the sku
+
+
 def _micros(value: datetime | None) -> int | None:
     return None if value is None else epoch_micros(value)
 
@@ -139,6 +150,22 @@ class SnapshotCache:
         shipments[key] = tuple(row)
         self._generation["shipments"] += 1
         return 1
+
+    def drop(self, groups: Iterable[tuple[str, str]]) -> dict[tuple[str, str], list[str]]:
+        """Take the records of key groups (``detectors.isolation``) out of the picture until
+        their source sends them again; returns what was taken per group, one line a record."""
+        wanted = set(groups)
+        taken: dict[tuple[str, str], list[str]] = {group: [] for group in wanted}
+        with self._lock:
+            for table, rows in self._rows.items():
+                for key, row in list(rows.items()):
+                    hits = wanted.intersection(_groups_of(table, key, row))
+                    if hits:
+                        rows.pop(key)
+                        self._generation[table] += 1
+                        for group in hits:
+                            taken[group].append(f"{table} {key}: {row}")
+        return taken
 
     def snapshot(self) -> Snapshot:
         with self._lock:
