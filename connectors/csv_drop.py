@@ -91,6 +91,17 @@ class CsvDropSettings(_Settings):
             raise ValueError("must be a single character")
         return value
 
+    @field_validator("encoding")
+    @classmethod
+    def _text_encoding(cls, value: str) -> str:
+        try:
+            "".encode(value)
+            b"".decode(value)
+        except LookupError:
+            raise ValueError(f"{value!r} is not a text encoding (e.g. utf-8, cp1252, "
+                             "latin-1)") from None
+        return value
+
     @field_validator("timezone")
     @classmethod
     def _zone(cls, value: str) -> str:
@@ -339,12 +350,25 @@ class CsvDropConnector:
 
     def _parse(self, data: bytes, pattern: FilePattern, file_name: str,
                result: ReadResult) -> None:
+        """Parse one file into ``result``; a failure of the parser itself quarantines the file,
+        which the caller still records as read, so the files behind it are read."""
         source = f"{self.name}:{file_name}"
-        text, problem = self._decode(data, source)
-        if problem is not None:
-            result.quarantined.append(problem)
+        try:
+            text, problem = self._decode(data, source)
+            if problem is not None:
+                result.quarantined.append(problem)
+                return
+            records, bad = parse_csv(text or "", pattern, self.settings, source)
+        except Exception as exc:  # noqa: BLE001 — one file must not hold up those behind it
+            log.exception("%s: reading %s failed; quarantined, reading on", self.name, file_name)
+            after = ("it is archived with the files read: put it back in the inbox to read it "
+                     "again" if self.archive is not None else
+                     "it is not read again until its content changes")
+            result.quarantined.append(Quarantined(
+                source=source, position="file",
+                reason=f"the file could not be read ({type(exc).__name__}: {exc})"[:500]
+                       + f"; {after}"))
             return
-        records, bad = parse_csv(text or "", pattern, self.settings, source)
         result.records.extend(records)
         result.quarantined.extend(bad)
         if bad:

@@ -23,6 +23,7 @@ import fcntl
 import hashlib
 import json
 import logging
+import math
 import os
 import re
 import time
@@ -292,11 +293,18 @@ def map_856(tx: TransactionSet, *, default_zone: str = "UTC",
                 qty = float(seg.get(2))
             except ValueError:
                 raise X12MappingError(seg, f"SN1 quantity {seg.get(2)!r} is not a number") from None
-            if not qty > 0:
-                raise X12MappingError(seg, f"SN1 quantity {seg.get(2)!r} is not positive")
-            lines.append(ShipmentLine(sku=sku, qty=qty))
-        elif seg.id == "CTT" and seg.get(1).isdigit() and int(seg.get(1)) != hl_count:
-            raise X12MappingError(seg, f"CTT01 says {seg.get(1)} HL levels but there are "
+            if not (qty > 0 and math.isfinite(qty)):
+                raise X12MappingError(seg, f"SN1 quantity {seg.get(2)!r} is not a positive "
+                                           "finite number")
+            try:
+                lines.append(ShipmentLine(sku=sku, qty=qty))
+            except ValidationError as exc:
+                raise X12MappingError(seg, f"SN1 line {sku!r} × {seg.get(2)!r}: "
+                                           f"{exc.errors()[0]['msg']}") from None
+        # compared as text: int() refuses numbers of more than 4,300 digits
+        elif (seg.id == "CTT" and re.fullmatch("[0-9]+", seg.get(1))
+              and seg.get(1).lstrip("0") != str(hl_count).lstrip("0")):
+            raise X12MappingError(seg, f"CTT01 says {seg.get(1)[:20]} HL levels but there are "
                                        f"{hl_count}")
     if bsn.get(3):
         fields["last_event_at"] = _time(bsn, 3, 4, 5, default_zone)
@@ -636,9 +644,20 @@ class X12Connector:
             fresh[file_name] = digest
             if done.get(file_name) == digest:
                 continue  # read before; waits for the caller to acknowledge
-            parsed = parse_x12(data, source, default_zone=self.settings.local_timezone,
-                               shipment_key=self.settings.shipment_key,
-                               sku_qualifiers=self.settings.sku_qualifiers)
+            try:
+                parsed = parse_x12(data, source, default_zone=self.settings.local_timezone,
+                                   shipment_key=self.settings.shipment_key,
+                                   sku_qualifiers=self.settings.sku_qualifiers)
+            except Exception as exc:  # noqa: BLE001 — one file must not hold up those behind it
+                # recorded in the cursor like any file read: archived, and not read again
+                log.exception("%s: reading %s failed; quarantined, reading on", self.name,
+                              file_name)
+                result.quarantined.append(Quarantined(
+                    source=source, position="file",
+                    reason=f"the file could not be read ({type(exc).__name__}: {exc})"[:500]
+                           + "; it is archived with the files read: put it back in the inbox "
+                             "to read it again"))
+                continue
             result.records.extend(parsed.records)
             result.quarantined.extend(parsed.quarantined)
             for item in parsed.skipped:

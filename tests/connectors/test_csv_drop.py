@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from connectors import csv_drop
 from connectors.base import ConnectorError
 from connectors.csv_drop import CsvDropConnector, CsvDropSettings, FilePattern, parse_csv
 from connectors.http_retry import RetryPolicy
@@ -112,6 +113,46 @@ def test_archive_on_read_and_no_archive(inbox):
     first = kept.read()
     assert kept.read(first.cursor).records == []
     assert (inbox / "demand_2.csv").exists()
+
+
+def test_a_file_the_parser_fails_on_is_quarantined_and_the_files_behind_it_are_read(
+        inbox, monkeypatch, caplog):
+    # no real CSV makes parse_csv raise any more (an overflowing date-time did, before it was
+    # a quarantine reason), so the failure is put into the parser for one file
+    real = csv_drop.parse_csv
+
+    def failing_for_one_file(text, pattern, settings, source):
+        if source.endswith("demand_2.csv"):
+            raise OverflowError("date value out of range")
+        return real(text, pattern, settings, source)
+
+    monkeypatch.setattr(csv_drop, "parse_csv", failing_for_one_file)
+    for age, sku in enumerate(["SKU-3", "SKU-2", "SKU-1"], start=1):  # oldest first
+        path = drop(inbox, f"demand_{sku[-1]}.csv", HEADER + f"{sku},DC-1,2026-11-30,10,12,1\n")
+        os.utime(path, (time.time() - 60 * age,) * 2)
+    conn = connector(inbox)
+    first = conn.read()
+    assert [r.sku for r in first.records] == ["SKU-1", "SKU-3"]
+    (bad,) = first.quarantined
+    assert bad.source == "plan-csv:demand_2.csv" and bad.position == "file"
+    assert "could not be read (OverflowError: date value out of range)" in bad.reason
+    assert any(r.levelname == "ERROR" and "demand_2.csv" in r.getMessage() and r.exc_info
+               for r in caplog.records)
+    second = conn.read(first.cursor)  # archived with the others, not tried again
+    assert second.records == [] and second.quarantined == []
+    assert sorted(p.name for p in (inbox / "archive").iterdir()) == [
+        "demand_1.csv", "demand_2.csv", "demand_3.csv"]
+
+    kept = connector(inbox, archive_dir=None)  # no archive: left in place, still read once
+    drop(inbox, "demand_2.csv", HEADER + "SKU-2,DC-1,2026-11-30,10,12,1\n")
+    third = kept.read()
+    assert "not read again until its content changes" in third.quarantined[0].reason
+    assert kept.read(third.cursor).quarantined == []
+
+
+def test_an_encoding_python_cannot_decode_text_with_is_refused_at_start():
+    with pytest.raises(ValueError, match="'rot13' is not a text encoding"):
+        CsvDropSettings(path="x", files=[DEMAND], encoding="rot13")
 
 
 def test_bad_rows_are_quarantined_with_line_numbers(inbox):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from datetime import date, datetime
 from pathlib import Path
 
@@ -175,6 +177,20 @@ def test_a_time_past_year_9999_in_utc_quarantines_its_transaction_and_the_rest_i
         9999, 12, 31, 23, 59, tzinfo=UTC)
 
 
+@pytest.mark.parametrize("old,new,needle", [
+    ("SN1**1200*CA", "SN1**inf*CA", "SN1 quantity 'inf' is not a positive finite number"),
+    ("SN1**1200*CA", "SN1**1e999*CA", "SN1 quantity '1e999' is not a positive finite number"),
+    ("CTT*4", "CTT*" + "4" * 5000, "CTT01 says 44444444444444444444 HL levels but there are 4"),
+])
+def test_856_quantities_and_counts_out_of_range_are_quarantined(old: str, new: str,
+                                                                 needle: str) -> None:
+    asn = (FIXTURES / "856_asn.edi").read_text()
+    assert old in asn
+    parsed = parse_x12(asn.replace(old, new), "f", default_zone=CHICAGO)
+    (bad,) = parsed.quarantined
+    assert parsed.records == [] and needle in bad.reason
+
+
 # --- 204 writer ---------------------------------------------------------------------------------
 
 
@@ -266,6 +282,34 @@ def test_reads_inbox_files_once_and_archives_when_acknowledged(tmp_path: Path) -
     assert len(third.records) == 1
     connector.acknowledge(third.cursor)
     assert "856_asn.1.edi" in _names(tmp_path / "archive")
+
+
+def test_a_file_the_reader_fails_on_is_quarantined_and_the_files_behind_it_are_read(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # a real failure: an SE01 count of 5,000 digits is past what int() converts
+    # (connectors.x12_syntax), so parse_x12 raises ValueError for this file
+    bad = _batch().replace("SE*13*0002", "SE*" + "1" * 5000 + "*0002")
+    with pytest.raises(ValueError):
+        parse_x12(bad, "f")
+    _drop(tmp_path, "214_status_batch.edi")
+    (tmp_path / "inbox" / "bad.edi").write_text(bad)
+    _drop(tmp_path, "856_asn.edi")
+    for age, name in enumerate(["856_asn.edi", "bad.edi", "214_status_batch.edi"], start=1):
+        os.utime(tmp_path / "inbox" / name, (time.time() - 60 * age,) * 2)  # oldest first
+    connector = _connector(tmp_path)
+    first = connector.read()
+    assert len(first.records) == 5 + 1  # the 214 batch before it and the ASN after it
+    (quarantined,) = first.quarantined
+    assert quarantined.source == "x12-test:bad.edi" and quarantined.position == "file"
+    assert "could not be read (ValueError: Exceeds the limit" in quarantined.reason
+    assert any(r.levelname == "ERROR" and "bad.edi" in r.getMessage() and r.exc_info
+               for r in caplog.records)
+    # handing the cursor back archives it with the others; it is not read again
+    second = connector.read(first.cursor)
+    assert second.records == [] and second.quarantined == []
+    assert _names(tmp_path / "inbox") == []
+    assert _names(tmp_path / "archive") == ["214_status_batch.edi", "856_asn.edi", "bad.edi"]
+    assert connector.read(second.cursor).quarantined == []
 
 
 def test_read_mode_archives_at_once_and_a_rewritten_file_is_read_again(tmp_path: Path) -> None:
