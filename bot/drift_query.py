@@ -44,7 +44,7 @@ from bot._format import (
     state_label,
 )
 from bot.config import AlignbotConfig
-from store.tables import ACTIVE_STATES, DriftRow, RecommendationRow
+from store.tables import ACTIVE_STATES, DecisionRow, DriftRow, RecommendationRow
 
 PAGE_SIZE = 10
 PAGE_ACTION = "drift_page"
@@ -54,6 +54,7 @@ DRIFT_USAGE = (
     "*How to use `/drift`*\n"
     "• `/drift` — open drift by kind and team, worst first\n"
     "• `/drift mine` — open recommendations for your teams\n"
+    "• `/drift held` — decided drift that is still there but held back, and when it comes back\n"
     "• `/drift SKU-10042` — everything about a SKU (also a location like `DC-DAL`, "
     "a lane like `DC-ATL>DC-DAL`, or a carrier like `XPO`)\n"
     "• `/drift 42` or `/drift #42` — one recommendation\n"
@@ -68,7 +69,7 @@ _LANE_ARROWS = re.compile(r"\s*(?:->|→|>)\s*")
 class DriftQuery:
     """A well-formed request: ``kind`` says which answer, ``text`` is what to page with."""
 
-    kind: Literal["summary", "mine", "search", "recommendation"]
+    kind: Literal["summary", "mine", "held", "search", "recommendation"]
     text: str = ""
     term: str | None = None
     rec_id: int | None = None
@@ -97,8 +98,8 @@ def parse_drift_args(text: str) -> DriftQuery | Usage:
     lowered = raw.lower()
     if lowered in ("help", "-h", "--help", "?"):
         return Usage()
-    if lowered == "mine":
-        return DriftQuery("mine", text="mine")
+    if lowered in ("mine", "held"):
+        return DriftQuery(lowered, text=lowered)
     lane = _LANE_ARROWS.split(raw)
     if len(lane) == 2 and all(_TERM.match(p) for p in lane):
         term = f"{lane[0]}>{lane[1]}"
@@ -144,6 +145,12 @@ def drift_response(session: Session, query: DriftQuery | Usage, user_teams: set[
         items = [_rec_item(r, config, now) for r in _worst_first(recs)]
         empty = f":tada: Nothing open for {teams}. New drift shows up in your team channel."
         return _page_blocks(f"Open for {teams}", [], items, query, page, now, empty=empty)
+    if query.kind == "held":
+        items = [_held_item(session, r, config, now) for r in _worst_first(_held(session))]
+        empty = ("Nothing is held back: no decided drift is still there. A drift whose "
+                 "recommendation was rejected, expired or executed shows up here while it lasts.")
+        return _page_blocks("Held back — decided, still there", [], items, query, page, now,
+                            empty=empty)
     if query.kind == "search":
         return _search(session, query, config, page, now)
     return _summary(session, query, config, page, now)
@@ -155,6 +162,12 @@ def drift_response(session: Session, query: DriftQuery | Usage, user_teams: set[
 def _active(session: Session) -> list[RecommendationRow]:
     return list(session.exec(select(RecommendationRow).where(
         RecommendationRow.state.in_([str(s) for s in ACTIVE_STATES]))).all())
+
+
+def _held(session: Session) -> list[RecommendationRow]:
+    """Decided recommendations whose drift detection still sees and holds back."""
+    return list(session.exec(select(RecommendationRow).where(
+        RecommendationRow.held_at.is_not(None))).all())
 
 
 def _worst_first(recs: list[RecommendationRow]) -> list[RecommendationRow]:
@@ -175,10 +188,14 @@ def _summary(session: Session, query: DriftQuery, config: AlignbotConfig, page: 
     drifts = session.exec(select(DriftRow).where(DriftRow.is_open)).all()
     recs = _active(session)
     owner = _rec_of_drift(recs)
+    held = _rec_of_drift(_held(session))
     groups: dict[tuple[str, str], list[DriftRow]] = {}
     for d in drifts:
         rec = owner.get(d.fingerprint)
-        team = rec.teams[0] if rec and rec.teams else "not routed yet"
+        if rec is None and d.fingerprint in held:
+            team = "held back (`/drift held`)"
+        else:
+            team = rec.teams[0] if rec and rec.teams else "not routed yet"
         groups.setdefault((d.kind, team), []).append(d)
     lines = []
     ranked = sorted(groups.items(), key=lambda kv: (
@@ -259,6 +276,31 @@ def _rec_item(rec: RecommendationRow, config: AlignbotConfig, now: datetime) -> 
     if rec.state == "open" and rec.deadline_at:
         line += f" · decide by {local_time(rec.deadline_at, zone, now)}"
     return line + "\n" + clip(rec.summary, 400)
+
+
+def _held_item(session: Session, rec: RecommendationRow, config: AlignbotConfig,
+               now: datetime) -> str:
+    """Who decided what, and what would bring the drift back."""
+    from bot.lifecycle import MATERIAL_CHANGE, reraise_after
+
+    zone = rec_zone(config, rec.teams)
+    decided = aware(rec.decided_at or rec.updated_at)
+    verdicts = {"rejected": ["reject"], "executed": ["approve", "modify"],
+                "partially_executed": ["approve", "modify"]}.get(rec.state, [])
+    decisions = session.exec(select(DecisionRow).where(
+        DecisionRow.recommendation_id == rec.id, DecisionRow.verdict.in_(verdicts))).all()
+    who = ", ".join(f"<@{d.user_id}>" for d in decisions) or "nobody (deadline passed)"
+    reason = next((d.reason for d in decisions if d.reason), "")
+    window = reraise_after(config, rec.state)
+    back = [f"value at risk above {num(rec.value_at_risk * (1 + MATERIAL_CHANGE))}",
+            f"severity above {rec.severity}", "the drift goes away and comes back"]
+    if window is not None:
+        back.append(f"after {local_time(decided + window, zone, now)}")
+    line = (f"{severity_emoji(rec.severity)} *#{rec.id}* · {state_label(rec.state)} by {who} "
+            f"{local_time(decided, zone, now)}" + (f" — “{clip(reason, 200)}”" if reason else "")
+            + f" · held back since {local_time(aware(rec.held_at), zone, now)}\n"
+            + clip(rec.summary, 300) + "\nRaised again if: " + "; ".join(back))
+    return line
 
 
 def _ago(delta: timedelta) -> str:

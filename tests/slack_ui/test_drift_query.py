@@ -19,6 +19,7 @@ from tests.support.builders import NOW, config, demand_drift, recommendation_for
     ("   ", DriftQuery("summary")),
     ("mine", DriftQuery("mine", text="mine")),
     ("MINE", DriftQuery("mine", text="mine")),
+    ("held", DriftQuery("held", text="held")),
     ("SKU-10042", DriftQuery("search", text="SKU-10042", term="SKU-10042")),
     ("DC-DAL", DriftQuery("search", text="DC-DAL", term="DC-DAL")),
     ("XPO", DriftQuery("search", text="XPO", term="XPO")),
@@ -162,3 +163,32 @@ def test_usage_renders_as_blocks(db_url):
     with session_scope(make_engine(db_url)) as s:
         blocks = drift_response(s, parse_drift_args("a b c"), set(), config(), now=NOW)
     assert blocks[0]["text"]["text"].startswith(":warning: `/drift` takes one search term, not 3")
+
+
+def test_held_lists_decided_drift_that_is_still_there_and_what_brings_it_back(db_url):
+    """A rejected drift that detection keeps seeing is not "not routed yet": /drift says it was
+    decided, by whom and why, and when it would be raised again."""
+    from bot.decisions import decide
+    from bot.lifecycle import apply_detection
+
+    engine = make_engine(db_url)
+    drift = demand_drift(latest=1400)  # 10,000 value at risk
+    with session_scope(engine) as s:
+        rec_id = detect(s, drift, recommendation_for(drift), NOW)
+        decide(s, rec_id, "U0PLAN1", {"planning"}, "reject", now=NOW,
+               reason="Customer order cancelled")
+    with session_scope(engine) as s:
+        empty = texts(drift_response(s, parse_drift_args("held"), {"planning"}, config(), now=NOW))
+        apply_detection(s, [drift], [recommendation_for(drift)], config(), NOW + timedelta(minutes=5))
+    with session_scope(engine) as s:
+        held = texts(drift_response(s, parse_drift_args("held"), {"planning"}, config(),
+                                    now=NOW + timedelta(hours=1)))
+        summary = texts(drift_response(s, parse_drift_args(""), {"planning"}, config(),
+                                       now=NOW + timedelta(hours=1)))
+    assert "Nothing is held back" in empty
+    assert f"*#{rec_id}* · rejected by <@U0PLAN1> 03:00 CST — “Customer order cancelled”" in held
+    assert "held back since 03:05 CST" in held
+    assert ("Raised again if: value at risk above 12,500; severity above high; the drift goes "
+            "away and comes back; after Wed 25 Nov 03:00 CST") in held
+    assert "*Demand change* · held back (`/drift held`) — 1 open" in summary
+    assert "not routed yet" not in summary
