@@ -11,11 +11,13 @@ request is five milliseconds on the fiftieth click's ack.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from slack_bolt import App
 from slack_bolt.request import BoltRequest
+from slack_bolt.request.internals import parse_body
 from slack_sdk.signature import SignatureVerifier
 
 from bot.logs import ContextThreadPoolExecutor, dispatch_in_log_context
@@ -26,12 +28,18 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
+log = logging.getLogger(__name__)
+
 PATH = "/slack/events"
 MAX_BODY = 1 << 20  # Slack's payloads are kilobytes; a megabyte is not Slack
 
 
 class TooLarge(Exception):
     pass
+
+
+class Unreadable(ValueError):
+    """A signed request whose body Bolt cannot read; the message says why, for the 400."""
 
 
 class SlackDoor:
@@ -78,8 +86,12 @@ class SlackDoor:
                 self.inbox.handle_soon(body, content_type)
                 await _answer(send, 200, b"")
                 return
-        request = BoltRequest(body=body.decode(), headers={k: [v] for k, v in headers.items()},
-                              query=scope.get("query_string", b"").decode("latin-1"))
+        try:
+            request = _bolt_request(body, headers, scope.get("query_string", b""))
+        except Unreadable as exc:
+            log.warning("refused a signed Slack request: %s", exc)
+            await _answer(send, 400, str(exc).encode())
+            return
         response = await asyncio.get_running_loop().run_in_executor(
             self._bolt_threads, dispatch_in_log_context, self.bolt, request)
         await _answer(send, response.status, response.body.encode(), [
@@ -90,8 +102,11 @@ class SlackDoor:
     def _verified(self, headers: dict[str, str], body: bytes) -> bool:
         timestamp = headers.get("x-slack-request-timestamp", "")
         signature = headers.get("x-slack-signature")
-        if not timestamp.isdigit() or not signature:
-            return False  # (Bolt would raise on int() of a non-numeric timestamp)
+        # ASCII only: int() reads other digits ("١٢٣"), and "²" passes isdigit() but not int();
+        # compare_digest raises on a non-ASCII str.
+        if not (timestamp.isascii() and timestamp.isdigit()) or not signature \
+                or not signature.isascii():
+            return False
         try:
             return self.verifier.is_valid(body, timestamp, signature)
         except UnicodeDecodeError:
@@ -99,6 +114,36 @@ class SlackDoor:
 
     def stop(self) -> None:
         self._bolt_threads.shutdown(wait=False, cancel_futures=True)
+
+
+def _bolt_request(body: bytes, headers: dict[str, str], query: bytes) -> BoltRequest:
+    """The request as Bolt reads it, or ``Unreadable`` saying why it is not a Slack request.
+
+    Signed is not the same as well-formed, and Bolt assumes Slack's shapes: a body that is not
+    JSON, not an object, or nested past Python's recursion limit would otherwise be a 500 with
+    a traceback.
+    """
+    try:
+        text = body.decode()
+    except UnicodeDecodeError:
+        raise Unreadable("request body is not UTF-8") from None
+    try:
+        return BoltRequest(body=text, headers={k: [v] for k, v in headers.items()},
+                           query=query.decode("latin-1"))
+    except Exception:  # Bolt's errors here are whatever its parsing tripped over
+        raise Unreadable(_why_unreadable(text, headers.get("content-type", ""))) from None
+
+
+def _why_unreadable(text: str, content_type: str) -> str:
+    try:
+        parsed = parse_body(text, content_type.split(";")[0])  # as Bolt parses it
+    except RecursionError:
+        return "request body is JSON nested too deeply"
+    except ValueError:
+        return "request body is not valid JSON"
+    if not isinstance(parsed, dict):
+        return "request body is not a JSON object"
+    return "request body is not a Slack request alignbot can read"
 
 
 async def _read_body(receive: Receive) -> bytes:

@@ -71,7 +71,7 @@ def classify(body: bytes, content_type: str) -> str:
         return "other"
     try:
         payload = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # Bolt, on the request, says what is wrong with it
         return "other"
     return "block_actions" if isinstance(payload, dict) and payload.get(
         "type") == "block_actions" else "other"

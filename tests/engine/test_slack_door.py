@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from urllib.parse import urlencode
@@ -102,3 +103,59 @@ def test_refusals(door):
     assert _post(events, b"payload=" + b"x" * (2 << 20)).status_code == 413
     assert httpx.get(url + "/healthz", timeout=5).text == "ok"  # other paths pass through
     assert handled == []
+
+
+@pytest.mark.parametrize(("body", "content_type", "reason"), [
+    (b"payload={not json", FORM, "not valid JSON"),
+    (b"payload=[1,2]", FORM, "not a JSON object"),
+    (b"payload=null", FORM, "not a JSON object"),
+    (b"[1,2]", "application/json", "not a JSON object"),
+    (b"{not json", "application/json", "not valid JSON"),
+    (b'{"type":"event_callback","team":1}', "application/json", "not a Slack request"),
+    (b"payload=" + b"[" * 100_000, FORM, "nested too deeply"),
+    (b'{"type":"event_callback","event":' + b"[" * 100_000, "application/json",
+     "nested too deeply"),
+], ids=["form-not-json", "form-list", "form-null", "json-list", "json-not-json",
+        "json-wrong-shape", "form-deep", "json-deep"])
+def test_a_signed_body_that_is_not_a_slack_request_gets_400_with_the_reason(
+        door, caplog, body, content_type, reason):
+    url, _, handled = door
+    answer = _post(url + "/slack/events", body, content_type)
+    assert answer.status_code == 400, answer.text
+    assert answer.headers["content-type"].startswith("text/plain")
+    assert reason in answer.text and len(answer.text) < 100
+    assert handled == []
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+
+
+@pytest.mark.parametrize("headers", [
+    # latin-1 superscripts: str.isdigit() says yes, int() says no
+    {"X-Slack-Request-Timestamp": "¹²³".encode("latin-1")},
+    # Arabic-Indic digits as a client sends them (UTF-8), and a non-ASCII signature
+    {"X-Slack-Request-Timestamp": "١٧٠٠٠٠٠٠٠٠".encode()},
+    {"X-Slack-Signature": "v0=ÿ".encode("latin-1") + b"0" * 63},
+], ids=["superscript-timestamp", "arabic-indic-timestamp", "non-ascii-signature"])
+def test_non_ascii_signature_headers_get_401(door, caplog, headers):
+    url, _, handled = door
+    click = b'payload={"type":"block_actions"}'
+    ts = str(int(time.time()))
+    sent = {"Content-Type": FORM, "X-Slack-Request-Timestamp": ts,
+            "X-Slack-Signature": sign(SECRET, ts, click), **headers}
+    answer = httpx.post(url + "/slack/events", content=click, headers=sent, timeout=10)
+    assert answer.status_code == 401 and answer.text == "invalid request signature or timestamp"
+    assert handled == []
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+
+
+def test_a_timestamp_in_other_digits_is_refused_even_when_signed_with_them():
+    """``int()`` reads Arabic-Indic digits: a header that decoded to them (say, a proxy's
+    UTF-8) must still not pass for Slack's timestamp."""
+    door = SlackDoor(lambda *_: None, inbox=None, verifier=SignatureVerifier(SECRET), bolt=None)
+    body = b'payload={"type":"block_actions"}'
+    arabic = str(int(time.time())).translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"))
+    assert not door._verified({"x-slack-request-timestamp": arabic,
+                               "x-slack-signature": sign(SECRET, arabic, body)}, body)
+    ascii_ts = str(int(time.time()))
+    assert door._verified({"x-slack-request-timestamp": ascii_ts,
+                           "x-slack-signature": sign(SECRET, ascii_ts, body)}, body)
+    door.stop()
