@@ -24,7 +24,7 @@ from tests.support.builders import config
 SECRET = "whsec-test-0123456789"
 
 
-def _loop(db_url, planning, tms) -> DecisionLoop:
+def _loop(db_url, planning, tms, **kw) -> DecisionLoop:
     cfg = config(connectors=[
         {"name": "plan", "kind": "rest", "system": "planning",
          "settings": {"base_url": planning.url, "demand": {}, "inventory": {}}},
@@ -33,7 +33,7 @@ def _loop(db_url, planning, tms) -> DecisionLoop:
     ])
     connectors = {c.name: build_connector(c.name, c.kind, c.settings, {}, timeout=5)
                   for c in cfg.connectors}
-    return DecisionLoop(cfg, make_engine(db_url), connectors)
+    return DecisionLoop(cfg, make_engine(db_url), connectors, **kw)
 
 
 def _runs(engine) -> dict[str, int]:
@@ -215,8 +215,15 @@ def test_a_value_detection_fails_on_is_quarantined_and_the_rest_is_still_detecte
 
     from detectors.model import DemandRecord
 
+    from types import SimpleNamespace
+
+    from bot.health import _detection
+    from bot.metrics import Metrics
+    from tests.ops._prom import by_label, parse, value
+
     planning, tms = sandboxes
-    loop = _loop(db_url, planning, tms)
+    metrics = Metrics(None, process_metrics=False)
+    loop = _loop(db_url, planning, tms, observe_detection=metrics.observe_detection)
     httpx.post(planning.url + "/scenario/step", timeout=5)
     loop.poll("plan"), loop.poll("tms")
     expected = loop.current_detection().recommendations
@@ -230,8 +237,34 @@ def test_a_value_detection_fails_on_is_quarantined_and_the_rest_is_still_detecte
     with session_scope(loop.engine) as s:
         (row,) = s.exec(select(QuarantinedRecord).where(QuarantinedRecord.connector == "detection")).all()
     assert row.source == "sku SKU-BROKEN" and "inf" in row.raw and "left it out" in row.reason
+    health = _detection(SimpleNamespace(loop=loop))
+    assert health["ok"] and health["isolated"][0].startswith("sku SKU-BROKEN: ")
     loop.detect()  # the record is out of the picture: the next pass runs clean
     assert loop.last_pass.isolated == []
+    scraped = parse(metrics.render()[0])
+    assert by_label(scraped, "alignbot_detection_passes_total", "outcome") == {
+        "ok": 1, "isolated": 1, "failed": 0}
+    assert value(scraped, "alignbot_detection_isolated_groups_total") == 1
+
+
+def test_a_pass_that_cannot_be_isolated_makes_the_bot_unhealthy(db_url, sandboxes, monkeypatch):
+    from types import SimpleNamespace
+
+    from bot import loop as loop_module
+    from bot.health import _detection
+
+    planning, tms = sandboxes
+    loop = _loop(db_url, planning, tms)
+    loop.poll("plan"), loop.poll("tms")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("solver crashed")
+
+    monkeypatch.setattr(loop_module, "detect", broken)
+    with __import__("pytest").raises(RuntimeError):
+        loop.detect()
+    health = _detection(SimpleNamespace(loop=loop))
+    assert not health["ok"] and health["error"] == "RuntimeError: solver crashed"
 
 
 def test_an_executed_action_is_read_back_before_the_next_pass(db_url, sandboxes):
