@@ -151,4 +151,6 @@ def raw_text(source: Any, limit: int = 2000) -> str:
         text = json.dumps(source, default=str, ensure_ascii=False)
     except (TypeError, ValueError):
         text = repr(source)
+    except RecursionError:
+        text = f"(a {type(source).__name__} nested too deeply to show)"
     return text[:limit]

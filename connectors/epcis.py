@@ -522,6 +522,9 @@ class EpcisConnector:
             except (json.JSONDecodeError, UnicodeDecodeError, EpcisDocumentError) as exc:
                 raise ConnectorError(f"{self.name}: page {page} of {self._events_url} is not "
                                      f"an EPCIS query document: {exc}") from None
+            except RecursionError:
+                raise ConnectorError(f"{self.name}: page {page} of {self._events_url} is JSON "
+                                     "nested too deeply to read") from None
             parsed = EpcisParse()
             for index, event in enumerate(events, start=1):
                 key = event_key(event)
@@ -577,6 +580,9 @@ class EpcisConnector:
             return Health(ok=False, detail=str(exc))
         except (ValueError, EpcisDocumentError) as exc:
             return Health(ok=False, detail=f"{self._events_url} does not answer EPCIS: {exc}")
+        except RecursionError:
+            return Health(ok=False, detail=f"{self._events_url} answers JSON nested too deeply "
+                                           "to read")
         return Health(ok=True, detail=f"{self._events_url} answers")
 
 

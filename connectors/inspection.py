@@ -48,6 +48,9 @@ def detect_format(path: Path, data: bytes) -> str:
             document = json.loads(data)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise UnknownFormat(f"{path.name} looks like JSON but does not parse: {exc}") from None
+        except RecursionError:
+            raise UnknownFormat(f"{path.name} is not readable: its JSON is nested too deeply "
+                                "to parse") from None
         if _looks_like_epcis(document):
             return "epcis"
         raise UnknownFormat(f"{path.name} is JSON but not EPCIS (no @context, EPCISDocument "
@@ -108,7 +111,13 @@ def inspect_file(path: Path, fmt: str = "auto") -> Inspection:
     if fmt not in FORMATS:
         raise UnknownFormat(f"--format {fmt!r} is not one of {', '.join(FORMATS)}")
     data = path.read_bytes()
-    chosen = detect_format(path, data) if fmt == "auto" else fmt
+    try:
+        return _inspect(path, data, detect_format(path, data) if fmt == "auto" else fmt)
+    except RecursionError:  # whichever parser walks the nesting, never a traceback
+        raise UnknownFormat(f"{path.name} is not readable: it is nested too deeply") from None
+
+
+def _inspect(path: Path, data: bytes, chosen: str) -> Inspection:
     if chosen == "x12":
         parsed = parse_x12(data, path.name)
         return Inspection("x12", records=list(parsed.records),

@@ -226,7 +226,7 @@ class RestConnector:
                 body = resp.json()
                 token = body["access_token"]
                 lifetime = float(body.get("expires_in", 3600))
-            except (ValueError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError, OverflowError, RecursionError):
                 raise ConnectorError(f"{self.name}: token endpoint sent no access_token",
                                      retryable=False) from None
             self._token = str(token)
@@ -311,6 +311,9 @@ class RestConnector:
             except ValueError:
                 raise ConnectorError(f"{self.name}: GET {path} page {page} is not JSON",
                                      retryable=True) from None
+            except RecursionError:
+                raise ConnectorError(f"{self.name}: GET {path} page {page} is JSON nested too "
+                                     "deeply to read") from None
             if page == 1 and ep.incremental == "etag" and resp.headers.get("ETag"):
                 new_state["etag"] = resp.headers["ETag"]
             items = get_path(body, ep.records_path)
@@ -324,10 +327,12 @@ class RestConnector:
                 try:
                     result.records.append(build_record(entity, item, ep.fields, ep.constants,
                                                        ep.line_fields))
-                except MappingError as exc:
+                except (MappingError, RecursionError) as exc:
+                    reason = (str(exc) if isinstance(exc, MappingError)
+                              else "record is nested too deeply to read")
                     result.quarantined.append(Quarantined(
                         source=f"{self.name}:{entity}", position=f"page {page} item {index}",
-                        reason=str(exc), raw=raw_text(item)))
+                        reason=reason, raw=raw_text(item)))
             headers = {}  # If-None-Match belongs to the first page only
             if pg.style == "none":
                 break
@@ -403,7 +408,7 @@ class RestConnector:
 def _classify(operation: str, resp: httpx.Response) -> ExecuteResult:
     try:
         body = resp.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         body = None
     body = body if isinstance(body, dict) else {}
     external = body.get("id") or body.get("external_id")

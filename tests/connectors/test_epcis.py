@@ -151,6 +151,8 @@ def test_an_event_time_past_year_9999_in_utc_is_quarantined_and_the_rest_read() 
     (b'{"hello": 1}', "not an EPCIS document"),
     (b'{"epcisBody": {"eventList": 5}}', "eventList is a int"),
     (b"42", "expected a JSON object or array"),
+    (b"[" * 100_000 + b"]" * 100_000, "JSON nested too deeply"),
+    (b'{"epcisBody":' * 5_000 + b"1" + b"}" * 5_000, "JSON nested too deeply"),
 ])
 def test_unreadable_documents_are_one_quarantine(payload: bytes, needle: str) -> None:
     parsed = parse_document(payload, "f")
@@ -336,6 +338,20 @@ def test_an_event_time_past_year_9999_in_a_page_is_quarantined(repo: Repository)
     assert bad.position == "page 1 event #2"
     assert bad.reason == "eventTime '9999-12-31T23:59:59-12:00' is out of range"
     assert json.loads(result.cursor)["t"] == "2026-11-17T12:00:00.000000Z"
+
+
+def test_a_page_nested_too_deeply_fails_the_read_with_a_clear_error() -> None:
+    async def deep(request: Request) -> Response:
+        return Response(b'{"epcisBody":' * 100_000, media_type="application/json")
+
+    app = Starlette(routes=[Route("/epcis/events", deep)])
+    with BackgroundServer(app) as server:
+        connector = EpcisConnector("epcis-test", EpcisSettings(base_url=server.url + "/epcis",
+                                                               timeout_s=5), httpx.Client())
+        with pytest.raises(ConnectorError, match="page 1 of .* is JSON nested too deeply"):
+            connector.read()
+        health = connector.health()
+    assert not health.ok and "nested too deeply" in health.detail
 
 
 def test_page_bound_stops_and_the_next_read_continues_at_the_next_page(repo: Repository) -> None:

@@ -94,6 +94,22 @@ def test_unknown_format_exits_2(run, tmp_path: Path, content: str, name: str, ne
     assert result.exit_code == 2 and needle in result.stderr and result.stdout == ""
 
 
+@pytest.mark.parametrize("content", ["[" * 100_000 + "]" * 100_000,
+                                     '{"a":' * 5_000 + "1" + "}" * 5_000])
+def test_json_nested_too_deeply_exits_2_without_a_traceback(run, tmp_path: Path,
+                                                             content: str) -> None:
+    path = tmp_path / "deep.json"
+    path.write_text(content)
+    result = run(path)
+    assert result.exit_code == 2 and result.stdout == ""
+    assert "deep.json is not readable: its JSON is nested too deeply" in result.stderr
+    assert not isinstance(result.exception, RecursionError)
+    assert "Traceback" not in result.output
+    forced = run(path, "--format", "epcis")  # the EPCIS reader itself quarantines it
+    assert forced.exit_code == 1
+    assert "quarantined: document: JSON nested too deeply" in forced.stderr
+
+
 def test_missing_file_and_bad_format_flag_exit_2(run, tmp_path: Path) -> None:
     result = run(tmp_path / "nope.edi")
     assert result.exit_code == 2 and "No such file" in result.stderr

@@ -124,6 +124,10 @@ class Vendor:
             headers["Link"] = f'<{request.url.path}?offset={start + 4}>; rel="next"'
         return JSONResponse({"items": self.rows[start:start + 4]}, headers=headers)
 
+    async def deep(self, request: Request) -> Response:
+        return Response('{"items": ' + "[" * 100_000 + "]" * 100_000 + "}",
+                        media_type="application/json")
+
     async def escape(self, request: Request) -> Response:
         return JSONResponse({"items": self.rows[:1], "next": "http://attacker.invalid/steal"})
 
@@ -158,7 +162,8 @@ def vendor_server():
     app = Starlette(routes=[
         Route("/v2/plan", vendor.next_link), Route("/v2/plan-cursor", vendor.cursor),
         Route("/v2/plan-pages", vendor.pages), Route("/v2/plan-linked", vendor.link_header),
-        Route("/v2/escape", vendor.escape), Route("/oauth/token", vendor.token, methods=["POST"]),
+        Route("/v2/escape", vendor.escape), Route("/v2/deep", vendor.deep),
+        Route("/oauth/token", vendor.token, methods=["POST"]),
         Route("/v2/changes", vendor.action, methods=["POST", "PATCH"]),
         Route("/v2/changes/{op}", vendor.action, methods=["POST", "PATCH"]),
         Route("/status", vendor.health),
@@ -331,6 +336,13 @@ def test_a_time_past_year_9999_in_utc_is_quarantined_and_the_page_read(vendor_se
     assert "out of range" in bad.reason
     # nor does such a time become the cursor, which would skip every later change
     assert json.loads(result.cursor)["endpoints"]["shipments"]["since"] == "2026-11-20T10:01:00Z"
+
+
+def test_a_body_nested_too_deeply_fails_the_read_with_a_clear_error(vendor_server, vendor,
+                                                                   client, policy):
+    ep = vendor_endpoint("/v2/deep", "items", Pagination(style="none"), incremental="none")
+    with pytest.raises(ConnectorError, match="GET /v2/deep page 1 is JSON nested too deeply"):
+        connector(vendor_server.url, client, policy, ep).read()
 
 
 # --- auth -------------------------------------------------------------------------------------
