@@ -312,6 +312,31 @@ def configured_secrets(config: Any, environ: Mapping[str, str]) -> list[str]:
 
 UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
 
+_uncaught = logging.getLogger("bot.uncaught")
+
+
+def _log_thread_exception(args: threading.ExceptHookArgs) -> None:
+    """``threading.excepthook``: a thread's unhandled exception as one masked log line, where
+    Python would print a raw traceback (secrets and all) to stderr."""
+    if args.exc_type is SystemExit:
+        return  # as Python's own hook: a thread ending with sys.exit() is no failure
+    name = args.thread.name if args.thread is not None else "unknown"
+    _uncaught.error("unhandled exception in thread %s", name,
+                    exc_info=(args.exc_type, args.exc_value, args.exc_traceback))
+
+
+def _log_uncaught(exc_type: type[BaseException], exc: BaseException, tb: Any) -> None:
+    """``sys.excepthook``: the same for the main thread (typer's hook would print locals)."""
+    _uncaught.critical("unhandled exception", exc_info=(exc_type, exc, tb))
+
+
+def _log_unraisable(unraisable: Any) -> None:
+    """``sys.unraisablehook``: exceptions Python can only ignore (in ``__del__``, callbacks)."""
+    where = unraisable.err_msg or "Exception ignored in"
+    _uncaught.error("%s: %s", where, _to_text(unraisable.object),
+                    exc_info=(unraisable.exc_type, unraisable.exc_value,
+                              unraisable.exc_traceback))
+
 
 def configure_logging(level: int | str = "INFO", json: bool = True,
                       stream: IO[str] | None = None, secrets: Iterable[str] = (), *,
@@ -327,6 +352,10 @@ def configure_logging(level: int | str = "INFO", json: bool = True,
     default ``log_config``: build it with ``log_config=None``. As a second line of defence the
     redaction filter also sits on uvicorn's loggers themselves, where its own config keeps it,
     so even lines uvicorn writes through its own handlers are masked.
+
+    Failures nobody catches go the same way rather than to stderr raw: it installs
+    ``threading.excepthook``, ``sys.excepthook`` and ``sys.unraisablehook``. asyncio loops
+    need nothing: their default exception handler logs to the ``asyncio`` logger.
     """
     redacting = RedactingFilter(secrets)
     handler = _Handler(stream if stream is not None else sys.stderr)
@@ -352,6 +381,9 @@ def configure_logging(level: int | str = "INFO", json: bool = True,
             lg.setLevel(logging.NOTSET)
         for name, lvl in (levels or {}).items():
             logging.getLogger(name).setLevel(_level(lvl))
+        threading.excepthook = _log_thread_exception
+        sys.excepthook = _log_uncaught
+        sys.unraisablehook = _log_unraisable
     logging.captureWarnings(True)
     return handler
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import io
 import json
 import logging
 import re
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -50,6 +52,7 @@ def restore_logging() -> Iterator[None]:
     """configure_logging changes process-wide state: put it back for the rest of the suite."""
     root = logging.getLogger()
     saved = list(root.handlers), root.level
+    hooks = threading.excepthook, sys.excepthook, sys.unraisablehook
     named = {n: (list(lg.handlers), list(lg.filters), lg.propagate, lg.level) for n in
              (*UVICORN_LOGGERS, "sqlalchemy.engine") for lg in [logging.getLogger(n)]}
     yield
@@ -64,6 +67,7 @@ def restore_logging() -> Iterator[None]:
         lg.propagate = propagate
         lg.setLevel(level)
     logging.captureWarnings(False)
+    threading.excepthook, sys.excepthook, sys.unraisablehook = hooks
 
 
 def _lines(buf: io.StringIO) -> list[dict]:
@@ -340,6 +344,66 @@ def test_our_servers_leave_logging_to_us_and_uvicorn_lines_are_masked():
     # every line is one of ours (JSON); other tests' bots may still be logging meanwhile
     loggers = [json.loads(line)["logger"] for line in out.splitlines()]
     assert {"uvicorn.error", "uvicorn.access"} <= set(loggers)
+
+
+def _leaky_error() -> ConnectionError:
+    return ConnectionError(f"postgresql://alignbot:{DB_PASSWORD}@db.internal refused; "
+                           f"Authorization: Bearer {BOT_TOKEN}")
+
+
+def _only_json_lines(err: str) -> list[dict]:
+    """Every line of stderr is one JSON object: no raw traceback outside them, no secret."""
+    assert err.endswith("\n")
+    for secret in (DB_PASSWORD, BOT_TOKEN):
+        assert secret not in err
+    return [json.loads(line) for line in err.splitlines()]
+
+
+def test_a_failure_in_a_background_thread_is_one_masked_json_line(capsys):
+    configure_logging(secrets=[DB_PASSWORD, BOT_TOKEN])  # to sys.stderr, as the bot does
+
+    def poll() -> None:
+        raise _leaky_error()
+
+    worker = threading.Thread(target=poll, name="connector-poll")
+    worker.start()
+    worker.join(5)
+    (line,) = _only_json_lines(capsys.readouterr().err)
+    assert line["level"] == "ERROR" and line["logger"] == "bot.uncaught"
+    assert line["message"] == "unhandled exception in thread connector-poll"
+    assert line["exc_type"] == "ConnectionError"
+    assert "Traceback" in line["exc"] and "in poll" in line["exc"]
+    assert f"alignbot:{REDACTED}@db.internal" in line["exc"]
+
+
+def test_asyncio_and_main_thread_and_ignored_failures_go_through_the_log_too(capsys):
+    configure_logging(secrets=[DB_PASSWORD, BOT_TOKEN])
+
+    def callback() -> None:
+        raise _leaky_error()
+
+    async def serve() -> None:  # as uvicorn's loop would meet a failing callback
+        asyncio.get_running_loop().call_soon(callback)
+        await asyncio.sleep(0.01)
+
+    asyncio.run(serve())
+    try:
+        raise _leaky_error()
+    except ConnectionError:
+        sys.excepthook(*sys.exc_info())  # what Python calls when the main thread dies
+
+    class Leaky:
+        def __del__(self) -> None:
+            raise _leaky_error()
+
+    Leaky()  # dropped at once: __del__'s exception can only be reported
+    in_loop, uncaught, ignored = _only_json_lines(capsys.readouterr().err)
+    assert in_loop["logger"] == "asyncio" and in_loop["level"] == "ERROR"
+    assert "Exception in callback" in in_loop["message"]
+    assert uncaught["level"] == "CRITICAL" and uncaught["message"] == "unhandled exception"
+    assert ignored["logger"] == "bot.uncaught" and "Leaky.__del__" in ignored["message"]
+    for line in (in_loop, uncaught, ignored):
+        assert line["exc_type"] == "ConnectionError" and REDACTED in line["exc"]
 
 
 def test_configured_secrets_collects_every_secret_the_config_names():
