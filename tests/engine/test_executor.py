@@ -167,7 +167,7 @@ def test_the_same_business_change_reaches_a_system_once_under_any_recommendation
             s.exec(update(RecommendationRow).values(fingerprint="an-earlier-episode"))
         second = _approved(engine, planning)
         assert executor.drain() == 2
-        (rec1, actions1, _), (rec2, actions2, notes2) = _rec(engine, first), _rec(engine, second)
+        (rec1, actions1, _), (rec2, actions2, _) = _rec(engine, first), _rec(engine, second)
         assert [a.idempotency_key for a in actions1] == [a.idempotency_key for a in actions2]
         assert (rec1.state, rec2.state) == ("executed", "executed")
         with session_scope(engine) as s:

@@ -212,13 +212,11 @@ def test_a_value_detection_fails_on_is_quarantined_and_the_rest_is_still_detecte
     """Validation keeps such values out at the door; if one gets past it anyway (here built
     without validation), only its key group leaves the picture, not every recommendation."""
     from datetime import date
-
-    from detectors.model import DemandRecord
-
     from types import SimpleNamespace
 
     from bot.health import _detection
     from bot.metrics import Metrics
+    from detectors.model import DemandRecord
     from tests.ops._prom import by_label, parse, value
 
     planning, tms = sandboxes
