@@ -47,13 +47,14 @@ def verify(secret: str, timestamp: str | None, signature: str | None, body: byte
     """None if the request is authentic and fresh, else the reason to refuse it."""
     if not timestamp or not signature:
         return "missing X-Alignbot-Timestamp or X-Alignbot-Signature"
-    try:
-        age = abs((now or time.time()) - int(timestamp))
-    except ValueError:
+    # ASCII digits only: int() also reads "١٢٣" and " +123 ", none of which a sender signs
+    if not (timestamp.isascii() and timestamp.isdigit()):
         return "X-Alignbot-Timestamp must be Unix seconds"
-    if age > MAX_AGE_SECONDS:
+    if abs((now or time.time()) - int(timestamp)) > MAX_AGE_SECONDS:
         return "stale request (timestamp more than 5 minutes off)"
-    if not hmac.compare_digest(sign(secret, timestamp, body), signature):
+    # (compare_digest raises TypeError on a non-ASCII str)
+    if not signature.isascii() or not hmac.compare_digest(sign(secret, timestamp, body),
+                                                           signature):
         return "bad signature"
     return None
 
@@ -92,9 +93,9 @@ def webhook_endpoint(secrets: Mapping[str, str],
         secret = secrets.get(name)
         if secret is None:
             return JSONResponse({"error": f"no webhook configured for {name!r}"}, 404)
-        body = await request.body()
-        if len(body) > MAX_BODY_BYTES:
-            return JSONResponse({"error": "body too large"}, 413)
+        body = await _read_body(request)
+        if body is None:
+            return JSONResponse({"error": f"body too large (over {MAX_BODY_BYTES} bytes)"}, 413)
         problem = verify(secret, request.headers.get("x-alignbot-timestamp"),
                          request.headers.get("x-alignbot-signature"), body)
         if problem:
@@ -103,8 +104,29 @@ def webhook_endpoint(secrets: Mapping[str, str],
             records, quarantined = parse_records(json.loads(body), f"webhook:{name}")
         except (ValueError, UnicodeDecodeError) as exc:
             return JSONResponse({"error": f"unreadable body: {exc}"}, 400)
+        except RecursionError:  # json.loads or the quarantine's json.dumps, past Python's limit
+            return JSONResponse({"error": "unreadable body: JSON nested too deeply"}, 400)
         return JSONResponse(
             {"accepted": len(records), "quarantined": [q.model_dump() for q in quarantined]},
             202, background=BackgroundTask(accept, name, records, quarantined))
 
     return endpoint
+
+
+async def _read_body(request: Request) -> bytes | None:
+    """The body, or None once it is known to be over ``MAX_BODY_BYTES``: at once from its
+    ``Content-Length``, or while reading one sent without (chunked), so an unsigned sender
+    cannot make the bot take in more than the limit."""
+    try:
+        declared = int(request.headers.get("content-length", "0"))
+    except ValueError:  # (the HTTP server refuses a malformed one before we see it)
+        declared = 0
+    if declared > MAX_BODY_BYTES:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
