@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -45,6 +46,11 @@ from bot._format import (
 )
 from bot.config import AlignbotConfig
 from store.tables import ACTIVE_STATES, DecisionRow, DriftRow, RecommendationRow
+
+# Recommendation ids are INTEGER columns: 32 bits on PostgreSQL, 64 on SQLite. No row has a
+# larger id, and neither database compares one with a larger number: PostgreSQL fails the
+# query ("integer out of range"), SQLite's driver raises OverflowError past 64 bits.
+MAX_RECOMMENDATION_ID = 2**31 - 1
 
 PAGE_SIZE = 10
 PAGE_ACTION = "drift_page"
@@ -108,16 +114,30 @@ def parse_drift_args(text: str) -> DriftQuery | Usage:
         return Usage(f"`/drift` takes one search term, not {len(raw.split())} "
                      f"(`{clip(raw, 80)}`). Search one SKU, location, lane or carrier at a time.")
     if re.fullmatch(r"#?\d+", raw):
-        number = int(raw.lstrip("#"))
-        if number < 1:
-            return Usage(f"`{raw}` is not a recommendation id; they start at #1.")
-        return DriftQuery("recommendation", text=f"#{number}", rec_id=number)
+        # any script's digits: "#４２" from a Japanese keyboard is #42
+        digits = "".join(str(unicodedata.decimal(c)) for c in raw.lstrip("#")).lstrip("0")
+        if not digits:
+            return Usage(f"`{clip(raw, 80)}` is not a recommendation id; they start at #1.")
+        # past any id it is still a question about one, answered "no such recommendation"
+        return DriftQuery("recommendation", text=f"#{digits}", rec_id=recommendation_id(digits))
     if raw.startswith("#"):
         return Usage(f"`{clip(raw, 80)}` is not a recommendation id; use a number like `#42`.")
     if len(raw) > 64 or not _TERM.match(raw):
         return Usage(f"`{clip(raw, 80)}` does not look like a SKU, location, lane, carrier or "
                      "recommendation id (letters, digits, `-`, `_`, `.`, `:` or `/`).")
     return DriftQuery("search", text=raw, term=raw)
+
+
+def recommendation_id(value: object) -> int | None:
+    """The recommendation id ``value`` names (a button's value, the number after ``/drift #``),
+    or None when it names none: not ASCII digits, 0, or past ``MAX_RECOMMENDATION_ID``."""
+    if not (isinstance(value, str) and value.isascii() and value.isdigit()):
+        return None
+    digits = value.lstrip("0")
+    if len(digits) > len(str(MAX_RECOMMENDATION_ID)):  # (int() refuses 4,300 digits or more)
+        return None
+    number = int(digits or "0")
+    return number if 1 <= number <= MAX_RECOMMENDATION_ID else None
 
 
 def drift_response(session: Session, query: DriftQuery | Usage, user_teams: set[str],
@@ -129,10 +149,10 @@ def drift_response(session: Session, query: DriftQuery | Usage, user_teams: set[
     now = aware(now or datetime.now().astimezone())
     page = max(0, page)
     if query.kind == "recommendation":
-        rec = session.get(RecommendationRow, query.rec_id)
+        rec = session.get(RecommendationRow, query.rec_id) if query.rec_id else None
         if rec is None:
-            return _text_blocks(f"No recommendation #{query.rec_id}. `/drift mine` lists the "
-                                "open ones for your teams.")
+            return _text_blocks(f"No recommendation {clip(query.text, 40)}. `/drift mine` lists "
+                                "the open ones for your teams.")
         return _page_blocks(f"Recommendation #{rec.id}", [], [_rec_item(rec, config, now)],
                             query, 0, now)
     if query.kind == "mine":

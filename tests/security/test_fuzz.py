@@ -17,7 +17,13 @@ from hypothesis import strategies as st
 
 from bot.config import ConfigError, load_config
 from bot.demo import EXAMPLE_CONFIG
-from bot.drift_query import DRIFT_USAGE, DriftQuery, Usage, parse_drift_args
+from bot.drift_query import (
+    DRIFT_USAGE,
+    MAX_RECOMMENDATION_ID,
+    DriftQuery,
+    Usage,
+    parse_drift_args,
+)
 from tests.security.conftest import WAIT
 
 PLANNER = "U0PLAN1"
@@ -46,6 +52,7 @@ slash_text = st.one_of(
 @example("")
 @example("#-1")
 @example("#" + "9" * 400)
+@example("#" + "9" * 5000)
 @example("A" * 5000)
 @example("DC-ATL > > DC-DAL")
 def test_parse_drift_args_never_raises(text):
@@ -56,8 +63,9 @@ def test_parse_drift_args_never_raises(text):
         assert len(result.text) < 3000  # fits a Slack section
     else:
         assert result.kind in ("summary", "mine", "search", "recommendation")
-        if result.kind == "recommendation":
-            assert result.rec_id is not None and result.rec_id >= 1
+        if result.kind == "recommendation":  # None: a number past any id (none has it)
+            assert result.rec_id is None or 1 <= result.rec_id <= MAX_RECOMMENDATION_ID
+            assert result.text.startswith("#")
 
 
 @settings(max_examples=8, deadline=None, derandomize=True,
@@ -79,6 +87,17 @@ def test_drift_command_through_the_running_app(stack, text):
         assert "How to use" in shown, (text, reply.text)
     else:
         assert "How to use" not in reply.text, (text, reply.text)
+
+
+@pytest.mark.parametrize("typed", ["#100000000000000000000", "#2147483648"])
+def test_drift_for_a_number_past_any_id_says_there_is_no_such_recommendation(stack, typed):
+    seen = len(stack.slack.ephemeral_for(PLANNER))
+    delivery = stack.slack.command(f"/drift {typed}", as_user=PLANNER, channel="C0PLANNING")
+    assert delivery.status == 200
+    reply = stack.slack.wait_for(lambda: stack.slack.ephemeral_for(PLANNER)[seen:],
+                                 timeout=WAIT, message=f"no answer to /drift {typed}")[-1]
+    assert reply.user != "USLACKBOT", reply.text
+    assert f"No recommendation {typed}." in str(reply.blocks)
 
 
 # -- configuration files ------------------------------------------------------------------

@@ -192,3 +192,28 @@ def test_held_lists_decided_drift_that_is_still_there_and_what_brings_it_back(db
             "away and comes back; after Wed 25 Nov 03:00 CST") in held
     assert "*Demand change* · held back (`/drift held`) — 1 open" in summary
     assert "not routed yet" not in summary
+
+
+@pytest.mark.parametrize("typed", [
+    "#100000000000000000000",  # past SQLite's 64-bit INTEGER: OverflowError there
+    "#2147483648",  # past PostgreSQL's INTEGER: "integer out of range" there
+    "#" + "9" * 5000,  # more digits than int() will read
+])
+def test_a_number_past_any_id_is_no_such_recommendation(db_url, typed):
+    query = parse_drift_args(typed)
+    assert query.kind == "recommendation"
+    with session_scope(make_engine(db_url)) as s:
+        _populate(s)
+        answer = texts(drift_response(s, query, {"planning"}, config(), now=NOW))
+    assert answer.startswith("No recommendation #" + typed[1:30])
+    assert answer.endswith(" `/drift mine` lists the open ones for your teams.")
+    assert len(answer) < 200
+
+
+def test_ids_are_read_in_any_script_and_without_leading_zeros():
+    assert parse_drift_args("#００４２") == DriftQuery("recommendation", text="#42", rec_id=42)
+    assert parse_drift_args("#٤٢") == DriftQuery("recommendation", text="#42", rec_id=42)
+    assert parse_drift_args("#2147483647").rec_id == 2147483647
+    zeros = parse_drift_args("#" + "0" * 5000)
+    assert zeros.problem.endswith("…` is not a recommendation id; they start at #1.")
+    assert len(zeros.problem) < 200
