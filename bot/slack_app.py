@@ -24,7 +24,7 @@ from sqlmodel import select
 from bot.blocks import MODIFY, REJECT
 from bot.config import AlignbotConfig
 from bot.decisions import DecisionError, DecisionResult, decide
-from bot.drift_query import Usage, drift_response, parse_drift_args
+from bot.drift_query import Usage, drift_response, parse_drift_args, recommendation_id
 from bot.home import render_home
 from bot.logs import ContextThreadPoolExecutor, bolt_log_context_middleware
 from bot.membership import TeamDirectory
@@ -98,20 +98,45 @@ def register_handlers(app: App, deps: SlackDeps) -> None:
                            + " can decide on this recommendation.")
         return True, ""
 
+    def dropped(action: dict, why: str) -> None:
+        """A click alignbot cannot act on. Its buttons carry what it needs, so such a click was
+        not made on a message as alignbot sent it: it is acked and dropped, not left for the
+        inbox to retry, as it would fail the same way every time."""
+        log.warning("dropped a click on %s: %s", action.get("action_id"), why)
+
+    def clicked_id(action: dict, raw: object) -> int | None:
+        """The recommendation a click is about, or None (dropped) when ``raw`` names none."""
+        rec_id = recommendation_id(raw)
+        if rec_id is None:
+            dropped(action, f"{str(raw)[:40]!r} is not a recommendation id")
+        return rec_id
+
     # Decisions are recorded before the ack: over Socket Mode the ack is Slack's 200 and Slack
     # never resends an acked envelope, so a crash after an early ack would lose the click.
 
     @app.action("rec_approve")
     def approve(ack: Ack, body: dict, action: dict, client: WebClient) -> None:
-        result = record(int(action["value"]), body["user"]["id"], "approve")
+        rec_id = clicked_id(action, action.get("value"))
+        if rec_id is None:
+            ack()
+            return
+        result = record(rec_id, body["user"]["id"], "approve")
         ack()
         if not result.recorded or result.missing:
             tell(client, body, result.message)
 
     @app.action("rec_snooze")
     def snooze(ack: Ack, body: dict, action: dict, client: WebClient) -> None:
-        choice = action["selected_option"]["value"]
-        rec_id = int(action["block_id"].rpartition(":")[2])  # a select carries no value
+        # a select carries no value: the id ends its block's id
+        rec_id = clicked_id(action, str(action.get("block_id")).rpartition(":")[2])
+        choice = str((action.get("selected_option") or {}).get("value"))
+        if rec_id is None:
+            ack()
+            return
+        if choice not in SNOOZE_CHOICES:
+            dropped(action, f"{choice[:40]!r} is not a snooze choice")
+            ack()
+            return
         result = record(rec_id, body["user"]["id"], "snooze", snooze_for=SNOOZE_CHOICES[choice])
         ack()
         if not result.recorded:
@@ -119,7 +144,9 @@ def register_handlers(app: App, deps: SlackDeps) -> None:
 
     def open_modal(body: dict, action: dict, client: WebClient, build) -> None:  # type: ignore[no-untyped-def]
         """Open a decision modal, but only for someone who may decide (checked before Slack)."""
-        rec_id, user = int(action["value"]), body["user"]["id"]
+        rec_id, user = clicked_id(action, action.get("value")), body["user"]["id"]
+        if rec_id is None:
+            return
         allowed, why = may_decide(rec_id, user)
         if not allowed:
             tell(client, body, why)
