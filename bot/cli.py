@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from bot.config import ConfigError, database_url, load_config, missing_secrets, resolve_path
@@ -40,19 +41,19 @@ DatabaseOption = Annotated[
 
 def fail(message: str, code: int = 1) -> typer.Exit:
     """Print ``error: message`` and return the exit to raise (``raise fail(...)``)."""
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     return typer.Exit(code)
 
 
 def migrated_engine(url: str) -> Engine:
     """An engine on a database at this code's schema revision, or exit naming the command."""
-    from store.db import make_engine
+    from store.db import DatabaseUnavailable, make_engine
     from store.migrate import NotMigratedError, ensure_migrated
 
-    engine = make_engine(url)
     try:
+        engine = make_engine(url)
         ensure_migrated(engine)
-    except NotMigratedError as exc:
+    except (DatabaseUnavailable, NotMigratedError) as exc:
         raise fail(str(exc)) from None
     return engine
 
@@ -98,10 +99,14 @@ def config_check(
 @db_app.command("upgrade")
 def db_upgrade(config: ConfigOption = None, database_url_: DatabaseOption = None) -> None:
     """Migrate the database to the schema this version needs (safe to run repeatedly)."""
+    from store.db import DatabaseUnavailable
     from store.migrate import head_revision, upgrade
 
     url = _db_url(config, database_url_)
-    upgrade(url)
+    try:
+        upgrade(url)
+    except DatabaseUnavailable as exc:
+        raise fail(str(exc)) from None
     out.print(f"database at revision {head_revision()}")
 
 
@@ -136,6 +141,7 @@ def run(
 ) -> None:
     """Run the bot: Slack app (HTTP, or Socket Mode with SLACK_APP_TOKEN) and the scheduler."""
     from bot.runtime import StartupError, serve
+    from store.db import DatabaseUnavailable
 
     cfg = load_or_exit(config)
     problems = missing_secrets(cfg)
@@ -143,7 +149,7 @@ def run(
         raise fail("; ".join(problems))
     try:
         serve(cfg, host=host, port=port)
-    except StartupError as exc:
+    except (StartupError, DatabaseUnavailable) as exc:
         raise fail(str(exc)) from None
 
 

@@ -7,16 +7,58 @@ its lock mid-transaction; ``BEGIN IMMEDIATE`` takes the write lock up front so t
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlmodel import Session, create_engine
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+# A PostgreSQL server that has not answered in this long is down or unreachable: a command
+# says so instead of hanging (libpq's own default is to wait forever).
+POSTGRES_CONNECT_TIMEOUT_S = 5
 READ_ONLY = "alignbot_read_only"
+URL_FORMS = "sqlite:///path/to/alignbot.db or postgresql://user:password@host:5432/database"
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The database URL cannot be used: not a URL, a kind of database alignbot does not know,
+    or no server answering. The message is one line naming it, its password masked."""
+
+
+def masked_url(url: str) -> str:
+    """``url`` with its password as ``***``, for messages. Works on text that does not parse
+    as a URL too, masking everything up to the last ``@`` rather than too little."""
+    url = re.sub(r"^([\w+.-]+://[^:/?#@]*):.*@", r"\1:***@", url)
+    return re.sub(r"([?&]password=)[^&]*", r"\1***", url)
+
+
+def unusable(url: str, exc: BaseException) -> DatabaseUnavailable:
+    """``exc``, raised opening or first using the database at ``url``, as one line saying why."""
+    scheme = url.partition("://")[0].partition("+")[0] if "://" in url else ""
+    if isinstance(exc, NoSuchModuleError):
+        why = f"unknown kind of database {scheme!r}; use {URL_FORMS}"
+    elif isinstance(exc, ArgumentError | ValueError):  # their text may hold part of a password
+        why = (f"not a valid database URL; use {URL_FORMS} (an @, : or / in the password "
+               "must be percent-encoded: %40, %3A, %2F)")
+    elif isinstance(exc, ImportError):
+        why = f"no driver for {scheme!r} is installed; use {URL_FORMS}"
+    else:  # the driver's reason, e.g. "connection refused" or "connection timeout expired"
+        why = " ".join(str(exc.orig if isinstance(exc, DBAPIError) else exc).split())
+    shown = masked_url(url).replace("postgresql+psycopg://", "postgresql://", 1)  # as written
+    return DatabaseUnavailable(f"database {shown}: {why}")
+
+
+def check_connection(engine: Engine) -> None:
+    """Open one connection, or raise DatabaseUnavailable saying why none opens."""
+    try:
+        engine.connect().close()
+    except DBAPIError as exc:
+        raise unusable(engine.url.render_as_string(hide_password=False), exc) from None
 
 
 def normalize_url(url: str) -> str:
@@ -44,23 +86,27 @@ def make_engine(url: str, *, echo: bool = False, pre_ping: bool = True,
     commit takes the log past 1,000 pages: with 50 clicks in a commit, one commit in ten took
     28–38 ms instead of 4–5. ``manual_checkpoints`` leaves that to ``checkpoint``, called off
     the path of any waiting request."""
-    url = normalize_url(url)
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(
-            url,
-            echo=echo,
-            connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+    given, url = url, normalize_url(url)
+    try:
+        parsed = make_url(url)
+        if parsed.get_backend_name() == "sqlite":
+            if parsed.database and parsed.database != ":memory:":
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(
+                url,
+                echo=echo,
+                connect_args={"check_same_thread": False,
+                              "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+            )
+            _configure_sqlite(engine, synchronous="FULL" if synced_commits else "NORMAL",
+                              autocheckpoint=0 if manual_checkpoints else 1000)
+            return engine
+        return create_engine(
+            url, echo=echo, pool_pre_ping=pre_ping, pool_size=10, max_overflow=20,
+            connect_args={"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S},
         )
-        _configure_sqlite(engine, synchronous="FULL" if synced_commits else "NORMAL",
-                          autocheckpoint=0 if manual_checkpoints else 1000)
-        return engine
-    return create_engine(
-        url, echo=echo, pool_pre_ping=pre_ping, pool_size=10, max_overflow=20,
-        connect_args={"connect_timeout": 10},
-    )
+    except (ArgumentError, ValueError, ImportError, OSError) as exc:
+        raise unusable(given, exc) from None
 
 
 def _configure_sqlite(engine: Engine, synchronous: str, autocheckpoint: int) -> None:

@@ -10,8 +10,9 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import DBAPIError
 
-from store.db import make_engine, normalize_url
+from store.db import check_connection, make_engine, normalize_url, unusable
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 INBOX_MIGRATIONS = Path(__file__).parent / "inbox_migrations"  # the inbox's own SQLite file
@@ -29,6 +30,13 @@ def alembic_config(url: str, scripts: Path = MIGRATIONS) -> Config:
 
 
 def upgrade(url: str, revision: str = "head") -> None:
+    """Migrate; a database that cannot be reached raises DatabaseUnavailable (one line saying
+    why) before any migration runs, so a traceback from here is a migration's own failure."""
+    engine = make_engine(url)
+    try:
+        check_connection(engine)
+    finally:
+        engine.dispose()
     command.upgrade(alembic_config(url), revision)
 
 
@@ -57,8 +65,13 @@ def current_revision(engine: Engine) -> str | None:
 
 
 def ensure_migrated(engine: Engine) -> None:
-    """Raise NotMigratedError naming the command to run when the schema is behind."""
-    current, head = current_revision(engine), head_revision()
+    """Raise NotMigratedError naming the command to run when the schema is behind, and
+    DatabaseUnavailable (one line, password masked) when the database cannot be read."""
+    try:
+        current = current_revision(engine)
+    except DBAPIError as exc:
+        raise unusable(engine.url.render_as_string(hide_password=False), exc) from None
+    head = head_revision()
     if current != head:
         where = engine.url.render_as_string(hide_password=True)
         state = "empty (never migrated)" if current is None else f"at revision {current}"

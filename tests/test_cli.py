@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
+import time
 from pathlib import Path
 
+import pytest
 import yaml
 from typer.testing import CliRunner
 
@@ -88,3 +91,56 @@ def test_drift_prints_open_drift_worst_first(tmp_path):
     assert result.exit_code == 0
     assert result.output.index("SKU-2") < result.output.index("SKU-1")  # high before medium
     assert "50,000" in result.output
+
+
+SLACK_ENV = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s", "TMS_WEBHOOK_SECRET": "w"}
+BAD_DATABASE_URLS = {  # what is wrong → (DATABASE_URL, what the one line must say)
+    "refused": ("postgresql://u:secret@127.0.0.1:1/db",
+                "database postgresql://u:***@127.0.0.1:1/db: connection failed"),
+    "unknown dialect": ("foo://u:secret@x/db",
+                        "database foo://u:***@x/db: unknown kind of database 'foo'"),
+    "port not a number": ("postgresql://u:secret@host:port/db",
+                          "database postgresql://u:***@host:port/db: not a valid database URL"),
+    "unencoded @ in password": ("postgresql://u:p@ss:secret@127.0.0.1:1/db",
+                                "database postgresql://u:***@127.0.0.1:1/db: not a valid "),
+    "no URL at all": ("not a url", "database not a url: not a valid database URL"),
+    "unknown host": ("postgresql://u:secret@no-such-host.invalid/db",
+                     "database postgresql://u:***@no-such-host.invalid/db: "),
+    "no driver": ("mysql://u:secret@h/db", "database mysql://u:***@h/db: "),
+    "password in the query": ("postgresql://u@127.0.0.1:1/db?password=secret",
+                              "database postgresql://u@127.0.0.1:1/db?password=***: "),
+}
+COMMANDS = {"run": ["run"], "db upgrade": ["db", "upgrade"], "drift": ["drift"]}
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+@pytest.mark.parametrize("problem", BAD_DATABASE_URLS)
+def test_a_bad_database_url_is_one_line_with_the_password_masked(command, problem):
+    url, says = BAD_DATABASE_URLS[problem]
+    result = runner.invoke(app, [*COMMANDS[command], "--config", str(EXAMPLE)],
+                           env={**SLACK_ENV, "DATABASE_URL": url})
+    assert isinstance(result.exception, SystemExit), result.exception  # not a traceback
+    assert result.exit_code == 1
+    assert "secret" not in result.output
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith("error: " + says), line
+
+
+def test_an_unreachable_database_fails_within_seconds(tmp_path):
+    """A server that takes the connection but never answers (as a firewall dropping packets
+    would leave it) is given up on after the connect timeout, not waited for."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"postgresql://u:secret@127.0.0.1:{silent.getsockname()[1]}/db"
+        started = time.monotonic()
+        result = subprocess.run([str(ROOT / ".venv/bin/alignbot"), "drift", "--database-url",
+                                 url], capture_output=True, text=True, timeout=60,
+                                cwd=tmp_path)
+        took = time.monotonic() - started
+    assert result.returncode == 1
+    assert "secret" not in result.stdout + result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: database postgresql://u:***@127.0.0.1:"), line
+    assert "timeout" in line
+    assert took < 20
