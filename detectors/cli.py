@@ -1,7 +1,8 @@
 """``alignbot detect --snapshot DIR [--json] [--at TIMESTAMP]``: run the detectors on files.
 
 ``detect_command`` is typer-compatible; bot/cli.py registers it. Exit 0 on success, 2 when a
-table or column is missing or invalid (the message names the file and column).
+table or column is missing, or a row breaks a rule of ``SNAPSHOT_COLUMNS_DOC`` (the message names
+the file, the row and the column).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from detectors.model import UTC
@@ -45,9 +47,9 @@ def run_detect(snapshot: Path, json_output: bool, at: str | None, settings: Dete
     err = Console(stderr=True)
     try:
         now = _parse_at(at)
-        snap = read_snapshot(snapshot)
+        snap = read_snapshot(snapshot, settings.disruption)
     except SnapshotError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     result = detect(snap, settings, now)
     if json_output:
