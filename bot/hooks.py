@@ -20,6 +20,7 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from connectors.batch import split_duplicates
 from detectors.model import (
     CapacityRecord,
     DemandRecord,
@@ -60,10 +61,11 @@ def verify(secret: str, timestamp: str | None, signature: str | None, body: byte
 
 
 def parse_records(payload: Any, source: str) -> tuple[list[Any], list[Quarantined]]:
-    """``{"records": [{"type": "shipment_event", ...}, ...]}`` → canonical records + rejects."""
+    """``{"records": [{"type": "shipment_event", ...}, ...]}`` → canonical records + rejects
+    (invalid records, and the second and later with a business key already in the push)."""
     if not isinstance(payload, dict) or not isinstance(payload.get("records"), list):
         raise ValueError('body must be a JSON object with a "records" list')
-    good, bad = [], []
+    good, bad, positions = [], [], []
     for i, item in enumerate(payload["records"]):
         kind = item.get("type") if isinstance(item, dict) else None
         model = RECORD_TYPES.get(kind)
@@ -76,12 +78,14 @@ def parse_records(payload: Any, source: str) -> tuple[list[Any], list[Quarantine
         fields = {k: v for k, v in item.items() if k != "type"}
         try:
             good.append(TypeAdapter(model).validate_python(fields))
+            positions.append(f"record #{i}")
         except ValidationError as exc:
             reason = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
                                for e in exc.errors())
             bad.append(Quarantined(source=source, position=f"record #{i}", reason=reason,
                                    raw=json.dumps(item, default=str)[:2000]))
-    return good, bad
+    kept, duplicates = split_duplicates(good, source, positions)  # two records for one key: keep the first
+    return kept, bad + duplicates
 
 
 def webhook_endpoint(secrets: Mapping[str, str],

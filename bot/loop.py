@@ -33,6 +33,7 @@ from bot.notes import add_note
 from bot.snapshot_cache import SnapshotCache
 from bot.sweeps import SweepReport, sweep
 from connectors.base import Connector
+from connectors.batch import split_duplicates
 from detectors.isolation import IsolatedGroup, detect_isolating
 from detectors.pipeline import DetectionResult, detect
 from detectors.snapshot import Snapshot
@@ -127,6 +128,8 @@ class DecisionLoop:
             result = connector.read(cursor)
         except Exception as exc:  # a source that is down degrades that source, never the bot
             return self._record_failure(name, run_id, f"{type(exc).__name__}: {exc}")
+        kept, duplicates = split_duplicates(result.records, source=name)  # one key, one record
+        result = result.model_copy(update={"records": kept, "quarantined": [*result.quarantined, *duplicates]})
         changed = self.cache.apply(result.records)
         finished = self.clock()
         with session_scope(self.engine) as s:
