@@ -1,6 +1,5 @@
-"""Detector benchmark: full pass on 1M demand / 200k shipment / 20k capacity rows, DuckDB baseline
-for demand_change, and an incremental pass where 0.1 % of rows changed (through a SnapshotIndex
-built once, before the change, and timed on its own).
+"""Detector benchmark: full pass on 1M demand / 200k shipment / 20k capacity rows, and the DuckDB
+baseline for demand_change.
 
 Run: ``python -m bench.detect`` (``--scale 0.1`` for a quick look). Writes bench/results/detect.json.
 Peak memory is the peak RSS (``VmHWM``) of a fresh child process that loads the same snapshot from
@@ -26,13 +25,12 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from detectors import ChangedKeys, DetectorSettings, Snapshot, detect
+from detectors import DetectorSettings, Snapshot, detect
 from detectors.demand_change import detect_demand_change
 from detectors.grouping import group_drifts
 from detectors.model import SNAPSHOT_SCHEMAS
 from detectors.pipeline import detect_frames
 from detectors.recommend import Context, recommend
-from detectors.snapshot_index import SnapshotIndex
 
 NOW = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
 WEEK = date(2026, 11, 23)
@@ -159,37 +157,6 @@ def generate(scale: float = 1.0, seed: int = 7) -> Snapshot:
     return Snapshot(demand=demand, shipments=shipments, capacity=capacity, inventory=inventory, lanes=lanes)
 
 
-def mutate(snap: Snapshot, fraction: float, seed: int = 11) -> tuple[Snapshot, ChangedKeys]:
-    """Change ``fraction`` of the demand, shipment and capacity rows; return what changed."""
-    rng = np.random.default_rng(seed)
-
-    def pick(frame: pl.DataFrame) -> np.ndarray:
-        mask = np.zeros(frame.height, dtype=bool)
-        mask[rng.choice(frame.height, max(1, int(frame.height * fraction)), replace=False)] = True
-        return mask
-
-    # a new demand signal: mostly noise (±10 %), a few rows (2 %) doubling
-    dm = pick(snap.demand)
-    factor = np.where(rng.random(snap.demand.height) < 0.02, 2.0, rng.uniform(0.9, 1.1, snap.demand.height))
-    demand = snap.demand.with_columns(
-        pl.when(pl.Series(dm)).then((pl.col("latest_qty") * pl.Series(factor)).round())
-        .otherwise(pl.col("latest_qty")).alias("latest_qty"))
-    sm = pick(snap.shipments)
-    shipments = snap.shipments.with_columns(  # a fresh ETA: a few hours either way
-        pl.when(pl.Series(sm)).then(pl.col("eta") + timedelta(hours=4)).otherwise(pl.col("eta")).alias("eta"))
-    cm = pick(snap.capacity)
-    capacity = snap.capacity.with_columns(
-        pl.when(pl.Series(cm)).then(pl.col("available_capacity") * 0.5)
-        .otherwise(pl.col("available_capacity")).alias("available_capacity"))
-    changed = ChangedKeys(
-        sku_locations=frozenset(demand.filter(pl.Series(dm)).select("sku", "location").iter_rows()),
-        shipment_ids=frozenset(shipments.filter(pl.Series(sm)).get_column("shipment_id").to_list()),
-        resources=frozenset(capacity.filter(pl.Series(cm)).get_column("resource_id").to_list()),
-    )
-    return Snapshot(demand=demand, shipments=shipments, capacity=capacity, inventory=snap.inventory,
-                    lanes=snap.lanes), changed
-
-
 CPU: dict[int, float] = {}  # id(fn) → median CPU seconds (all threads) of the last ``timed`` run
 
 
@@ -293,26 +260,16 @@ def main() -> None:
     for d in result.drifts:
         kinds[d.kind.value] = kinds.get(d.kind.value, 0) + 1
 
-    stage_frames_s, (drift_list, projection, loads) = timed(
-        lambda: detect_frames(snap, settings, NOW, frozenset()), args.repeat)
+    stage_frames_s, frames = timed(lambda: detect_frames(snap, settings, NOW, frozenset()), args.repeat)
     stage_rec_s, _ = timed(lambda: recommend(
-        group_drifts(drift_list, settings.group_by),
-        Context(projection, snap.shipments, snap.capacity, snap.lanes, settings, NOW, loads)), args.repeat)
+        group_drifts(frames.drifts, settings.group_by),
+        Context(frames.projection, frames.figures, snap.shipments, snap.capacity, snap.lanes, settings, NOW,
+                frames.loads)), args.repeat)
 
     polars_dc_s, dc = timed(lambda: detect_demand_change(snap.demand, settings, NOW), 5)
     duck_s, duck_rows = duckdb_demand_change(snap.demand, settings)
     if duck_rows != dc.height:
         print(f"WARNING: DuckDB found {duck_rows} demand drifts, polars {dc.height}")
-
-    # The index of where each key sits is built once for the snapshot's layout (here: before the
-    # change) and kept; the incremental pass checks it still fits (same keys, same rows) and
-    # gathers its rows through it. Its build is timed on its own, not hidden in the pass.
-    index_s, index_cpu, index = timed_cpu(lambda: SnapshotIndex(snap), args.repeat)
-    changed_snap, changed = mutate(snap, 0.001)
-    detect(changed_snap, settings, NOW, changed=changed, index=index)
-    inc_s, inc_cpu, inc = timed_cpu(
-        lambda: detect(changed_snap, settings, NOW, changed=changed, index=index), max(args.repeat, 5))
-    full_changed_s, _ = timed(lambda: detect(changed_snap, settings, NOW), 1)
 
     with tempfile.TemporaryDirectory() as tmp:
         for name in SNAPSHOT_SCHEMAS:
@@ -338,28 +295,14 @@ def main() -> None:
         "demand_change_duckdb_seconds": round(duck_s, 4),
         "demand_change_drifts": dc.height,
         "polars_vs_duckdb_ratio": round(polars_dc_s / duck_s, 3),
-        "incremental_changed": {"sku_locations": len(changed.sku_locations),
-                                "shipments": len(changed.shipment_ids), "resources": len(changed.resources)},
-        # built once per snapshot layout and kept between passes; not part of a pass
-        "snapshot_index_build_seconds": round(index_s, 4),
-        "snapshot_index_build_cpu_seconds": round(index_cpu, 4),
-        "incremental_seconds": round(inc_s, 4),
-        "incremental_cpu_seconds": round(inc_cpu, 4),
-        "incremental_drifts": len(inc.drifts),
-        "full_pass_after_change_seconds": round(full_changed_s, 4),
-        # CPU-based: on a shared machine wall time of the long full pass inflates far more
-        "incremental_vs_full_pct": round(100 * inc_cpu / full_cpu, 2),
-        "incremental_vs_full_wall_pct": round(100 * inc_s / full_s, 2),
-        "targets": {"full_pass_seconds": 1.0, "polars_vs_duckdb_ratio": 1.5, "incremental_vs_full_pct": 5.0},
+        "targets": {"full_pass_seconds": 1.0, "polars_vs_duckdb_ratio": 1.5, "peak_rss_mb": 1536},
     }
     print(json.dumps(figures, indent=2))
     print(
         f"full pass {full_s:.3f} s wall, {full_cpu:.3f} s CPU (target ≤ 1 s; load "
-        f"{os.getloadavg()[0]:.1f}) · peak RSS {mem['peak_rss_mb']:.0f} MB · "
+        f"{os.getloadavg()[0]:.1f}) · peak RSS {mem['peak_rss_mb']:.0f} MB (target ≤ 1.5 GB) · "
         f"demand_change polars {polars_dc_s * 1000:.1f} ms vs DuckDB {duck_s * 1000:.1f} ms "
-        f"(×{polars_dc_s / duck_s:.2f}, target ≤ 1.5) · incremental {inc_s * 1000:.1f} ms = "
-        f"{100 * inc_cpu / full_cpu:.1f} % of full in CPU (target ≤ 5 %; snapshot index built once "
-        f"in {index_s * 1000:.0f} ms, {index_cpu * 1000:.0f} ms CPU)"
+        f"(×{polars_dc_s / duck_s:.2f}, target ≤ 1.5)"
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(figures, indent=2) + "\n")

@@ -13,12 +13,9 @@ _EXPORTS = {
     "DetectionResult": "detectors.pipeline",
     "DetectorSettings": "detectors.settings",
     "Snapshot": "detectors.snapshot",
-    "ChangedKeys": "detectors.snapshot",
-    "SnapshotIndex": "detectors.snapshot_index",
     "snapshot_from_records": "detectors.snapshot",
 }
-__all__ = ["ChangedKeys", "DetectionResult", "DetectorSettings", "Snapshot", "SnapshotIndex", "detect",
-           "snapshot_from_records"]
+__all__ = ["DetectionResult", "DetectorSettings", "Snapshot", "detect", "snapshot_from_records"]
 
 
 def __getattr__(name: str) -> Any:

@@ -14,7 +14,8 @@ import polars as pl
 from detectors.model import UTC, Drift, DriftKind, Impact, Severity, epoch_micros, fingerprint, trusted
 from detectors.settings import DetectorSettings, SeveritySettings
 
-IMPACT_COLS = ("units_short", "units_excess", "value_at_risk", "service_days_at_risk")
+IMPACT_COLS = ("units_short", "units_unserved", "units_excess", "value_at_risk", "service_days_at_risk",
+               "days_out_of_stock", "shortage_unit_days")
 
 
 # Below this many input rows a query runs on polars' in-memory engine: the default ("auto",
@@ -271,7 +272,8 @@ def to_drifts(
         return []
     detected = now.astimezone(UTC)
     columns = list(dict.fromkeys([*key_cols, *evidence_cols, *cause_cols.values()]))
-    impact4 = ["units_short", "units_excess", "service_days_at_risk"]
+    impact4 = ["units_short", "units_unserved", "units_excess", "service_days_at_risk", "days_out_of_stock",
+               "shortage_unit_days"]
     floats = [c for c in columns if frame.schema[c].is_float()]
     rounded = _rounded_columns(frame, list(dict.fromkeys([*floats, *impact4])), 4)  # one numpy pass
     isfinite = math.isfinite
@@ -285,14 +287,15 @@ def to_drifts(
     names = list(cause_cols)
     causes = ([dict(zip(names, vals)) for vals in zip(*(as_text[cause_cols[n]] for n in names))]
               if names else [{} for _ in range(frame.height)])
-    short, excess, days = (rounded[c] for c in impact4)
+    short, unserved, excess, days, out, unit_days = (rounded[c] for c in impact4)
     value = round_like_python(frame.get_column("value_at_risk").to_numpy(), 2)
     severities = [Severity(s) for s in frame.get_column("severity").to_list()]
     drifts = []
     for i, fp in enumerate(frame.get_column("fingerprint").to_list()):
         impact = trusted(Impact, {
-            "units_short": short[i], "units_excess": excess[i], "value_at_risk": value[i],
-            "service_days_at_risk": days[i], "orders_at_risk": 0,
+            "units_short": short[i], "units_unserved": unserved[i], "units_excess": excess[i],
+            "value_at_risk": value[i], "service_days_at_risk": days[i], "days_out_of_stock": out[i],
+            "shortage_unit_days": unit_days[i], "orders_at_risk": 0,
         })
         drifts.append(trusted(Drift, {
             "kind": kind, "fingerprint": fp, "key": keys[i], "evidence": evidence[i], "impact": impact,

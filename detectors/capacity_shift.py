@@ -1,24 +1,28 @@
 """Capacity shift: a lane, carrier, site or dock now has less room than its planned load — or far more.
 
-Capacity and load are in the same unit (pallets, by default) as lane capacity in ``lanes``.
+Capacity and load are in the same unit (pallets, by default) as lane capacity in ``lanes``. The
+impact of a cut is what it does to the projection: the load that does not fit (the shipments
+planned to leave last in the period) leaves a period later, and its destinations' stock falls
+below safety stock by so much, for so long.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime, timedelta
 
+import numpy as np
 import polars as pl
 
 from detectors._common import add_fingerprints, collect, collect_all, is_open, period_window, with_impact_and_severity
 from detectors.model import DriftKind
+from detectors.projection import DAY_US, Projection, Receipts
 from detectors.settings import DetectorSettings
 
 KIND = DriftKind.CAPACITY_SHIFT
 KEY = ["resource_type", "resource_id", "period"]
 EVIDENCE = [
     "planned_capacity", "available_capacity", "planned_load", "utilisation", "overflow",
-    "spare_capacity", "unit_value",
+    "spare_capacity", "slipping_shipments",
 ]
 CAUSE = {"resource_type": "resource_type", "resource": "resource_id", "direction": "direction",
          "period": "period"}
@@ -42,7 +46,8 @@ def resource_loads(
     Only the columns readers use: origin, destination, carrier, sku, qty and the resource key.
     """
     pd_ = timedelta(days=settings.period_days)
-    lines = shipments.lazy().select("origin", "destination", "carrier", "sku", "qty", "planned_ship")
+    lines = shipments.lazy().select("shipment_id", "origin", "destination", "carrier", "sku", "qty",
+                                    "planned_ship", pl.coalesce("eta", "planned_arrival").alias("arrival"))
     parts = []
     by_type = drifts.partition_by("resource_type", as_dict=True)
     for rtype in ("carrier", "lane", "site", "dock"):
@@ -68,23 +73,19 @@ def resource_loads(
 def detect_capacity_shift(
     capacity: pl.DataFrame,
     shipments: pl.DataFrame,
-    unit_values: pl.DataFrame | Callable[[pl.Series], pl.DataFrame],
+    projection: Projection,
     settings: DetectorSettings,
     now: datetime,
     open_fingerprints: frozenset[str] = frozenset(),
 ) -> pl.DataFrame:
-    """One row per resource × period over the utilisation threshold, or well under it with grown capacity.
-
-    ``unit_values``: (sku, unit_value) used to value the load that cannot move, or a function
-    giving them for the SKUs on that load (an incremental pass, whose snapshot lacks most SKUs).
-    """
-    return capacity_shift_with_loads(capacity, shipments, unit_values, settings, now, open_fingerprints)[0]
+    """One row per resource × period over the utilisation threshold, or well under it with grown capacity."""
+    return capacity_shift_with_loads(capacity, shipments, projection, settings, now, open_fingerprints)[0]
 
 
 def capacity_shift_with_loads(
     capacity: pl.DataFrame,
     shipments: pl.DataFrame,
-    unit_values: pl.DataFrame | Callable[[pl.Series], pl.DataFrame],
+    projection: Projection,
     settings: DetectorSettings,
     now: datetime,
     open_fingerprints: frozenset[str] = frozenset(),
@@ -123,25 +124,73 @@ def capacity_shift_with_loads(
         (load - avail).clip(lower_bound=0).alias("overflow"),
         (avail - load).clip(lower_bound=0).alias("spare_capacity"),
     ).collect(engine="in-memory")  # output-sized
-    # value of the load: quantity-weighted unit value of the lines planned on that resource
     loads = resource_loads(out, shipments, settings)
-    if callable(unit_values):
-        unit_values = unit_values(loads.get_column("sku").unique())
-    value = (
-        loads.lazy().join(unit_values.lazy(), on="sku", how="left")
-        .group_by("resource_type", "resource_id", "period")
-        .agg(((pl.col("qty") * pl.col("unit_value").fill_null(0.0)).sum()
-              / pl.col("qty").sum()).alias("unit_value"))
-    )
+    slip = slipping(out, loads)
+    impact = slip_impact(slip, projection, settings, now)
     out = (
-        out.lazy().join(value, on=["resource_type", "resource_id", "period"], how="left")
-        .with_columns(pl.col("unit_value").fill_nan(None).fill_null(cfg.default_unit_value))
-        .with_columns(
-            pl.col("overflow").alias("units_short"),
-            pl.col("spare_capacity").alias("units_excess"),
-            (pl.col("overflow") * pl.col("unit_value")).alias("value_at_risk"),
-            pl.when(load > 0).then(pl.col("overflow") / (load / settings.period_days))
-            .otherwise(0.0).alias("service_days_at_risk"),
-        )
+        out.lazy()
+        .join(slip.lazy().group_by("fingerprint").agg(pl.col("shipment_id").unique().sort()
+                                                      .alias("slipping_shipments")),
+              on="fingerprint", how="left")
+        .join(impact.lazy(), on="fingerprint", how="left")
+        .with_columns(pl.col("slipping_shipments").fill_null([]),
+                      *(pl.col(c).fill_null(0.0) for c in impact.columns if c != "fingerprint"),
+                      pl.col("spare_capacity").alias("units_excess"))
     )
     return with_impact_and_severity(out, settings, sort_by=KEY), loads
+
+
+def slipping(drifts: pl.DataFrame, loads: pl.DataFrame) -> pl.DataFrame:
+    """The shipment lines that do not fit a cut: whole shipments, those planned to leave last
+    first, until they carry the overflow. Columns: fingerprint and the load's columns."""
+    cuts = drifts.filter(pl.col("overflow") > 0).select("resource_type", "resource_id", "period",
+                                                        "fingerprint", "overflow")
+    per_shipment = (
+        loads.join(cuts, on=["resource_type", "resource_id", "period"])
+        .group_by("fingerprint", "shipment_id")
+        .agg(pl.col("qty").sum().alias("shipment_qty"), pl.col("planned_ship").max(), pl.col("overflow").first())
+        .sort(["fingerprint", "planned_ship", "shipment_id"], descending=[False, True, False])
+        .with_columns(pl.col("shipment_qty").cum_sum().over("fingerprint").alias("carried"))
+        .filter(pl.col("carried") - pl.col("shipment_qty") < pl.col("overflow"))
+    )
+    return loads.join(cuts.select("resource_type", "resource_id", "period", "fingerprint"),
+                      on=["resource_type", "resource_id", "period"]).join(
+        per_shipment.select("fingerprint", "shipment_id"), on=["fingerprint", "shipment_id"])
+
+
+def slip_impact(slip: pl.DataFrame, projection: Projection, settings: DetectorSettings,
+                now: datetime, delay_days: float | None = None) -> pl.DataFrame:
+    """Per cut (fingerprint): what its slipping lines, a period late, do below safety stock."""
+    delay = float(settings.period_days if delay_days is None else delay_days)
+    columns = ("units_short", "units_unserved", "value_at_risk", "service_days_at_risk",
+               "days_out_of_stock", "shortage_unit_days")
+    keys = projection.keys.with_row_index("pos")
+    lines = slip.join(keys, left_on=["sku", "destination"], right_on=["sku", "location"], how="inner")
+    if lines.is_empty():
+        return pl.DataFrame(schema={"fingerprint": pl.Utf8, **{c: pl.Float64 for c in columns}})
+    now_us = int((now - datetime(1970, 1, 1, tzinfo=now.tzinfo)).total_seconds() * 1_000_000)
+    arrival = np.maximum((lines.get_column("arrival").dt.epoch("us").to_numpy().astype(float) - now_us)
+                         / DAY_US, 0.0)
+    arrival = np.nan_to_num(arrival, nan=np.inf)
+    qty = lines.get_column("qty").to_numpy()
+    pos = lines.get_column("pos").to_numpy().astype(np.int64)
+    variant = np.arange(len(pos))
+    was, now_at = arrival < projection.horizon, arrival + delay < projection.horizon
+    changes = Receipts(np.concatenate([variant[was], variant[now_at]]),
+                       np.concatenate([arrival[was], arrival[now_at] + delay]),
+                       np.concatenate([-qty[was], qty[now_at]]),
+                       np.full(was.sum() + now_at.sum(), "slipped", dtype=object))
+    base, slipped = projection.figures, projection.what_if(pos, changes)
+    short = np.maximum(slipped.below_safety - base.below_safety[pos], 0.0)
+    per_line = pl.DataFrame({
+        "fingerprint": lines.get_column("fingerprint"),
+        "units_short": short,
+        "units_unserved": np.maximum(slipped.unserved - base.unserved[pos], 0.0),
+        "value_at_risk": short * projection.unit_value[pos],
+        "service_days_at_risk": np.maximum(slipped.days_below_safety - base.days_below_safety[pos], 0.0),
+        "days_out_of_stock": np.maximum(slipped.days_out_of_stock - base.days_out_of_stock[pos], 0.0),
+        "shortage_unit_days": np.maximum(slipped.shortage_unit_days - base.shortage_unit_days[pos], 0.0),
+    })
+    return per_line.group_by("fingerprint").agg(
+        pl.col("units_short", "units_unserved", "value_at_risk", "shortage_unit_days").sum(),
+        pl.col("service_days_at_risk", "days_out_of_stock").max())

@@ -300,10 +300,22 @@ class Severity(StrEnum):
 
 
 class Impact(BaseModel):
+    """What a drift puts at risk, read off the projection (``detectors.projection``).
+
+    ``units_short``: units below safety stock at the lowest point; ``units_unserved``: of those,
+    units below zero (demand that cannot be served on time); ``service_days_at_risk``: days below
+    safety stock; ``days_out_of_stock``: days at zero; ``value_at_risk``: units short × unit value;
+    ``shortage_unit_days``: units × days below safety stock (what the shortage penalty costs);
+    ``units_excess``: units beyond what the plan needs (demand down, spare capacity).
+    """
+
     units_short: float = 0.0
+    units_unserved: float = 0.0
     units_excess: float = 0.0
     value_at_risk: float = 0.0
     service_days_at_risk: float = 0.0
+    days_out_of_stock: float = 0.0
+    shortage_unit_days: float = 0.0
     orders_at_risk: int = 0
 
 
@@ -345,6 +357,20 @@ class Action(BaseModel):
 _ACTION_GIVEN = frozenset({"system", "operation", "params"})
 
 
+class Option(BaseModel):
+    """One way to answer a drift, evaluated on the projection: what it costs, what it leaves."""
+
+    name: str  # do nothing, transfer, expedite, re-source, reassign carrier, rephase ...
+    summary: str  # the actions in one line
+    action_cost: float = 0.0  # transport, expediting, extra supply
+    shortage_cost: float = 0.0  # the shortage penalty on what it leaves below safety stock
+    holding_cost: float = 0.0  # carrying the stock it leaves beyond what demand needs
+    total_cost: float = 0.0
+    impact: Impact = Field(default_factory=Impact)  # what is left if this option is taken
+    recommended: bool = False
+    why_not: str = ""  # for the others: why it lost
+
+
 class Recommendation(BaseModel):
     """One coordinated adjustment answering one drift or a group sharing a cause."""
 
@@ -356,7 +382,10 @@ class Recommendation(BaseModel):
     impact_if_approved: Impact
     impact_if_ignored: Impact
     severity: Severity
+    cost: float = 0.0  # of the recommended actions
+    decide_by: datetime | None = None  # after this the recommended actions no longer do all they say
     rationale: str = ""
+    options: list[Option] = Field(default_factory=list)  # the recommended one first, then the rest by cost
     alternatives: list[str] = Field(default_factory=list)  # one line each: option — why not
     affected: list[dict[str, Any]] = Field(default_factory=list)
     cause: dict[str, str] = Field(default_factory=dict)

@@ -115,6 +115,11 @@ def _default_group_by() -> dict[str, list[str]]:
     }
 
 
+class ExpediteMode(_Section):
+    cost_per_unit: float = Field(2.0, ge=0, description="Premium per unit expedited.")
+    days_faster: float = Field(1.0, gt=0, description="How much sooner an expedited shipment arrives.")
+
+
 class RecommendSettings(_Section):
     max_sources_per_need: int = Field(
         5, ge=1, description="Candidate source locations per shortfall given to the transfer solver."
@@ -126,9 +131,27 @@ class RecommendSettings(_Section):
     unmet_penalty_per_unit: float = Field(
         1_000.0, gt=0, description="Solver cost of leaving one unit unmoved; must exceed any lane cost."
     )
-    expedite_min_service_days: float = Field(
-        0.5, ge=0, description="Propose expediting a late shipment only from this many service days at risk."
+    shortage_cost_per_unit_day: float = Field(
+        0.1, ge=0, description="The shortage penalty options are costed with: this share of a unit's "
+        "value for every unit and day it is projected below safety stock."
     )
+    holding_cost_per_unit_day: float = Field(
+        0.001, ge=0, description="What carrying a unit nobody needs costs, as a share of its value per day "
+        "(0.001 ≈ 36 % a year): the price of excess stock when demand falls."
+    )
+    expedite: dict[str, ExpediteMode] = Field(
+        default_factory=lambda: {"default": ExpediteMode()},
+        description="Cost and speed of expediting, by transport mode; 'default' for the others.",
+    )
+    resource_lead_time_days: float = Field(
+        7.0, ge=0, description="Days an extra replenishment from the SKU's source takes to arrive."
+    )
+    resource_cost_per_unit: float = Field(
+        1.0, ge=0, description="Extra cost per unit of an unplanned replenishment (rush order, set-up)."
+    )
+
+    def expedite_mode(self, mode: str) -> ExpediteMode:
+        return self.expedite.get(mode) or self.expedite.get("default") or ExpediteMode()
 
 
 class InputLimits(_Section):
@@ -145,6 +168,19 @@ class InputLimits(_Section):
 
 class DetectorSettings(_Section):
     """All detector thresholds. Embedded as ``detectors:`` in the engine configuration."""
+
+    @model_validator(mode="after")
+    def _known_zones(self) -> DetectorSettings:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        for where, zone in [("default_timezone", self.default_timezone),
+                            *((f"timezones.{loc}", z) for loc, z in self.timezones.items())]:
+            try:
+                ZoneInfo(zone)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"{where}: unknown time zone {zone!r} (use an IANA name like "
+                                 "America/Chicago)") from None
+        return self
 
     planning_horizon_days: int = Field(
         56, gt=0, description="Only periods starting within this many days from now are checked."
@@ -167,6 +203,11 @@ class DetectorSettings(_Section):
     )
     recommend: RecommendSettings = Field(
         default_factory=RecommendSettings, description="Transfer and reassignment solver settings."
+    )
+    default_timezone: str = Field("UTC", description="Time zone of locations not in 'timezones'.")
+    timezones: dict[str, str] = Field(
+        default_factory=dict, description="Location → IANA time zone: a shipment's day (for grouping) "
+        "is the day it leaves in its origin's time zone."
     )
     limits: InputLimits = Field(
         default_factory=InputLimits, description="Values beyond these are quarantined as data errors."

@@ -1,4 +1,4 @@
-"""The snapshot detectors read: one polars table per canonical concept, and what changed."""
+"""The snapshot detectors read: one polars table per canonical concept."""
 
 from __future__ import annotations
 
@@ -87,20 +87,6 @@ class Snapshot:
     @classmethod
     def from_frames(cls, **frames: pl.DataFrame) -> Snapshot:
         return cls(**frames)
-
-
-@dataclass(frozen=True)
-class ChangedKeys:
-    """What changed since the last pass, for an incremental ``detect``.
-
-    ``sku_locations``: demand or inventory rows changed for these (sku, location) pairs;
-    ``shipment_ids``: shipments whose status, ETA or lines changed;
-    ``resources``: capacity rows changed for these resource ids.
-    """
-
-    sku_locations: frozenset[tuple[str, str]] = frozenset()
-    shipment_ids: frozenset[str] = frozenset()
-    resources: frozenset[str] = frozenset()
 
 
 def snapshot_from_records(records: Iterable[object]) -> Snapshot:

@@ -1,14 +1,18 @@
-"""The two allocation problems recommendations need, both solved by ``optimizer.allocate``.
+"""The two allocation problems recommendations need, each one global model solved by HiGHS.
 
-* transfers: cover shortfalls from other locations' stock above safety, within lane capacity;
-* reassignment: move capacity overflow onto other carriers with room on the same lane.
+* transfers: cover shortfalls from other locations' stock above safety stock, within lane
+  capacity, only with stock that arrives while it still helps;
+* reassignment: move the load that no longer fits a cut carrier or lane onto other carriers
+  running the same lanes, at least cost across every cut at once, never onto a cut carrier.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 
 from detectors.optimizer import allocate
+from detectors.projection import Projection
 from detectors.settings import DetectorSettings
 
 TRANSFER_SCHEMA = {
@@ -16,126 +20,126 @@ TRANSFER_SCHEMA = {
     "cost_per_unit": pl.Float64, "transit_days": pl.Float64, "source_spare": pl.Float64,
 }
 REASSIGN_SCHEMA = {
-    "item_id": pl.Int64, "origin": pl.Utf8, "destination": pl.Utf8, "carrier": pl.Utf8,
-    "qty": pl.Float64, "cost_per_unit": pl.Float64,
+    "fingerprint": pl.Utf8, "origin": pl.Utf8, "destination": pl.Utf8, "from_carrier": pl.Utf8,
+    "to_carrier": pl.Utf8, "qty": pl.Float64, "cost_per_unit": pl.Float64,
 }
 
 
-def plan_transfers(
-    needs: pl.DataFrame, projection: pl.DataFrame, lanes: pl.DataFrame, settings: DetectorSettings
-) -> pl.DataFrame:
-    """Min-cost transfers covering ``needs`` (sku, location, qty).
+def plan_transfers(needs: pl.DataFrame, figures: pl.DataFrame, projection: Projection, lanes: pl.DataFrame,
+                   settings: DetectorSettings) -> pl.DataFrame:
+    """Min-cost transfers covering ``needs`` (sku, location, qty, pos, first_below), shipped now.
 
-    A source gives at most its spare (projected minimum above safety stock, whole units); a lane
-    carries at most its free capacity summed over SKUs. Among equal-cost lanes the source with
-    more days of spare cover wins. Locations that need a SKU never source it.
+    A source gives at most its spare (projected low above safety stock, whole units) and is not
+    short itself; a lane carries at most its free capacity over all SKUs. A transfer arriving
+    after the shortfall began costs the shortage penalty for the days it is late, and one
+    arriving after the last day it helps moves nothing: each lane's flow is capped at what is
+    still short when it arrives.
     """
     rc = settings.recommend
-    # one query for needs and arcs (in-memory, as eager steps ran: join order decides source ids)
-    needs_q = needs.lazy().filter(pl.col("qty") > 0).with_row_index("need_id").with_columns(
-        pl.col("need_id").cast(pl.Int64)
-    )
-    lane_idx = (
-        lanes.lazy().with_row_index("lane_id").with_columns(pl.col("lane_id").cast(pl.Int64))
-        .filter(pl.col("capacity").floor() >= 1)
-    )
-    by_lane = needs_q.join(lane_idx, left_on="location", right_on="destination")
-    # only positions a lane links to a need can source it: cut the projection to those first
-    reachable = by_lane.select("sku", pl.col("origin").alias("location")).unique()
-    sources = (
-        projection.lazy().join(reachable, on=["sku", "location"], how="semi")
-        .select(
-            "sku", pl.col("location").alias("origin"), pl.col("spare").floor().alias("spare"),
-            pl.when(pl.col("daily_demand") > 0).then(pl.col("spare") / pl.col("daily_demand"))
-            .otherwise(1e6).alias("spare_days"),
-        )
-        .filter(pl.col("spare") >= 1)
-        .join(needs_q.select("sku", pl.col("location").alias("origin")), on=["sku", "origin"], how="anti")
-    )
-    arcs = (
-        by_lane
-        .join(sources, on=["sku", "origin"])
-        .filter(pl.col("spare").rank("dense", descending=True).over("need_id") <= rc.max_sources_per_need)
-    )
     if needs.is_empty() or lanes.is_empty():
         return pl.DataFrame(schema=TRANSFER_SCHEMA)
-    needs, arcs = pl.collect_all([needs_q, arcs], engine="in-memory")
-    if needs.is_empty() or arcs.is_empty():
-        return pl.DataFrame(schema=TRANSFER_SCHEMA)
-    src_keys, lanes_used = pl.collect_all([
-        arcs.lazy().select("sku", "origin").unique(maintain_order=True).with_row_index("src_id")
-        .with_columns(pl.col("src_id").cast(pl.Int64)),
-        arcs.lazy().select("lane_id", "capacity").unique("lane_id").sort("lane_id").with_row_index("lane_res"),
-    ], engine="in-memory")
-    n_src = src_keys.height
-    arcs_q = (
-        arcs.lazy().join(src_keys.lazy(), on=["sku", "origin"])
-        .join(lanes_used.lazy().select("lane_id", pl.col("lane_res").cast(pl.Int64) + n_src), on="lane_id")
-    )
-    capacities = pl.concat([
-        arcs_q.select(pl.col("src_id").alias("res_id"), pl.col("spare").alias("cap")).unique("res_id"),
-        lanes_used.lazy().select((pl.col("lane_res").cast(pl.Int64) + n_src).alias("res_id"),
-                                 pl.col("capacity").floor().alias("cap")),
-    ]).sort("res_id")
-    arcs_q = arcs_q.with_columns(
-        (pl.col("cost_per_unit") + 1e-3 / (1.0 + pl.col("spare_days"))).alias("cost"),
-        pl.col("src_id").alias("res_a"),
-        pl.col("lane_res").alias("res_b"),
-    ).sort("need_id", "origin", "carrier", "lane_id")
-    arcs, capacities = pl.collect_all([arcs_q, capacities], engine="in-memory")
-    flows = allocate(
-        arcs.select("need_id", "cost", "res_a", "res_b", "sku", "origin", "location", "carrier",
-                    "cost_per_unit", "transit_days", "spare"),
-        needs.select("need_id", "qty"),
-        capacities,
-        unmet_penalty=rc.unmet_penalty_per_unit,
-        mip_max_variables=rc.mip_max_variables,
-    )
-    return flows.lazy().select(
-        "sku", pl.col("origin").alias("from"), pl.col("location").alias("to"), "carrier",
-        pl.col("flow").alias("qty"), "cost_per_unit", "transit_days",
-        pl.col("spare").alias("source_spare"),
-    ).sort("to", "sku", "from", "carrier").collect(engine="in-memory")
-
-
-def plan_reassignment(
-    overflow: pl.DataFrame, lanes: pl.DataFrame, settings: DetectorSettings
-) -> pl.DataFrame:
-    """Min-cost reassignment of ``overflow`` (item_id, origin, destination, exclude_carrier, qty)
-    onto lanes with the same origin and destination run by another carrier with free capacity."""
-    rc = settings.recommend
-    if overflow.is_empty() or lanes.is_empty():
-        return pl.DataFrame(schema=REASSIGN_SCHEMA)
-    lane_idx = (
-        lanes.lazy().with_row_index("lane_id").with_columns(pl.col("lane_id").cast(pl.Int64))
-        .filter(pl.col("capacity").floor() >= 1)
+    keyed = needs.filter(pl.col("qty") > 0).with_row_index("need_id").with_columns(pl.col("need_id").cast(pl.Int64))
+    lane_idx = (lanes.with_row_index("lane_id").with_columns(pl.col("lane_id").cast(pl.Int64))
+                .filter(pl.col("capacity").floor() >= 1))
+    by_lane = keyed.join(lane_idx, left_on="location", right_on="destination")
+    sources = (
+        figures.lazy().select(
+            "sku", pl.col("location").alias("origin"), "spare",
+            pl.when(pl.col("daily_demand") > 0).then(pl.col("spare") / pl.col("daily_demand"))
+            .otherwise(1e6).alias("spare_days"))
+        .filter(pl.col("spare") >= 1)
+        .join(keyed.lazy().select("sku", pl.col("location").alias("origin")), on=["sku", "origin"], how="anti")
+        .collect()
     )
     arcs = (
-        overflow.lazy().rename({"item_id": "need_id"})
-        .join(lane_idx, on=["origin", "destination"])
-        .filter(pl.col("carrier") != pl.col("exclude_carrier"))
-        .with_columns(
-            pl.col("cost_per_unit").alias("cost"),
-            pl.col("lane_id").alias("res_a"),
-            pl.lit(None, dtype=pl.Int64).alias("res_b"),
-        )
-        .sort("need_id", "carrier", "lane_id")
+        by_lane.join(sources, on=["sku", "origin"])
+        .filter(pl.col("spare").rank("dense", descending=True).over("need_id") <= rc.max_sources_per_need)
     )
-    capacities = (arcs.select(pl.col("lane_id").alias("res_id"), pl.col("capacity").floor().alias("cap"))
-                  .unique("res_id").sort("res_id"))
-    arcs, capacities, needs = pl.collect_all([  # one query, in-memory as the eager steps ran
-        arcs.select("need_id", "cost", "res_a", "res_b", "origin", "destination", "carrier", "cost_per_unit"),
-        capacities,
-        overflow.lazy().select(pl.col("item_id").alias("need_id"), pl.col("qty").floor()),
-    ], engine="in-memory")
+    if arcs.is_empty():
+        return pl.DataFrame(schema=TRANSFER_SCHEMA)
+    # what each lane's arrival can still cover at its need
+    transits = np.unique(arcs.get_column("transit_days").to_numpy())
+    still = projection.deficits_after(keyed.get_column("pos").to_numpy(), transits)
+    col = np.searchsorted(transits, arcs.get_column("transit_days").to_numpy())
+    cap = np.ceil(still[arcs.get_column("need_id").to_numpy(), col] - 1e-9)
+    late_days = np.maximum(arcs.get_column("transit_days").to_numpy()
+                           - arcs.get_column("first_below").fill_null(0.0).to_numpy(), 0.0)
+    penalty = rc.shortage_cost_per_unit_day * projection.unit_value[arcs.get_column("pos").to_numpy()]
+    arcs = arcs.with_columns(pl.Series("useful", cap), pl.Series("late_cost", late_days * penalty)).filter(
+        pl.col("useful") >= 1)
+    if arcs.is_empty():
+        return pl.DataFrame(schema=TRANSFER_SCHEMA)
+    src_keys = arcs.select("sku", "origin").unique(maintain_order=True).with_row_index("src_id").with_columns(
+        pl.col("src_id").cast(pl.Int64))
+    lanes_used = arcs.select("lane_id", "capacity").unique("lane_id").sort("lane_id").with_row_index("lane_res")
+    n_src = src_keys.height
+    arcs = (
+        arcs.join(src_keys, on=["sku", "origin"])
+        .join(lanes_used.select("lane_id", (pl.col("lane_res").cast(pl.Int64) + n_src).alias("res_b")), on="lane_id")
+        .with_columns(
+            (pl.col("cost_per_unit") + pl.col("late_cost") + 1e-3 / (1.0 + pl.col("spare_days"))).alias("cost"),
+            pl.col("src_id").alias("res_a"))
+        .sort("need_id", "origin", "carrier", "lane_id")
+    )
+    capacities = pl.concat([
+        arcs.select(pl.col("src_id").alias("res_id"), pl.col("spare").alias("cap")).unique("res_id"),
+        lanes_used.select((pl.col("lane_res").cast(pl.Int64) + n_src).alias("res_id"),
+                          pl.col("capacity").floor().alias("cap")),
+    ]).sort("res_id")
+    flows = allocate(
+        arcs.select("need_id", "cost", "res_a", "res_b", "sku", "origin", "location", "carrier",
+                    "cost_per_unit", "transit_days", "spare", "useful"),
+        keyed.select("need_id", "qty"), capacities,
+        unmet_penalty=rc.unmet_penalty_per_unit, mip_max_variables=rc.mip_max_variables,
+    )
+    return flows.select(
+        "sku", pl.col("origin").alias("from"), pl.col("location").alias("to"), "carrier",
+        pl.min_horizontal("flow", "useful").alias("qty"), "cost_per_unit", "transit_days",
+        pl.col("spare").alias("source_spare"),
+    ).filter(pl.col("qty") >= 1).sort("to", "sku", "from", "carrier")
+
+
+def plan_reassignment(items: pl.DataFrame, cuts: pl.DataFrame, lanes: pl.DataFrame,
+                      settings: DetectorSettings) -> pl.DataFrame:
+    """Min-cost moves of cut load onto other carriers, over all cuts at once.
+
+    ``items``: the load on each cut by lane (fingerprint, origin, destination, carrier, qty);
+    ``cuts``: fingerprint, overflow, and ``excluded`` — the carriers no move may go to (the cut
+    carrier, or every carrier already on a cut lane). Which lanes give up load is the model's
+    choice, not a share fixed beforehand: the cheapest alternatives are used first.
+    """
+    rc = settings.recommend
+    if items.is_empty() or cuts.is_empty() or lanes.is_empty():
+        return pl.DataFrame(schema=REASSIGN_SCHEMA)
+    needs = cuts.select("fingerprint", pl.col("overflow").ceil().alias("qty")).with_row_index("need_id").with_columns(
+        pl.col("need_id").cast(pl.Int64))
+    items = items.with_row_index("item_id").with_columns(pl.col("item_id").cast(pl.Int64))
+    lane_idx = (lanes.with_row_index("lane_id").with_columns(pl.col("lane_id").cast(pl.Int64))
+                .filter(pl.col("capacity").floor() >= 1)
+                .select("lane_id", "origin", "destination", pl.col("carrier").alias("to_carrier"),
+                        "cost_per_unit", "capacity"))
+    arcs = (
+        items.join(needs.select("need_id", "fingerprint"), on="fingerprint")
+        .join(lane_idx, on=["origin", "destination"])
+        .join(cuts.select("fingerprint", "excluded"), on="fingerprint")
+        .filter(~pl.col("to_carrier").is_in(pl.col("excluded")) & (pl.col("to_carrier") != pl.col("carrier")))
+    )
     if arcs.is_empty():
         return pl.DataFrame(schema=REASSIGN_SCHEMA)
+    n_items = items.height
+    arcs = arcs.with_columns(pl.col("cost_per_unit").alias("cost"), pl.col("item_id").alias("res_a"),
+                             (pl.col("lane_id") + n_items).alias("res_b")).sort("need_id", "item_id", "lane_id")
+    capacities = pl.concat([
+        items.select(pl.col("item_id").alias("res_id"), pl.col("qty").floor().alias("cap")),
+        arcs.select((pl.col("lane_id") + n_items).alias("res_id"), pl.col("capacity").floor().alias("cap"))
+        .unique("res_id"),
+    ]).sort("res_id")
     flows = allocate(
-        arcs, needs, capacities,
-        unmet_penalty=rc.unmet_penalty_per_unit,
-        mip_max_variables=rc.mip_max_variables,
+        arcs.select("need_id", "cost", "res_a", "res_b", "fingerprint", "origin", "destination",
+                    pl.col("carrier").alias("from_carrier"), "to_carrier", "cost_per_unit"),
+        needs.select("need_id", "qty"), capacities,
+        unmet_penalty=rc.unmet_penalty_per_unit, mip_max_variables=rc.mip_max_variables,
     )
-    return flows.lazy().select(
-        pl.col("need_id").alias("item_id"), "origin", "destination", "carrier",
-        pl.col("flow").alias("qty"), "cost_per_unit",
-    ).sort("item_id", "carrier").collect(engine="in-memory")
+    return flows.select("fingerprint", "origin", "destination", "from_carrier", "to_carrier",
+                        pl.col("flow").alias("qty"), "cost_per_unit").sort(
+        "fingerprint", "origin", "destination", "from_carrier", "to_carrier")

@@ -1,9 +1,10 @@
 """Disruption: late ETA, exceptions, silent shipments, and what the destination loses."""
 
+import pytest
 from conftest import NEXT_WEEK, NOW, WEEK, table, ts
 
-from detectors import stockout_risk
 from detectors.disruption import detect_disruption
+from detectors.projection import build
 from detectors.settings import DetectorSettings
 
 
@@ -29,22 +30,35 @@ def run(shipments, on_hand=300.0, open_fps=frozenset()):
     settings = DetectorSettings()
     demand, inventory = network(on_hand)
     ships = table("shipments", shipments)
-    proj = stockout_risk.project(demand, inventory, ships, settings, NOW)
-    return detect_disruption(ships, proj, settings, NOW, open_fps)
+    return detect_disruption(ships, build(demand, inventory, ships, settings, NOW), settings, NOW, open_fps)
 
 
-def test_eta_six_days_late_costs_two_service_days_at_the_destination():
-    out = run([ship("S1", eta=ts(3, month=12))])  # planned Nov 27 00:00 → ETA Dec 3 00:00
+def test_eta_six_days_late_costs_what_the_projection_loses_at_the_destination():
+    """Planned Nov 27 00:00 (day ⅔), ETA Dec 3 00:00 (day 6⅔); 300 on hand, 50 a day, 100 safety.
+    On time: 300 + 400 − 50 × 14 = 0 at the end, below 100 from day 12: 2 days. Late: 100 left
+    on day 4, −33.3 when the truck lands on day 6⅔ (2⅔ days below), 366.7 after it, 100 again on
+    day 12: 4⅔ days below, 2⅔ more than on time; the lowest point, 133.3 below safety stock, is
+    33.3 deeper than on time (100 below, at the end)."""
+    out = run([ship("S1", eta=ts(3, month=12))])
     row = out.row(0, named=True)
     assert row["reasons"] == ["eta_slipped"]
     assert row["slip_hours"] == 144
     line = row["lines"][0]
-    assert line["cover_days"] == 4.0          # (300 − 100) / 50
-    assert line["service_days"] == 2.0        # 6 days late − 4 days covered
-    assert line["need_units"] == 100.0        # 2 days × 50 a day
-    assert row["units_short"] == 400 and row["value_at_risk"] == 4000
-    assert row["service_days_at_risk"] == 2.0 and row["severity"] == "high"
+    assert line["delay_days"] == 6.0
+    assert line["days_below_safety"] == pytest.approx(8 / 3, abs=1e-3)
+    assert line["units_short"] == pytest.approx(33.333, abs=1e-3)
+    assert row["service_days_at_risk"] == pytest.approx(8 / 3, abs=1e-3)
+    assert row["value_at_risk"] == pytest.approx(333.33, abs=0.01)  # 33.3 × 10
     assert row["day"] == "2026-11-24"
+
+
+def test_the_day_of_a_shipment_is_its_origins_day():
+    """Planned to leave Nov 24 00:00 UTC: still Nov 23 in Chicago."""
+    chicago = DetectorSettings.model_validate({"timezones": {"PLANT": "America/Chicago"}})
+    demand, inventory = network()
+    ships = table("shipments", [ship("S1", eta=ts(3, month=12))])
+    out = detect_disruption(ships, build(demand, inventory, ships, chicago, NOW), chicago, NOW)
+    assert out.row(0, named=True)["day"] == "2026-11-23"
 
 
 def test_slip_within_tolerance_delivered_and_on_time_are_not_drifts():

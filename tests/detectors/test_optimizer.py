@@ -90,3 +90,96 @@ def test_lp_first_gives_the_flows_of_the_mip(instance):
     finally:
         optimizer._INTEGRAL = saved
     assert lp_first == mip
+
+
+# --- HiGHS against brute force: every integer allocation of a small instance is tried ---------
+
+
+def _brute_force(arcs: list[tuple[int, float, int, int | None]], needs: list[float], caps: list[float],
+                 penalty: float = 1000.0) -> float:
+    import itertools
+
+    best = float("inf")
+    bound = int(max(needs + caps + [0.0]))
+    for flows in itertools.product(range(bound + 1), repeat=len(arcs)):
+        served = [0.0] * len(needs)
+        used = [0.0] * len(caps)
+        for (need, _cost, a, b), f in zip(arcs, flows, strict=True):
+            served[need] += f
+            used[a] += f
+            if b is not None:
+                used[b] += f
+        if any(s > q for s, q in zip(served, needs, strict=True)) or any(
+                u > c for u, c in zip(used, caps, strict=True)):
+            continue
+        cost = sum(f * arc[1] for arc, f in zip(arcs, flows, strict=True))
+        best = min(best, cost + penalty * sum(q - s for q, s in zip(needs, served, strict=True)))
+    return best
+
+
+@st.composite
+def small(draw):
+    n_needs, n_res = draw(st.integers(1, 2)), draw(st.integers(1, 3))
+    arcs = [(draw(st.integers(0, n_needs - 1)), float(draw(st.integers(1, 5))), draw(st.integers(0, n_res - 1)),
+             draw(st.none() | st.integers(0, n_res - 1))) for _ in range(draw(st.integers(1, 3)))]
+    arcs = [(n, c, a, None if b == a else b) for n, c, a, b in arcs]
+    return arcs, [float(draw(st.integers(0, 4))) for _ in range(n_needs)], [float(draw(st.integers(0, 4)))
+                                                                             for _ in range(n_res)]
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(small())
+def test_the_allocation_is_as_cheap_as_the_best_of_every_integer_allocation(instance):
+    arcs, need_qty, cap_qty = instance
+    frames = _problem(arcs, need_qty, cap_qty)
+    flows = _flows(*frames)
+    served = [0.0] * len(need_qty)
+    cost = 0.0
+    for arc, f in flows.items():
+        served[arcs[arc][0]] += f
+        cost += f * arcs[arc][1]
+    got = cost + 1000.0 * sum(q - s for q, s in zip(need_qty, served, strict=True))
+    assert got == _brute_force(arcs, need_qty, cap_qty)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from(["DC1", "DC2"]), st.integers(1, 4)), min_size=1, max_size=2,
+                unique_by=lambda x: x[0]),
+       st.lists(st.tuples(st.sampled_from(["DC1", "DC2"]), st.sampled_from(["B", "C", "ACME"]), st.integers(1, 5),
+                          st.integers(0, 4)), max_size=3, unique_by=lambda x: (x[0], x[1])),
+       st.integers(1, 5))
+def test_reassignment_is_the_cheapest_of_every_integer_reassignment(load, lanes, overflow):
+    """One ACME cut: its load on each lane may move, in whole units, to any other carrier with
+    room on that lane; what does not move is penalised. Never onto ACME."""
+    import itertools
+
+    from detectors.settings import DetectorSettings
+    from detectors.transfers import plan_reassignment
+
+    items = pl.DataFrame({"fingerprint": ["cut"] * len(load), "origin": ["P"] * len(load),
+                          "destination": [d for d, _ in load], "carrier": ["ACME"] * len(load),
+                          "qty": [float(q) for _, q in load]})
+    cuts = pl.DataFrame({"fingerprint": ["cut"], "overflow": [float(overflow)], "excluded": [["ACME"]]})
+    lane_frame = pl.DataFrame({"origin": ["P"] * len(lanes), "destination": [d for d, *_ in lanes],
+                               "carrier": [c for _, c, *_ in lanes], "cost_per_unit": [float(x[2]) for x in lanes],
+                               "capacity": [float(x[3]) for x in lanes]},
+                              schema={"origin": pl.Utf8, "destination": pl.Utf8, "carrier": pl.Utf8,
+                                      "cost_per_unit": pl.Float64, "capacity": pl.Float64})
+    moves = plan_reassignment(items, cuts, lane_frame, DetectorSettings())
+    assert "ACME" not in moves.get_column("to_carrier").to_list()
+    got = float((moves.get_column("qty") * moves.get_column("cost_per_unit")).sum())
+    got += 1000.0 * (overflow - float(moves.get_column("qty").sum()))
+    options = [(d, cpu, cap) for d, c, cpu, cap in lanes if c != "ACME"]
+    stock = dict(load)
+    best = float("inf")
+    for flows in itertools.product(range(6), repeat=len(options)):
+        by_dest: dict[str, int] = {}
+        if any(f > cap for f, (_, _, cap) in zip(flows, options, strict=True)):
+            continue
+        for f, (d, _, _) in zip(flows, options, strict=True):
+            by_dest[d] = by_dest.get(d, 0) + f
+        if any(n > stock.get(d, 0) for d, n in by_dest.items()) or sum(flows) > overflow:
+            continue
+        cost = sum(f * cpu for f, (_, cpu, _) in zip(flows, options, strict=True))
+        best = min(best, cost + 1000.0 * (overflow - sum(flows)))
+    assert got == best
