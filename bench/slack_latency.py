@@ -162,7 +162,7 @@ def push_to_message(stack: DemoStack, samples: int, log=print) -> list[Figure]: 
     return [
         Figure(bench, "push → message p50", ms(percentile(latencies, 50)), "ms", notes=detail),
         Figure(bench, "push → message p95", ms(percentile(latencies, 95)), "ms",
-               notes="includes incremental detection, lifecycle upsert, the Slack sync (woken "
+               notes="includes detection, lifecycle upsert, the Slack sync (woken "
                      "at once) and chat.postMessage"
                      + (f"; pushes that met a 429 on the way: n={len(hit_429)}, p50 "
                         f"{ms(percentile(hit_429, 50))} ms; without: n={len(clean)}, p50 "
