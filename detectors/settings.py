@@ -57,7 +57,7 @@ class DisruptionSettings(_Section):
         description="Statuses that are a disruption by themselves.",
     )
     done_statuses: list[str] = Field(
-        default_factory=lambda: ["delivered", "cancelled"],
+        default_factory=lambda: ["delivered", "arrived", "cancelled"],
         description="Statuses of shipments that can no longer be disrupted.",
     )
     in_transit_statuses: list[str] = Field(

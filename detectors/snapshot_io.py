@@ -82,7 +82,7 @@ row and column; rows count from 1 after the header, so CSV row n is line n + 1):
 - dates and times lie within detectors.limits.earliest .. latest (1990-01-01 .. 2199-12-31);
 - capacity.resource_type is lane, carrier, site or dock; shipments.status is planned or one of
   the statuses detectors.disruption knows: in_transit, departed, delayed, exception, delivered,
-  cancelled by default.
+  arrived, cancelled by default.
 """
 
 

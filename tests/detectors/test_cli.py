@@ -188,7 +188,7 @@ def test_unknown_resource_type(tmp_path):
                   "resource_type; use one of lane, carrier, site, dock"
 
 
-@pytest.mark.parametrize("status", ["arrived", "In_Transit", "[lost]"])
+@pytest.mark.parametrize("status", ["landed", "In_Transit", "[lost]"])
 def test_unknown_shipment_status(tmp_path, status):
     msg = refused(tmp_path, shipments=SHIPMENTS.replace(",in_transit,", f",{status},"))
     assert msg == f"{tmp_path}/shipments.csv: row 1 (line 2), column status: {status} is not a known status; " \
