@@ -192,7 +192,7 @@ def test_unknown_resource_type(tmp_path):
 def test_unknown_shipment_status(tmp_path, status):
     msg = refused(tmp_path, shipments=SHIPMENTS.replace(",in_transit,", f",{status},"))
     assert msg == f"{tmp_path}/shipments.csv: row 1 (line 2), column status: {status} is not a known status; " \
-                  "use one of planned, in_transit, departed, delayed, exception, delivered, cancelled"
+                  "use one of planned, in_transit, departed, delayed, exception, delivered, arrived, cancelled"
 
 
 @pytest.mark.parametrize(("table", "column", "value", "shown"), [

@@ -109,10 +109,10 @@ def test_statuses_follow_the_disruption_settings(tmp_path):
 
 def test_the_doc_lists_the_statuses_the_detectors_know():
     assert shipment_statuses(DisruptionSettings()) == (
-        "planned", "in_transit", "departed", "delayed", "exception", "delivered", "cancelled")
+        "planned", "in_transit", "departed", "delayed", "exception", "delivered", "arrived", "cancelled")
     doc = " ".join(SNAPSHOT_COLUMNS_DOC.split())
     assert ("shipments.status is planned or one of the statuses detectors.disruption knows: in_transit, "
-            "departed, delayed, exception, delivered, cancelled by default") in doc
+            "departed, delayed, exception, delivered, arrived, cancelled by default") in doc
 
 
 def test_negative_on_hand_is_a_backorder_not_an_error(tmp_path):
