@@ -178,6 +178,12 @@ class ContextThreadPoolExecutor(ThreadPoolExecutor):
 _TRAILING_ID = re.compile(r"[^0-9](\d+)$")
 
 
+def _number(text: str) -> int | None:
+    """``text`` as a number to log, if it is ASCII digits of a sane length: ``isdigit()`` also
+    accepts "²", and int() refuses that and anything of 4,300 digits or more."""
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 20 else None
+
+
 def slack_request_fields(body: Mapping[str, Any]) -> dict[str, Any]:
     """Loggable fields of a Slack request body: who, where, and which recommendation."""
     fields: dict[str, Any] = {"slack_type": body.get("type") or
@@ -190,16 +196,14 @@ def slack_request_fields(body: Mapping[str, Any]) -> dict[str, Any]:
     for action in body.get("actions") or []:
         value = str(action.get("value") or (action.get("selected_option") or {}).get("value")
                     or "")
-        if value.isdigit():
-            rec_id = int(value)
-        elif tail := _TRAILING_ID.search(str(action.get("block_id") or "")):
-            rec_id = int(tail.group(1))
+        rec_id = _number(value)
+        if rec_id is None and (tail := _TRAILING_ID.search(str(action.get("block_id") or ""))):
+            rec_id = _number(tail.group(1))
         if rec_id is not None:
             break
     view = body.get("view")
     if rec_id is None and isinstance(view, Mapping):
-        meta = str(view.get("private_metadata") or "")
-        rec_id = int(meta) if meta.isdigit() else None
+        rec_id = _number(str(view.get("private_metadata") or ""))
     fields["recommendation_id"] = rec_id
     return {k: v for k, v in fields.items() if v is not None}
 

@@ -43,12 +43,17 @@ def _captured(stack, message, kind: str) -> dict:
     # past any id: OverflowError on SQLite
     ("Approve", "value", "99999999999999999999999",
      "'99999999999999999999999' is not a recommendation id"),
+    # more digits than int() reads (the message shows the first 40)
+    ("Approve", "value", "9" * 5000, f"'{'9' * 40}' is not a recommendation id"),
+    # a digit to str.isdigit(), not to int()
+    ("Approve", "value", "²", "'²' is not a recommendation id"),
     ("Reject", "value", "abc", "'abc' is not a recommendation id"),  # opens a modal
     # a select carries its recommendation's id in the block id
     ("snooze", "block_id", "rec_actions:abc", "'abc' is not a recommendation id"),
     ("snooze", "selected_option", {"text": {"type": "plain_text", "text": "2y"}, "value": "2y"},
      "'2y' is not a snooze choice"),
-], ids=["approve-abc", "approve-huge", "reject-abc", "snooze-block-abc", "snooze-2y"])
+], ids=["approve-abc", "approve-huge", "approve-5000-digits", "approve-superscript",
+        "reject-abc", "snooze-block-abc", "snooze-2y"])
 def test_a_click_alignbot_cannot_act_on_is_dropped_once_with_one_warning(
         stack, caplog, kind, field, value, named):
     message, rec = stack.slack.wait_for(
