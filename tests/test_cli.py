@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import time
@@ -122,8 +123,21 @@ def test_a_bad_database_url_is_one_line_with_the_password_masked(command, proble
     assert isinstance(result.exception, SystemExit), result.exception  # not a traceback
     assert result.exit_code == 1
     assert "secret" not in result.output
-    (line,) = result.output.strip().splitlines()
+    # (only the error lines: other tests' servers in this process may log to the same stderr)
+    (line,) = [line for line in result.output.splitlines() if line.startswith("error:")]
     assert line.startswith("error: " + says), line
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_refused_database_connection_is_all_that_is_printed(command, tmp_path):
+    url, says = BAD_DATABASE_URLS["refused"]
+    result = subprocess.run([str(ROOT / ".venv/bin/alignbot"), *COMMANDS[command], "--config",
+                             str(EXAMPLE)], capture_output=True, text=True, timeout=60,
+                            cwd=tmp_path, env={**os.environ, **SLACK_ENV, "DATABASE_URL": url})
+    assert result.returncode == 1
+    assert result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("error: " + says), result.stderr
 
 
 def test_an_unreachable_database_fails_within_seconds(tmp_path):
