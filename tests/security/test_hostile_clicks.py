@@ -80,3 +80,24 @@ def test_a_click_alignbot_cannot_act_on_is_dropped_once_with_one_warning(
     assert warnings == [f"dropped a click on {payload['actions'][0]['action_id']}: {named}"]
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
     assert not errors, [r.getMessage() for r in errors]
+
+
+def test_a_stored_click_bolt_cannot_read_is_dropped_once_with_one_warning(stack, caplog):
+    """The door stores what starts like a click; if the rest is not JSON, Bolt can never read
+    it, so retrying it would only log an error each time."""
+    body = b'payload={"type":"block_actions","actions":[ not json'
+    caplog.set_level(logging.INFO)
+    ts = int(time.time())
+    answer = httpx.post(stack.bot.url + "/slack/events", content=body, timeout=10, headers={
+        "Content-Type": "application/x-www-form-urlencoded", "X-Slack-Request-Timestamp": str(ts),
+        "X-Slack-Signature": sign(stack.signing_secret, ts, body)})
+    assert answer.status_code in (200, 400)
+    if answer.status_code == 200:  # stored: handled after the ack
+        row = stack.slack.wait_for(
+            lambda: (r := _stored(stack, delivery_key(body))) and r.state != "pending" and r,
+            timeout=10, message="the click is still pending: its handling failed")
+        assert (row.state, row.attempts) == ("done", 1)
+        warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert any("cannot read" in w for w in warnings), warnings
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    assert not errors, [r.getMessage() for r in errors]
