@@ -270,7 +270,7 @@ def _rarer_drifts(systems: Systems) -> dict[str, Any]:
                 inv["on_hand"] = 0.0
                 w.touch("inventory", (sku, loc))
     return {"drop": drop["shipment_id"], "sku": line["sku"], "qty": line["qty"], "grow": grow,
-            "late": late["shipment_id"]}
+            "late": late["shipment_id"], "eta": late["eta"]}
 
 
 @pytest.mark.parametrize("fixed_systems", [NOW, datetime(2026, 3, 2, 23, 0, tzinfo=UTC),
@@ -294,9 +294,12 @@ def test_rarer_action_shapes_are_accepted_and_take_effect(fixed_systems):
     assert [r["qty"] for r in receipts if (r["shipment_id"], r["sku"])
             == (made["drop"], made["sku"])] == [line["qty"]]
 
+    # expedited as the mode allows (a day sooner by default), not back to its planned arrival
+    (fast,) = [a.params for a, _ in executed if a.operation == "expedite_shipment"
+               and a.params["shipment_id"] == made["late"]]
     late = shipments[made["late"]]
-    assert late["status"] != "delayed" and late["exception_code"] is None
-    assert late["eta"] <= ts(parse_ts(late["planned_arrival"], "p") + timedelta(hours=2))
+    assert parse_ts(late["eta"], "eta") == parse_ts(fast["target_arrival"], "target") \
+        == parse_ts(made["eta"], "eta") - timedelta(days=1)
 
     replenish = [a.params for a, _ in executed if a.operation == "update_replenishment_plan"]
     orders = {(r["sku"], r["location"], r["qty"], r["expected_date"]) for r in receipts
@@ -314,7 +317,9 @@ def test_rarer_action_shapes_are_accepted_and_take_effect(fixed_systems):
     _type, rid, period = made["grow"]
     assert not [d for d in by_kind(after, DriftKind.CAPACITY_SHIFT)
                 if (d.key["resource_id"], d.key["period"]) == (rid, period)]
-    assert made["late"] not in {d.key["shipment_id"] for d in by_kind(after, DriftKind.DISRUPTION)}
+    (was,) = [d for d in by_kind(before, DriftKind.DISRUPTION) if d.key["shipment_id"] == made["late"]]
+    (still,) = [d for d in by_kind(after, DriftKind.DISRUPTION) if d.key["shipment_id"] == made["late"]]
+    assert still.evidence["slip_hours"] == pytest.approx(was.evidence["slip_hours"] - 24)  # a day made up
     assert not [d for d in by_kind(after, DriftKind.DISRUPTION)
                 if d.key["shipment_id"] in asked and "stopped_reporting" in d.evidence["reasons"]]
 
