@@ -68,15 +68,17 @@ def render(result: DetectionResult, console: Console) -> None:
                        f"{i.units_excess:,.0f}", f"{i.value_at_risk:,.0f}", f"{i.service_days_at_risk:.1f}")
     console.print(drifts)
     recs = Table(title=f"Recommendations ({len(result.recommendations)})", show_lines=True)
-    for col in ("severity", "summary", "actions", "if ignored → if approved"):
+    for col in ("severity", "summary", "actions", "if ignored → if approved", "options (total cost)"):
         recs.add_column(col)
     for r in result.recommendations:
         actions = "\n".join(f"{a.system}: {a.operation} " + ", ".join(f"{k}={v}" for k, v in a.params.items()
                                                                        if k != "lines")
                             for a in r.actions)
         a, b = r.impact_if_ignored, r.impact_if_approved
+        options = "\n".join(f"{'→ ' if o.recommended else ''}{o.name}: {o.total_cost:,.2f}" for o in r.options)
         recs.add_row(r.severity.value, r.summary, actions,
-                     f"short {a.units_short:,.0f} → {b.units_short:,.0f}\n"
+                     f"below safety {a.units_short:,.1f} → {b.units_short:,.1f}\n"
                      f"value {a.value_at_risk:,.0f} → {b.value_at_risk:,.0f}\n"
-                     f"service days {a.service_days_at_risk:.1f} → {b.service_days_at_risk:.1f}")
+                     f"days below safety {a.service_days_at_risk:.2f} → {b.service_days_at_risk:.2f}\n"
+                     f"cost {r.cost:,.2f}", options)
     console.print(recs)

@@ -122,8 +122,9 @@ class Projection:
     def _receipts_of(self, positions: np.ndarray) -> Receipts:
         """The receipts of each of ``positions``, numbered by their place in ``positions``."""
         order = self.receipt_order()
-        first = np.searchsorted(self.receipts.pos[order], positions, side="left")
-        count = np.searchsorted(self.receipts.pos[order], positions, side="right") - first
+        sorted_pos = self.__dict__["_sorted_pos"]
+        first = np.searchsorted(sorted_pos, positions, side="left")
+        count = np.searchsorted(sorted_pos, positions, side="right") - first
         variant = np.repeat(np.arange(len(positions)), count)
         offset = np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)
         picked = order[np.repeat(first, count) + offset]
@@ -136,32 +137,30 @@ class Projection:
         if cached is None:
             cached = np.argsort(self.receipts.pos, kind="stable")
             object.__setattr__(self, "_order", cached)
+            object.__setattr__(self, "_sorted_pos", self.receipts.pos[cached])
         return cached
 
     def days_from_now(self, when: datetime) -> float:
         return (when - self.now).total_seconds() / 86_400
 
     def lows_after(self, positions: np.ndarray, times: np.ndarray, changes: Receipts | None = None) -> np.ndarray:
-        """[len(positions), len(times)]: the lowest projected stock after each time (days from
-        now; inf when nothing is left of the horizon). ``positions`` are copies, as in ``what_if``,
-        with ``changes`` on top."""
+        """The lowest projected stock of each copy of ``positions`` after its own time (days from
+        now; inf when nothing is left of the horizon); copies as in ``what_if``."""
         positions = np.asarray(positions, np.int64)
         own = self._receipts_of(positions)
         seg = segments(self.on_hand[positions], self.rate[positions], self.bounds,
                        own if changes is None else own + changes)
-        ends, lows = seg.start + seg.length, seg.level - seg.rate * seg.length
-        out = np.full((len(positions), len(times)), np.inf)
-        for j, t in enumerate(times):
-            late = ends > t + 1e-12
-            np.minimum.at(out[:, j], seg.pos[late], lows[late])
+        late = seg.start + seg.length > np.asarray(times, float)[seg.pos] + 1e-12
+        out = np.full(len(positions), np.inf)
+        np.minimum.at(out, seg.pos[late], (seg.level - seg.rate * seg.length)[late])
         return out
 
     def deficits_after(self, positions: np.ndarray, times: np.ndarray,
                        changes: Receipts | None = None) -> np.ndarray:
-        """How far stock falls below safety stock after each time (0 if it does not): what a
-        receipt arriving then can still cover."""
+        """How far stock falls below safety stock after each copy's time (0 if it does not):
+        what a receipt arriving then can still cover."""
         positions = np.asarray(positions, np.int64)
-        return np.maximum(self.safety[positions][:, None] - self.lows_after(positions, times, changes), 0.0)
+        return np.maximum(self.safety[positions] - self.lows_after(positions, times, changes), 0.0)
 
 
 def build(demand: pl.DataFrame, inventory: pl.DataFrame, shipments: pl.DataFrame,
@@ -254,10 +253,35 @@ def _edge_levels(on_hand: np.ndarray, rate: np.ndarray, bounds: np.ndarray, rece
     np.cumsum(rate * np.diff(bounds), axis=1, out=consumed[:, 1:])
     if not len(receipts.t):
         return on_hand[:, None] - consumed, None
-    day = np.clip(np.searchsorted(bounds, receipts.t, side="right") - 1, 0, n_days - 1)
+    day = _day_of(receipts, bounds)
     arrived = np.bincount(receipts.pos * width + day + 1, receipts.qty, minlength=n * width).reshape(n, width)
     levels = on_hand[:, None] + np.cumsum(arrived, axis=1) - consumed
-    return levels, _split_days(receipts, day, bounds, levels, rate)
+    return levels, _split_days(receipts, day, bounds, levels[receipts.pos, day], rate)
+
+
+def _day_of(receipts: Receipts, bounds: np.ndarray) -> np.ndarray:
+    return np.clip(np.searchsorted(bounds, receipts.t, side="right") - 1, 0, len(bounds) - 2)
+
+
+def _lowest_at_edges(on_hand: np.ndarray, rate: np.ndarray, bounds: np.ndarray, receipts: Receipts
+                     ) -> tuple[np.ndarray, np.ndarray, Segments | None]:
+    """``_edge_levels`` for many positions in one pass over the days, keeping only what the
+    figures need: the lowest stock at a day edge, the stock at the end, and the split days."""
+    level = on_hand.astype(float)
+    lowest = level.copy()
+    lengths = np.diff(bounds)
+    day = _day_of(receipts, bounds)
+    by_day = np.argsort(day, kind="stable")
+    cuts = np.searchsorted(day[by_day], np.arange(len(lengths) + 1))
+    day_start = np.empty(len(receipts.t))
+    for d, length in enumerate(lengths):
+        landing = by_day[cuts[d]:cuts[d + 1]]
+        day_start[landing] = level[receipts.pos[landing]]
+        level -= rate[:, d] * length
+        np.add.at(level, receipts.pos[landing], receipts.qty[landing])
+        np.minimum(lowest, level, out=lowest)
+    split = _split_days(receipts, day, bounds, day_start, rate) if len(receipts.t) else None
+    return lowest, level, split
 
 
 def segments(on_hand: np.ndarray, rate: np.ndarray, bounds: np.ndarray, receipts: Receipts) -> Segments:
@@ -266,8 +290,7 @@ def segments(on_hand: np.ndarray, rate: np.ndarray, bounds: np.ndarray, receipts
     levels, split = _edge_levels(on_hand, rate, bounds, receipts)
     whole = np.ones((n, n_days), bool)
     if split is not None:
-        day = np.clip(np.searchsorted(bounds, receipts.t, side="right") - 1, 0, n_days - 1)
-        whole[receipts.pos, day] = False
+        whole[receipts.pos, _day_of(receipts, bounds)] = False
     whole_p, whole_d = np.nonzero(whole)
     lengths = np.diff(bounds)
     parts = [Segments(whole_p, bounds[whole_d], lengths[whole_d], levels[whole_p, whole_d],
@@ -278,11 +301,13 @@ def segments(on_hand: np.ndarray, rate: np.ndarray, bounds: np.ndarray, receipts
                       for f in ("pos", "start", "length", "level", "rate")))
 
 
-def _split_days(receipts: Receipts, day: np.ndarray, bounds: np.ndarray, level: np.ndarray,
+def _split_days(receipts: Receipts, day: np.ndarray, bounds: np.ndarray, day_start: np.ndarray,
                 rate: np.ndarray) -> Segments:
-    """The stretches of the day buckets receipts land in: up to each receipt, then to the day's end."""
+    """The stretches of the day buckets receipts land in: up to each receipt, then to the day's
+    end. ``day_start``: per receipt, the stock at the start of its day."""
     order = np.lexsort((receipts.t, day, receipts.pos))
     pos, d, q = receipts.pos[order], day[order], receipts.qty[order]
+    opening = day_start[order]
     t = np.maximum(receipts.t[order], bounds[d])
     new_cell = np.ones(len(pos), bool)
     new_cell[1:] = (pos[1:] != pos[:-1]) | (d[1:] != d[:-1])
@@ -292,9 +317,9 @@ def _split_days(receipts: Receipts, day: np.ndarray, bounds: np.ndarray, level: 
     received = np.cumsum(q)
     before = received - q - (received - q)[cell_start][cell_of]  # received earlier in the same day
     r = rate[pos, d]
-    start_level = level[pos, d] + before - r * (prev_t - bounds[d])
+    start_level = opening + before - r * (prev_t - bounds[d])
     last = np.append(cell_start[1:], len(pos)) - 1  # each cell's last receipt
-    tail_level = level[pos[last], d[last]] + (before[last] + q[last]) - r[last] * (t[last] - bounds[d[last]])
+    tail_level = opening[last] + (before[last] + q[last]) - r[last] * (t[last] - bounds[d[last]])
     return Segments(
         np.concatenate([pos, pos[last]]),
         np.concatenate([prev_t, t[last]]),
@@ -312,13 +337,11 @@ def simulate(on_hand: np.ndarray, safety: np.ndarray, rate: np.ndarray, bounds: 
     walked only for positions that go below safety stock somewhere.
     """
     n = len(on_hand)
-    levels, split = _edge_levels(on_hand, rate, bounds, receipts)
-    min_level = levels.min(axis=1)
+    min_level, end_level, split = _lowest_at_edges(on_hand, rate, bounds, receipts)
     if split is not None:
         held = split.length > 1e-12  # between two receipts at the same moment stock is never held
         np.minimum.at(min_level, split.pos[held], split.level[held])
         np.minimum.at(min_level, split.pos[held], (split.level - split.rate * split.length)[held])
-    end_level = levels[:, -1]
     short = np.flatnonzero(min_level < safety - _NOISE)
     below = np.maximum(safety - min_level, 0.0)
     below[below < _NOISE] = 0.0

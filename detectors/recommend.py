@@ -73,6 +73,7 @@ class Lookup:
         self.key: dict[int, tuple[str, str]] = {}
         self.add([k for g in groups for k in _keys_of(g)])
         self.col = {name: ctx.figures.get_column(name).to_numpy() for name in self.FIGURES}
+        self._rounded: dict[str, np.ndarray] = {}
         self._order = ctx.projection.receipt_order()
         self._sorted_pos = ctx.projection.receipts.pos[self._order]
 
@@ -117,6 +118,13 @@ class Lookup:
     def figure(self, pos: int, name: str) -> float:
         value = self.col[name][pos]
         return float("nan") if value is None else float(value)
+
+    def shown(self, pos: int, name: str) -> float:
+        """A figure as a message shows it: two decimals."""
+        rounded = self._rounded.get(name)
+        if rounded is None:
+            rounded = self._rounded[name] = np.round(self.col[name].astype(float), 2)
+        return float(rounded[pos])
 
 
 def _keys_of(g: Group) -> list[tuple[str, str]]:
@@ -175,7 +183,7 @@ def recommend(groups: list[Group], ctx: Context) -> list[Recommendation]:
     for n in needs:
         by_owner[id(n.owner)].append(n)
     reassigned = _reassignment([g for g in kept if g.kind is DriftKind.CAPACITY_SHIFT], look, ctx)
-    down = _planned_inbound([g for g in kept if _is_down(g)], ctx)
+    down = _planned_inbound([g for g in kept if _is_down(g)], look, ctx)
     drafts = []
     for g in kept:
         if g.kind is DriftKind.CAPACITY_SHIFT:
@@ -279,7 +287,7 @@ def _need_plans(needs: list[Need], transfers: dict[int, list[dict[str, Any]]], l
                 ctx: Context) -> dict[int, list[Plan]]:
     """Per shortfall: do nothing, transfer, expedite, re-source, and transfer or expedite with the
     rest re-sourced (what is still short when re-sourced stock would land, if it lands in time)."""
-    candidates = {id(n): _expedite_candidates(n, look, ctx) for n in needs}
+    candidates = _expedite_candidates(needs, look, ctx)
     ids = sorted({sid for c in candidates.values() for sid in c})
     info, lines = look.shipments(ids), look.receipts_of(ids)
     lead = ctx.settings.recommend.resource_lead_time_days
@@ -312,18 +320,24 @@ def _rest_after(variants: list[tuple[Need, list]], lead: float, ctx: Context) ->
     if not variants:
         return []
     rows = [(i, t, q, ref) for i, (n, changes) in enumerate(variants) for p, t, q, ref in changes if p == n.pos]
-    still = ctx.projection.deficits_after(np.array([n.pos for n, _ in variants]), np.array([lead]),
+    still = ctx.projection.deficits_after(np.array([n.pos for n, _ in variants]), np.full(len(variants), lead),
                                           Receipts.of(rows))
-    return [float(math.ceil(x - 1e-9)) for x in still[:, 0]]
+    return [float(math.ceil(x - 1e-9)) for x in still]
 
 
-def _expedite_candidates(n: Need, look: Lookup, ctx: Context, most: int = 2) -> list[str]:
-    """The first inbound shipments that land after the shortfall begins."""
+def _expedite_candidates(needs: list[Need], look: Lookup, ctx: Context, most: int = 2) -> dict[int, list[str]]:
+    """Per need, the first inbound shipments that land after its shortfall begins."""
     r = ctx.projection.receipts
-    mine = look.receipts_at(n.pos)
-    late = mine[(r.t[mine] > n.first_below + 1e-9) & (r.qty[mine] > 0)]
-    late = late[np.argsort(r.t[late], kind="stable")]
-    return list(dict.fromkeys(r.ref[late].tolist()))[:most]
+    out: dict[int, list[str]] = {}
+    for n in needs:
+        mine = look.receipts_at(n.pos)
+        if not len(mine):
+            out[id(n)] = []
+            continue
+        late = mine[(r.t[mine] > n.first_below + 1e-9) & (r.qty[mine] > 0)]
+        late = late[np.argsort(r.t[late], kind="stable")]
+        out[id(n)] = list(dict.fromkeys(r.ref[late].tolist()))[:most]
+    return out
 
 
 def _transfer_plan(n: Need, moves: list[dict[str, Any]], ctx: Context) -> Plan | None:
@@ -395,68 +409,80 @@ class Draft:
     relative: bool = False
     decide_by: datetime | None = None
     fixed: Impact | None = None  # figures not from the projection (spare capacity)
+    scored: list[Evaluated] | None = None  # figures already known (candidates, then idle)
 
 
 def _shortage_group(g: Group, needs: list[Need], chosen: dict[int, Evaluated],
                     options: dict[int, list[Evaluated]], look: Lookup, ctx: Context) -> Draft:
     """Each shortfall answered its cheapest way; the same way for all of them as alternatives."""
     base = _base_plan(g, ctx)
+    interest = list(dict.fromkeys([n.pos for n in needs] + _watched(g, look)))
     best = _combine(base, [chosen[id(n)].plan for n in needs])
-    candidates = [best]
+    candidates, reuse = [best], [chosen[id(needs[0])]] if needs else []
     for kind in sorted({e.plan.name for n in needs for e in options[id(n)] if e.plan.acts}):
-        per_need = [next((e.plan for e in options[id(n)] if e.plan.name == kind), None) for n in needs]
-        plan = _combine(base, [p for p in per_need if p is not None])
+        per_need = [next((e for e in options[id(n)] if e.plan.name == kind), None) for n in needs]
+        plan = _combine(base, [e.plan for e in per_need if e is not None])
         if _same(plan, best):
             continue
         if None in per_need:
-            plan.summary += f" (for {sum(p is not None for p in per_need)} of the {len(needs)} SKUs)"
+            plan.summary += f" (for {sum(e is not None for e in per_need)} of the {len(needs)} SKUs)"
         candidates.append(plan)
+        reuse.append(per_need[0])
     if base.actions and needs:
         candidates.append(base)  # only the plan follows reality
-    interest = list(dict.fromkeys([n.pos for n in needs] + _watched(g, look)))
+        reuse.append(options[id(needs[0])][0])  # the same figures as doing nothing
+    idle = nothing(_nothing_text(g))
     slack = min((n.first_below - _lead(chosen[id(n)].plan) for n in needs), default=None)
     decide_by = ctx.now + timedelta(days=max(0.0, slack)) if slack is not None else None
     summary, rationale = _texts(g, needs, look)
-    return Draft(g, candidates, nothing(_nothing_text(g)), interest, summary, rationale,
-                 _affected(g, interest, look), decide_by=decide_by)
+    draft = Draft(g, candidates, idle, interest, summary, rationale, _affected(g, interest, look),
+                  decide_by=decide_by)
+    if len(needs) == 1 and interest == [needs[0].pos]:
+        # one shortfall, read where it was evaluated: the plan's own figures are the group's (the
+        # forecast or receipt-date change moves no stock)
+        draft.scored = [Evaluated(plan, e.figures, e.shortage_cost, e.holding_cost, e.index)
+                        for plan, e in zip([*candidates, idle], [*reuse, options[id(needs[0])][0]], strict=True)]
+    return draft
 
 
-def _planned_inbound(groups: list[Group], ctx: Context) -> dict[tuple[str, str], list[dict[str, Any]]]:
-    """Inbound lines not yet shipped for the demand-down groups' sku × locations, latest first."""
+def _planned_inbound(groups: list[Group], look: Lookup, ctx: Context
+                     ) -> dict[tuple[str, str], list[tuple[dict[str, Any], float, float]]]:
+    """For the demand-down groups' sku × locations: inbound lines not yet shipped, latest first,
+    each with when it lands (days from now) and the lowest stock after that."""
     keys = list(dict.fromkeys((g.drifts[0].key["sku"], g.drifts[0].key["location"]) for g in groups))
+    keys = [k for k in keys if k in look.pos]
     if not keys:
         return {}
     wanted = pl.DataFrame({"sku": [k[0] for k in keys], "destination": [k[1] for k in keys]},
                           schema={"sku": pl.Utf8, "destination": pl.Utf8})
-    lines = (ctx.shipments.join(wanted, on=["sku", "destination"], how="semi").filter(pl.col("status") == "planned")
-             .with_columns(pl.coalesce("eta", "planned_arrival").alias("arrival"))
-             .sort(["arrival", "shipment_id"], descending=[True, False], nulls_last=True))
-    out: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
-    for line in lines.iter_rows(named=True):
-        out[(line["sku"], line["destination"])].append(line)
+    lines = list(ctx.shipments.join(wanted, on=["sku", "destination"], how="semi")
+                 .filter(pl.col("status") == "planned")
+                 .with_columns(pl.coalesce("eta", "planned_arrival").alias("arrival"))
+                 .filter(pl.col("arrival").is_not_null())
+                 .sort(["arrival", "shipment_id"], descending=[True, False]).iter_rows(named=True))
+    when = [max(ctx.projection.days_from_now(ln["arrival"]), 0.0) for ln in lines]
+    lows = ctx.projection.lows_after(np.array([look.pos[(ln["sku"], ln["destination"])] for ln in lines], np.int64),
+                                     np.array(when)) if lines else []
+    out: dict[tuple[str, str], list[tuple[dict[str, Any], float, float]]] = defaultdict(list)
+    for line, t, low in zip(lines, when, lows, strict=True):
+        out[(line["sku"], line["destination"])].append((line, t, float(low)))
     return out
 
 
-def _demand_down(g: Group, inbound: dict[tuple[str, str], list[dict[str, Any]]], look: Lookup,
-                 ctx: Context) -> Draft:
+def _demand_down(g: Group, inbound: dict[tuple[str, str], list[tuple[dict[str, Any], float, float]]],
+                 look: Lookup, ctx: Context) -> Draft:
     """Lower the forecast, and cut inbound not yet shipped by what stock can spare: never so much
-    that the projection would fall below safety stock."""
+    that the projection would fall below safety stock after the cut line would have landed."""
     base = _base_plan(g, ctx)
     d0 = g.drifts[0]
     sku, loc = d0.key["sku"], d0.key["location"]
     excess = -sum(d.evidence["delta"] for d in g.drifts)
     pos = look.pos.get((sku, loc))
     value = (look.figure(pos, "unit_value") if pos is not None else 0.0) or float(d0.evidence.get("unit_value") or 0)
-    lines = [ln for ln in inbound.get((sku, loc), []) if ln["arrival"] is not None and pos is not None]
-    when = [max(ctx.projection.days_from_now(ln["arrival"]), 0.0) for ln in lines]
-    # what each line's arrival can give up: the lowest stock after it lands, above safety stock
-    lows = (ctx.projection.lows_after(np.full(len(lines), pos), np.array(when))[np.arange(len(lines)),
-                                                                                 np.arange(len(lines))]
-            if lines else [])
     safety = look.figure(pos, "safety_stock") if pos is not None else 0.0
     left, given = excess, 0.0
     cut = Plan("Reduce inbound", "")
-    for line, t, low in zip(lines, when, lows, strict=True):
+    for line, t, low in inbound.get((sku, loc), []):
         qty = float(min(line["qty"], math.floor(left), math.floor(min(low, 1e12) - safety - given)))
         if qty < 1:
             continue
@@ -490,9 +516,9 @@ def _demand_down(g: Group, inbound: dict[tuple[str, str], list[dict[str, Any]]],
 def _combine(base: Plan, plans: list[Plan]) -> Plan:
     """``base`` and ``plans`` as one plan, named and summarised by what they do."""
     actions = [a for p in plans for a in p.actions]
+    said = [p.summary for p in plans] if len(plans) == 1 else (_describe(actions) or [p.summary for p in plans])
     return Plan(" + ".join(dict.fromkeys([base.name] * bool(base.actions) + [p.name for p in plans])) or base.name,
-                "; ".join([base.summary] * bool(base.actions) + (_describe(actions) or [p.summary for p in plans]))
-                or base.summary,
+                "; ".join([base.summary] * bool(base.actions) + said) or base.summary,
                 base.actions + actions, [c for p in plans for c in p.changes],
                 round(sum(p.action_cost for p in plans), 2))
 
@@ -596,13 +622,12 @@ def _affected(g: Group, positions: list[int], look: Lookup) -> list[dict[str, An
     for pos in positions:
         sku, loc = look.key[pos]
         first = look.figure(pos, "below_safety_in_days")
-        out.append({
-            "sku": sku, "location": loc,
-            **{name: round(look.figure(pos, name), 2) for name in (
-                "on_hand", "safety_stock", "daily_demand", "min_projected", "units_short", "days_below_safety")},
-            "below_safety_in_days": None if math.isnan(first) else round(first, 2),
-        })
+        out.append({"sku": sku, "location": loc, **{name: look.shown(pos, name) for name in _SHOWN},
+                    "below_safety_in_days": None if math.isnan(first) else round(first, 2)})
     return out
+
+
+_SHOWN = ("on_hand", "safety_stock", "daily_demand", "min_projected", "units_short", "days_below_safety")
 
 
 def _texts(g: Group, needs: list[Need], look: Lookup) -> tuple[str, str]:
@@ -818,16 +843,19 @@ def _period_start(d: Any, ctx: Context) -> datetime:
 
 
 def _finish_all(drafts: list[Draft], ctx: Context) -> list[Recommendation]:
-    plans, interest, relative, slots = [], [], [], []
-    for dr in drafts:
+    plans, interest, relative, slots = [], [], [], {}
+    for i, dr in enumerate(drafts):
+        if dr.scored is not None:
+            continue
         todo = [*dr.candidates, dr.idle]
-        slots.append((len(plans), len(todo)))
+        slots[i] = (len(plans), len(todo))
         plans += todo
         interest += [dr.interest] * len(todo)
         relative += [dr.relative] * len(todo)
     scored = evaluate(plans, interest, ctx.projection, ctx.settings, relative)
-    return [_recommendation(dr, scored[start:start + count], ctx)
-            for dr, (start, count) in zip(drafts, slots, strict=True)]
+    return [_recommendation(dr, dr.scored if dr.scored is not None
+                            else scored[slots[i][0]:slots[i][0] + slots[i][1]], ctx)
+            for i, dr in enumerate(drafts)]
 
 
 def _recommendation(dr: Draft, scored: list[Evaluated], ctx: Context) -> Recommendation:
@@ -837,7 +865,8 @@ def _recommendation(dr: Draft, scored: list[Evaluated], ctx: Context) -> Recomme
     best = acting[0]
     ignored = dr.fixed if dr.fixed is not None else idle.impact
     approved = Impact() if dr.fixed is not None else best.impact
-    others = [e for e in acting[1:] if e.plan.summary != best.plan.summary] + [idle]
+    # the recommended option, the next best two, and doing nothing
+    others = [e for e in acting[1:] if e.plan.summary != best.plan.summary][:2] + [idle]
     options = [as_option(best, True)] + [as_option(e, False, why_lost(e, best))
                                          for e in sorted(others, key=lambda e: (e.total, e.plan.name))]
     rationale = dr.rationale

@@ -42,11 +42,14 @@ def plan_transfers(needs: pl.DataFrame, figures: pl.DataFrame, projection: Proje
     lane_idx = (lanes.with_row_index("lane_id").with_columns(pl.col("lane_id").cast(pl.Int64))
                 .filter(pl.col("capacity").floor() >= 1))
     by_lane = keyed.join(lane_idx, left_on="location", right_on="destination")
+    # only positions a lane links to a need can send it stock: cut the figures to those first
+    reachable = by_lane.select("sku", "origin").unique()
     sources = (
         figures.lazy().select(
             "sku", pl.col("location").alias("origin"), "spare",
             pl.when(pl.col("daily_demand") > 0).then(pl.col("spare") / pl.col("daily_demand"))
             .otherwise(1e6).alias("spare_days"))
+        .join(reachable.lazy(), on=["sku", "origin"], how="semi")
         .filter(pl.col("spare") >= 1)
         .join(keyed.lazy().select("sku", pl.col("location").alias("origin")), on=["sku", "origin"], how="anti")
         .collect()
@@ -57,11 +60,12 @@ def plan_transfers(needs: pl.DataFrame, figures: pl.DataFrame, projection: Proje
     )
     if arcs.is_empty():
         return pl.DataFrame(schema=TRANSFER_SCHEMA)
-    # what each lane's arrival can still cover at its need
-    transits = np.unique(arcs.get_column("transit_days").to_numpy())
-    still = projection.deficits_after(keyed.get_column("pos").to_numpy(), transits)
-    col = np.searchsorted(transits, arcs.get_column("transit_days").to_numpy())
-    cap = np.ceil(still[arcs.get_column("need_id").to_numpy(), col] - 1e-9)
+    # what each lane's arrival can still cover at its need (once per need and transit time)
+    when = arcs.select("pos", "transit_days").unique(maintain_order=True)
+    still = projection.deficits_after(when.get_column("pos").to_numpy(), when.get_column("transit_days").to_numpy())
+    cap = np.ceil(arcs.select("pos", "transit_days").join(
+        when.with_columns(pl.Series("still", still)), on=["pos", "transit_days"], how="left", maintain_order="left")
+        .get_column("still").to_numpy() - 1e-9)
     late_days = np.maximum(arcs.get_column("transit_days").to_numpy()
                            - arcs.get_column("first_below").fill_null(0.0).to_numpy(), 0.0)
     penalty = rc.shortage_cost_per_unit_day * projection.unit_value[arcs.get_column("pos").to_numpy()]

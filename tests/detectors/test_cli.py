@@ -65,6 +65,7 @@ def test_table_output(tmp_path):
     res = CliRunner().invoke(app, ["detect", "--snapshot", str(full(tmp_path)), "--at", "2026-11-26T08:00:00Z"])
     assert res.exit_code == 0, res.output
     assert "Drifts (3)" in res.stdout and "Recommendations" in res.stdout
+    assert "options" in res.stdout and "→ Reschedule" in res.stdout  # the recommended option marked
 
 
 def test_missing_column_exits_2_naming_file_and_column(tmp_path):
