@@ -399,8 +399,19 @@ def describe_change(before: Situation, after: Situation) -> str:
 
 
 def detection_digest(body: dict) -> str:
-    """sha256 of a recommendation's JSON with sorted keys: equal bodies, equal digests."""
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """sha256 of what people decide on: the actions, the drifts, the severity and the figures to
+    two significant digits. Figures that move a little as the clock moves (a stock-out a few
+    hours nearer) do not edit the message on every pass; a new action or quantity does."""
+    def rough(value: object) -> object:
+        return float(f"{value:.2g}") if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+    decided = {
+        "actions": [[a.get("system"), a.get("operation"), a.get("params")] for a in body.get("actions") or []],
+        "drifts": body.get("drift_fingerprints"), "severity": body.get("severity"), "cost": rough(body.get("cost", 0)),
+        "figures": {side: {k: rough(v) for k, v in (body.get(side) or {}).items()}
+                    for side in ("impact_if_ignored", "impact_if_approved")},
+    }
+    canonical = json.dumps(decided, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

@@ -309,3 +309,16 @@ def test_an_open_recommendation_that_empties_is_resolved(db_url):
     report = _poll(engine, [drift], [_empty(drift)], NOW + timedelta(minutes=5))
     (rec,) = _recs(engine)
     assert rec.state == "resolved" and report.resolved == [rec.id]
+
+
+def test_figures_that_move_a_little_do_not_edit_the_message_on_every_pass(db_url):
+    """As the clock moves, a shortfall a few hours nearer changes the figures slightly: the
+    message is edited when what people decide on changes, not on every pass."""
+    engine = make_engine(db_url)
+    drift = demand_drift(latest=1400)
+    _poll(engine, [drift], [recommendation_for(drift, value=10_000)])
+    report = _poll(engine, [drift], [recommendation_for(drift, value=10_040)], NOW + timedelta(minutes=5))
+    (rec,) = _recs(engine)
+    assert report.updated == [] and rec.version == 1
+    report = _poll(engine, [drift], [recommendation_for(drift, value=12_000)], NOW + timedelta(minutes=10))
+    assert report.updated == [rec.id]  # 12,000 is another figure to decide on
