@@ -78,7 +78,7 @@ row and column; rows count from 1 after the header, so CSV row n is line n + 1):
 - timestamps carry a zone, `Z` or an offset (2026-11-26T08:00:00Z, 2026-11-26T09:00:00+01:00);
 - numbers are finite and within detectors.limits (max_units for quantities, capacities and
   stock, max_unit_value for unit_value and cost_per_unit, max_days for transit_days); none is
-  negative except on_hand (a backorder);
+  negative except on_hand (a backorder), and a shipment line's qty is more than 0;
 - dates and times lie within detectors.limits.earliest .. latest (1990-01-01 .. 2199-12-31);
 - capacity.resource_type is lane, carrier, site or dock; shipments.status is planned or one of
   the statuses detectors.disruption knows: in_transit, departed, delayed, exception, delivered,
@@ -188,6 +188,8 @@ def _value_rules(table: str, name: str, dtype: pl.DataType,
                  (col.abs() > bound, f"is beyond any real value (limit {bound:g}, detectors.limits.{setting})")]
         if name not in MAY_BE_NEGATIVE:
             rules.append((col < 0, "is negative; quantities, costs and capacities are 0 or more"))
+        if (table, name) == ("shipments", "qty"):  # a line of nothing is no line (as connectors read it)
+            rules.append((col == 0, "is 0; a shipment line carries more than 0"))
         return rules
     if dtype == pl.Date or isinstance(dtype, pl.Datetime):
         day = col if dtype == pl.Date else col.dt.date()

@@ -168,6 +168,11 @@ def test_negative_quantity_cost_or_capacity(tmp_path, table, column):
                   "costs and capacities are 0 or more"
 
 
+def test_a_shipment_line_of_nothing_is_refused(tmp_path):
+    msg = refused(tmp_path, shipments=with_value("shipments", "qty", "0"))
+    assert msg == f"{tmp_path}/shipments.csv: row 1 (line 2), column qty: 0 is 0; a shipment line carries more than 0"
+
+
 def with_value(table: str, column: str, value: str) -> str:
     """The clean ``table`` with ``column`` (added if absent) set to ``value`` on its first data row."""
     text = {"demand": DEMAND, "inventory": INVENTORY, "shipments": SHIPMENTS, "capacity": CAPACITY,
