@@ -8,7 +8,7 @@ below safety stock by so much, for so long.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import numpy as np
 import polars as pl
@@ -126,7 +126,8 @@ def capacity_shift_with_loads(
     ).collect(engine="in-memory")  # output-sized
     loads = resource_loads(out, shipments, settings)
     slip = slipping(out, loads)
-    impact = slip_impact(slip, projection, settings, now)
+    impact = slip_impact(slip, next_period_with_room(out.filter(pl.col("overflow") > 0), capacity),
+                         projection, now)
     out = (
         out.lazy()
         .join(slip.lazy().group_by("fingerprint").agg(pl.col("shipment_id").unique().sort()
@@ -158,10 +159,22 @@ def slipping(drifts: pl.DataFrame, loads: pl.DataFrame) -> pl.DataFrame:
         per_shipment.select("fingerprint", "shipment_id"), on=["fingerprint", "shipment_id"])
 
 
-def slip_impact(slip: pl.DataFrame, projection: Projection, settings: DetectorSettings,
-                now: datetime, delay_days: float | None = None) -> pl.DataFrame:
-    """Per cut (fingerprint): what its slipping lines, a period late, do below safety stock."""
-    delay = float(settings.period_days if delay_days is None else delay_days)
+def next_period_with_room(cuts: pl.DataFrame, capacity: pl.DataFrame) -> dict[str, date]:
+    """Per cut (fingerprint): the first later period of its resource with room for its overflow;
+    where the load that does not fit goes (absent: none within the capacity plan)."""
+    if cuts.is_empty():
+        return {}
+    room = (capacity.join(cuts.select("resource_type", "resource_id", "fingerprint", "overflow",
+                                      pl.col("period").alias("cut_period")), on=["resource_type", "resource_id"])
+            .filter((pl.col("period") > pl.col("cut_period"))
+                    & (pl.col("available_capacity") - pl.col("planned_load") >= pl.col("overflow") - 1e-9))
+            .group_by("fingerprint").agg(pl.col("period").min()))
+    return dict(room.iter_rows())
+
+
+def slip_impact(slip: pl.DataFrame, room: dict[str, date], projection: Projection, now: datetime) -> pl.DataFrame:
+    """Per cut (fingerprint): what its slipping lines, leaving in the next period with room (or
+    past the horizon when there is none), do below safety stock."""
     columns = ("units_short", "units_unserved", "value_at_risk", "service_days_at_risk",
                "days_out_of_stock", "shortage_unit_days")
     keys = projection.keys.with_row_index("pos")
@@ -172,12 +185,15 @@ def slip_impact(slip: pl.DataFrame, projection: Projection, settings: DetectorSe
     arrival = np.maximum((lines.get_column("arrival").dt.epoch("us").to_numpy().astype(float) - now_us)
                          / DAY_US, 0.0)
     arrival = np.nan_to_num(arrival, nan=np.inf)
+    delay = np.array([(room[fp] - period).days if fp in room else np.inf
+                      for fp, period in zip(lines.get_column("fingerprint").to_list(),
+                                            lines.get_column("period").to_list(), strict=True)])
     qty = lines.get_column("qty").to_numpy()
     pos = lines.get_column("pos").to_numpy().astype(np.int64)
     variant = np.arange(len(pos))
     was, now_at = arrival < projection.horizon, arrival + delay < projection.horizon
     changes = Receipts(np.concatenate([variant[was], variant[now_at]]),
-                       np.concatenate([arrival[was], arrival[now_at] + delay]),
+                       np.concatenate([arrival[was], (arrival + delay)[now_at]]),
                        np.concatenate([-qty[was], qty[now_at]]),
                        np.full(was.sum() + now_at.sum(), "slipped", dtype=object))
     base, slipped = projection.figures, projection.what_if(pos, changes)

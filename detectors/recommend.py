@@ -21,7 +21,7 @@ import numpy as np
 import polars as pl
 
 from detectors._common import severity_of
-from detectors.capacity_shift import resource_loads
+from detectors.capacity_shift import next_period_with_room, resource_loads
 from detectors.grouping import Group
 from detectors.model import Action, DriftKind, Impact, Recommendation, trusted
 from detectors.options import Evaluated, Plan, as_option, evaluate, nothing, why_lost
@@ -694,13 +694,8 @@ def _reassignment(groups: list[Group], look: Lookup, ctx: Context) -> dict[str, 
     by_fp: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for m in moves.iter_rows(named=True):
         by_fp[m["fingerprint"]].append(m)
-    room = (ctx.capacity.join(drifts.select("resource_type", "resource_id", "fingerprint", "overflow",
-                                            pl.col("period").alias("cut_period")), on=["resource_type", "resource_id"])
-            .filter((pl.col("period") > pl.col("cut_period"))
-                    & (pl.col("available_capacity") - pl.col("planned_load") >= pl.col("overflow") - 1e-9))
-            .group_by("fingerprint").agg(pl.col("period").min()))
     return {"moves": by_fp, "loads": loads.partition_by("fingerprint", as_dict=True),
-            "room": dict(room.iter_rows()),
+            "room": next_period_with_room(drifts, ctx.capacity),
             "lines": look.receipts_of(loads.get_column("shipment_id").unique().to_list())}
 
 
