@@ -1,4 +1,9 @@
-"""Text helpers shared by the Slack views: numbers, times in a team's zone, Slack's limits.
+"""Text helpers shared by the Slack views: numbers, money, times in a team's zone, Slack's limits.
+
+Every view formats through these, so a figure reads the same in a message, its details, App
+Home and the digest: thousands separators, decimals only where a quantity has them, money with
+the configured currency's symbol, times in the team's zone with its abbreviation. A value that
+is missing or not a number is left out of the sentence rather than shown as ``None`` or ``nan``.
 
 Slack rejects a whole message when one block is over a limit, so every piece of text that can
 grow with the data goes through ``clip``/``clip_lines`` and says how much it left out.
@@ -6,12 +11,13 @@ grow with the data goes through ``clip``/``clip_lines`` and says how much it lef
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.config import AlignbotConfig
+from bot.config import CURRENCY_SYMBOLS, WHOLE_CURRENCIES, AlignbotConfig
 
 # Slack's published limits (Block Kit reference).
 MAX_MESSAGE_BLOCKS = 50
@@ -35,9 +41,9 @@ SEVERITY_EMOJI = {
 SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 KIND_LABEL = {
     "demand_change": "Demand change",
-    "disruption": "Shipment disruption",
-    "capacity_shift": "Capacity shift",
-    "stockout_risk": "Stockout risk",
+    "disruption": "Late shipment",
+    "capacity_shift": "Capacity change",
+    "stockout_risk": "Stock-out risk",
 }
 STATE_LABEL = {
     "open": "open",
@@ -84,6 +90,11 @@ def severity_emoji(severity: str) -> str:
     return SEVERITY_EMOJI.get(str(severity), ":white_circle:")
 
 
+def severity_word(severity: str) -> str:
+    """``Critical``, ``High``…; an unknown severity in words, never blank."""
+    return str(severity or "unrated").replace("_", " ").capitalize()
+
+
 def kind_label(kind: str) -> str:
     return KIND_LABEL.get(str(kind), str(kind).replace("_", " ").capitalize())
 
@@ -92,20 +103,58 @@ def state_label(state: str) -> str:
     return STATE_LABEL.get(str(state), str(state).replace("_", " "))
 
 
-def num(value: Any) -> str:
-    """A quantity as a planner reads it: thousands separators, decimals only when they matter."""
+def number(value: Any) -> float | None:
+    """``value`` as a finite float, or None when it is missing or not a number (nan, "n/a")."""
+    if isinstance(value, bool) or value is None:
+        return None
     try:
         x = float(value)
     except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
+
+
+def num(value: Any) -> str:
+    """A quantity as a planner reads it: thousands separators, decimals only when they matter."""
+    x = number(value)
+    if x is None:
         return str(value)
     if abs(x - round(x)) < 0.005:
         return f"{round(x):,}"
     return f"{x:,.2f}".rstrip("0").rstrip(".")
 
 
+def plural(count: Any, word: str, many: str | None = None) -> str:
+    """``1 shipment``, ``2 shipments``, ``12.5 units``: the count as ``num`` shows it."""
+    shown = num(count)
+    return f"{shown} {word if shown in ('1', '-1') else (many or word + 's')}"
+
+
+def units(value: Any) -> str:
+    return plural(value, "unit")
+
+
+def money(value: Any, currency: str = "USD") -> str:
+    """``$5,500``, ``$7.81``, ``-$40``: the currency's symbol, no decimals from 100 up."""
+    x = number(value) or 0.0
+    symbol = CURRENCY_SYMBOLS.get(currency, f"{currency} ")
+    whole = abs(x) >= 100 or currency in WHOLE_CURRENCIES or abs(x - round(x)) < 0.005
+    amount = f"{abs(round(x)):,}" if whole else f"{abs(x):,.2f}"
+    return ("-" if x < 0 and amount.strip("0.,") else "") + symbol + amount
+
+
 def days(value: Any) -> str:
-    x = float(value or 0)
+    x = number(value) or 0.0
     return f"{num(round(x, 1))} day" + ("" if abs(x - 1) < 0.05 else "s")
+
+
+def span(value_days: Any) -> str:
+    """A stretch of time given in days: ``7.3 days``, ``1 day``, ``8 hours``, ``under an hour``."""
+    x = number(value_days) or 0.0
+    if x >= 0.95:
+        return days(x)
+    hours = round(x * 24)
+    return plural(hours, "hour") if hours >= 1 else "under an hour"
 
 
 def zone_of(config: AlignbotConfig, team: str | None) -> ZoneInfo:
@@ -126,13 +175,19 @@ def aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def zone_abbreviation(value: datetime) -> str:
+    """``CST``, ``CET``; ``UTC-03`` for zones whose abbreviation is only an offset."""
+    name = value.strftime("%Z")
+    return f"UTC{name}" if name[:1] in "+-" else name
+
+
 def local_time(value: datetime, zone: ZoneInfo, now: datetime | None = None) -> str:
     """``Wed 18 Nov 10:42 CST``; just ``10:42 CST`` when ``now`` is the same day there.
 
     Messages stay in the channel for days, so without ``now`` the date is always shown.
     """
     here = aware(value).astimezone(zone)
-    clock = here.strftime("%H:%M %Z")
+    clock = f"{here:%H:%M} {zone_abbreviation(here)}"
     if now is not None:
         today = aware(now).astimezone(zone).date()
         if here.date() == today:

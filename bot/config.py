@@ -31,6 +31,15 @@ from detectors.settings import DetectorSettings
 DEFAULT_CONFIG_PATH = Path("alignbot.yml")
 CONFIG_ENV = "ALIGNBOT_CONFIG"
 
+# ISO 4217 codes alignbot can show money in, and how: the symbol written before the amount.
+CURRENCY_SYMBOLS: dict[str, str] = {
+    "USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "CNY": "CN¥", "INR": "₹", "CAD": "CA$",
+    "AUD": "A$", "NZD": "NZ$", "MXN": "MX$", "BRL": "R$", "SGD": "S$", "HKD": "HK$", "KRW": "₩",
+    "CHF": "CHF ", "SEK": "SEK ", "NOK": "NOK ", "DKK": "DKK ", "PLN": "PLN ", "ZAR": "ZAR ",
+}
+# Currencies with no minor unit in everyday use: never shown with decimals.
+WHOLE_CURRENCIES = frozenset({"JPY", "KRW"})
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -212,6 +221,7 @@ class SlackConfig(_Strict):
 
 
 class AlignbotConfig(_Strict):
+    currency: str = Field(default="USD", description="ISO 4217 code of every money figure shown")
     teams: list[Team] = Field(min_length=1)
     routing: Routing
     detectors: DetectorSettings = Field(default_factory=DetectorSettings)
@@ -221,6 +231,15 @@ class AlignbotConfig(_Strict):
     digest: DigestSchedule = Field(default_factory=DigestSchedule)
     database_url_env: EnvVarName = "DATABASE_URL"
     database_url_default: str = "sqlite:///alignbot.db"
+
+    @field_validator("currency")
+    @classmethod
+    def _known_currency(cls, value: str) -> str:
+        code = value.strip().upper()
+        if code not in CURRENCY_SYMBOLS:
+            raise ValueError(f"unknown currency {value!r}: use one of "
+                             + ", ".join(sorted(CURRENCY_SYMBOLS)) + " (ISO 4217 codes)")
+        return code
 
     @model_validator(mode="after")
     def _names_resolve(self) -> AlignbotConfig:

@@ -97,7 +97,7 @@ def test_summary_by_kind_and_team_worst_first_and_paged(db_url):
         "*Open drift by kind and team*",
         (":large_orange_circle: *Demand change* · planning — 12 open, worst medium, "
          "19,500 value at risk"),
-        (":large_orange_circle: *Shipment disruption* · logistics — 1 open, worst medium, "
+        (":large_orange_circle: *Late shipment* · logistics — 1 open, worst medium, "
          "3,000 value at risk"),
     ]
     items = [b["text"]["text"] for b in page0 if b["type"] == "section"][1:]
