@@ -36,7 +36,7 @@ from bot._format import (
     duration,
     key_text,
     kind_label,
-    num,
+    money,
     severity_emoji,
 )
 from bot.config import AlignbotConfig
@@ -124,10 +124,11 @@ def build_digest(session: Session, team: str, config: AlignbotConfig, now: datet
         "closed_per_day": {k: [closed[k].get(day, 0) for day in days] for k in closed},
         "days": [day.isoformat() for day in days],
     }
-    text = _text(team, first_day, today, stats, median)
+    text = _text(team, first_day, today, stats, median, config.currency)
     chart = render_chart(team, cfg.timezone, days, opened, closed)
     return Digest(team=team, channel=cfg.channel, text=text,
-                  blocks=_blocks(team, first_day, today, stats, median, top_open, rec_of),
+                  blocks=_blocks(team, first_day, today, stats, median, top_open, rec_of,
+                                 config.currency),
                   chart_png=chart, stats=stats)
 
 
@@ -166,18 +167,18 @@ def _key_text(key: dict) -> str:
 
 
 def _text(team: str, first: date, last: date, stats: dict[str, Any],
-          median: timedelta | None) -> str:
+          median: timedelta | None, currency: str) -> str:
     return (
         f"alignbot weekly digest for {team}, {_span(first, last)} ({stats['timezone']}): "
         f"{stats['drifts_detected']} drifts detected, {stats['approved']} approved, "
         f"{stats['rejected']} rejected, {stats['expired']} expired, "
         f"{stats['executed']} executed; median time to decision {_median_text(median)}; "
-        f"value protected {num(stats['value_protected'])}."
+        f"value protected {money(stats['value_protected'], currency)}."
     )
 
 
 def _blocks(team: str, first: date, last: date, stats: dict[str, Any], median: timedelta | None,
-            top_open: list[DriftRow], rec_of: dict[str, int]) -> list[dict]:
+            top_open: list[DriftRow], rec_of: dict[str, int], currency: str) -> list[dict]:
     fields = [
         f"*Drifts detected*\n{stats['drifts_detected']}",
         f"*Drifts closed*\n{stats['drifts_closed']}",
@@ -187,7 +188,7 @@ def _blocks(team: str, first: date, last: date, stats: dict[str, Any], median: t
         f"*Executed*\n{stats['executed']}"
         + (f" (+{stats['partially_executed']} partially)" if stats["partially_executed"] else ""),
         f"*Median time to decision*\n{_median_text(median)}",
-        f"*Value protected*\n{num(stats['value_protected'])}",
+        f"*Value protected*\n{money(stats['value_protected'], currency)}",
     ]
     blocks: list[Block] = [
         HeaderBlock(text=PlainTextObject(text=clip(f":bar_chart: Weekly digest — {team}", 150),
@@ -197,7 +198,8 @@ def _blocks(team: str, first: date, last: date, stats: dict[str, Any], median: t
         SectionBlock(fields=[MarkdownTextObject(text=f) for f in fields]),
     ]
     if top_open:
-        lines = [f"{severity_emoji(d.severity)} {num(d.value_at_risk)} — {kind_label(d.kind)} "
+        lines = [f"{severity_emoji(d.severity)} {money(d.value_at_risk, currency)} at risk — "
+                 f"{kind_label(d.kind)} "
                  f"{_key_text(d.key)}"
                  + (f" (#{rec_of[d.fingerprint]})" if d.fingerprint in rec_of else "")
                  for d in top_open]
@@ -303,13 +305,14 @@ def digest_command(
         ("executed", s["executed"]), ("partially executed", s["partially_executed"]),
         ("median time to decision",
          duration(timedelta(seconds=median)) if median is not None else "—"),
-        ("value protected", num(s["value_protected"])),
+        ("value protected", money(s["value_protected"], cfg.currency)),
     ):
         table.add_row(label, str(value))
     console.print(table)
     for item in s["top_open"]:
         ref = f" (#{item['recommendation_id']})" if item["recommendation_id"] else ""
-        console.print(f"  open: {num(item['value_at_risk'])} {kind_label(item['kind'])} "
+        console.print(f"  open: {money(item['value_at_risk'], cfg.currency)} at risk — "
+                      f"{kind_label(item['kind'])} "
                       f"{_key_text(item['key'])}{ref}", markup=False, highlight=False)
     console.print(f"chart written to {path}", markup=False, highlight=False)
     if not dry_run:

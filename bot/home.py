@@ -28,7 +28,7 @@ from bot._format import (
     clip,
     kind_label,
     local_time,
-    num,
+    money,
     rec_zone,
     severity_emoji,
     state_label,
@@ -124,16 +124,16 @@ def _items(lines: Sequence[str], where_else: str) -> list[Block]:
     return shown
 
 
-def _title(rec: RecommendationRow) -> str:
+def _title(rec: RecommendationRow, config: AlignbotConfig) -> str:
     return (f"{severity_emoji(rec.severity)} *#{rec.id}* {kind_label(rec.kind)} · "
-            f"{num(rec.value_at_risk)} value at risk\n{clip(rec.summary, 300)}")
+            f"{money(rec.value_at_risk, config.currency)} at risk\n{clip(rec.summary, 300)}")
 
 
 def _waiting_line(rec: RecommendationRow, decisions: list[DecisionRow], user_id: str,
                   user_teams: set[str], config: AlignbotConfig, now: datetime) -> str:
     zone = rec_zone(config, rec.teams)
     if rec.state != "open":
-        return f"{_title(rec)}\n_{state_label(rec.state)}_ — approved, running in the systems"
+        return f"{_title(rec, config)}\n_{state_label(rec.state)}_ — approved, running in the systems"
     tally, missing = approval_tally(rec, decisions)
     already = any(user_id in users for users in tally.values())
     can_give = [t for t in missing if t in user_teams]
@@ -147,13 +147,13 @@ def _waiting_line(rec: RecommendationRow, decisions: list[DecisionRow], user_id:
     else:
         status = f"waiting for {waiting_for}"
     deadline = f" · decide by {local_time(rec.deadline_at, zone, now)}" if rec.deadline_at else ""
-    return f"{_title(rec)}\n{status}{deadline}"
+    return f"{_title(rec, config)}\n{status}{deadline}"
 
 
 def _snoozed_line(rec: RecommendationRow, config: AlignbotConfig, now: datetime) -> str:
     zone = rec_zone(config, rec.teams)
     until = local_time(rec.snoozed_until, zone, now) if rec.snoozed_until else "later"
-    return f"{_title(rec)}\n:zzz: back for a decision {until}"
+    return f"{_title(rec, config)}\n:zzz: back for a decision {until}"
 
 
 def _outcome_line(rec: RecommendationRow, decisions: list[DecisionRow], config: AlignbotConfig,
@@ -170,4 +170,4 @@ def _outcome_line(rec: RecommendationRow, decisions: list[DecisionRow], config: 
                                                           if reason else "")
     else:
         by = f"approved by {who or 'someone'} at {when}, {state_label(rec.state)}"
-    return f"{_OUTCOME_EMOJI.get(rec.state, '')} {_title(rec)}\n{by}"
+    return f"{_OUTCOME_EMOJI.get(rec.state, '')} {_title(rec, config)}\n{by}"

@@ -85,12 +85,12 @@ def test_digest_numbers_by_hand(db_url):
     assert digest.text == (
         "alignbot weekly digest for planning, Thu 12 Nov – Wed 18 Nov 2026 (America/Chicago): "
         "5 drifts detected, 1 approved, 1 rejected, 1 expired, 1 executed; median time to "
-        "decision 1 h 15 min; value protected 8,500.")
+        "decision 1 h 15 min; value protected $8,500.")
     assert_within_slack_limits(digest.blocks)
     shown = texts(digest.blocks)
     assert "*Median time to decision*\n1 h 15 min" in shown
-    assert "*Value protected*\n8,500" in shown
-    assert (f":red_circle: 75,000 — Demand change SKU-BIG · DC-DAL · 2026-11-23 (#{ids['big']})"
+    assert "*Value protected*\n$8,500" in shown
+    assert (f":red_circle: $75,000 at risk — Demand change SKU-BIG · DC-DAL · 2026-11-23 (#{ids['big']})"
             in shown)
 
 

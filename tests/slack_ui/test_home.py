@@ -49,16 +49,16 @@ def test_home_with_open_snoozed_and_recent_decisions(db_url):
     assert_within_slack_limits(mine["blocks"], max_blocks=100)
     shown = texts(mine["blocks"])
     assert "*Open decisions* (2)" in shown
-    assert (f"*#{small}* Demand change · 10,000 value at risk\nMove 400 units of SKU-1 to "
+    assert (f"*#{small}* Demand change · $10,000 at risk\nMove 400 units of SKU-1 to "
             "DC-DAL\n*needs your approval* · decide by 07:00 CST") in shown
-    assert (f"*#{both}* Demand change · 75,000 value at risk\nMove 3000 units of SKU-2 to "
+    assert (f"*#{both}* Demand change · $75,000 at risk\nMove 3000 units of SKU-2 to "
             "DC-DAL\nwaiting for 1 from logistics · decide by 05:00 CST") in shown
     # the most urgent deadline first
     assert shown.index(f"*#{both}*") < shown.index(f"*#{small}*")
     assert "*Snoozed* (1)" in shown
     assert f"*#{snoozed}*" in shown and ":zzz: back for a decision Thu 19 Nov 03:00 CST" in shown
     assert "*Outcomes, last 7 days* (1)" in shown
-    assert (f"*#{rejected}* Demand change · 10,000 value at risk\nMove 400 units of SKU-4 to "
+    assert (f"*#{rejected}* Demand change · $10,000 at risk\nMove 400 units of SKU-4 to "
             "DC-DAL\nrejected by <@U0PLAN2> at 03:00 CST: duplicate of the promo order") in shown
     assert "too old to show" not in shown
 
