@@ -2,12 +2,15 @@
 
 Block ids of the Modify inputs are ``"<position>.<param>"`` so a submission maps straight onto
 ``bot.decisions.apply_modifications``; the recommendation id travels in ``private_metadata``.
+Given the configuration, a modal says the decision as the message does (its money in the
+configured currency) and numbers the actions and shows their times as the message does, so the
+form and the message it came from never disagree.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
+from datetime import UTC, date, tzinfo
 from typing import Any
 
 from slack_sdk.models.blocks import (
@@ -23,8 +26,9 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from bot._format import MAX_SECTION_TEXT, MAX_VIEW_BLOCKS, MAX_VIEW_TITLE, clip, num
-from bot.blocks import describe_action
+from bot._format import MAX_SECTION_TEXT, MAX_VIEW_BLOCKS, MAX_VIEW_TITLE, clip, num, rec_zone
+from bot.blocks import decision_line, describe_action, numbered
+from bot.config import AlignbotConfig
 from bot.decisions import EDITABLE_PARAMS
 from store.tables import ActionRow, RecommendationRow
 
@@ -46,14 +50,19 @@ _PARAM_LABEL = {"qty": "quantity", "to_qty": "new quantity", "quantity": "quanti
                 "to_carrier": "new carrier"}
 
 
-def reject_modal(rec: RecommendationRow) -> dict:
+def _said(rec: RecommendationRow, config: AlignbotConfig | None) -> str:
+    return decision_line(rec, config) if config is not None else rec.summary
+
+
+def reject_modal(rec: RecommendationRow, config: AlignbotConfig | None = None) -> dict:
     """Asks for the reason a rejection needs (it goes to the thread and the audit log)."""
     view = View(
         type="modal", callback_id=REJECT_CALLBACK, private_metadata=str(rec.id),
         title=_title(f"Reject #{rec.id}"),
         submit=PlainTextObject(text="Reject"), close=PlainTextObject(text="Cancel"),
         blocks=[
-            SectionBlock(text=MarkdownTextObject(text=clip(f"*{rec.summary}*", MAX_SECTION_TEXT))),
+            SectionBlock(text=MarkdownTextObject(text=clip(f"*{_said(rec, config)}*",
+                                                           MAX_SECTION_TEXT))),
             InputBlock(
                 block_id=REASON_BLOCK, optional=False,
                 label=PlainTextObject(text="Why reject it?"),
@@ -68,14 +77,17 @@ def reject_modal(rec: RecommendationRow) -> dict:
     return view.to_dict()
 
 
-def modify_modal(rec: RecommendationRow, actions: Sequence[ActionRow]) -> dict:
-    """One input per editable parameter of each action, pre-filled with the current value."""
+def modify_modal(rec: RecommendationRow, actions: Sequence[ActionRow],
+                 config: AlignbotConfig | None = None) -> dict:
+    """One input per editable parameter of each action, pre-filled with the current value, in
+    the order and with the numbers the message shows."""
+    zone = rec_zone(config, rec.teams) if config is not None else UTC
     inputs: list[Block] = []
-    for action in sorted(actions, key=lambda a: a.position):
+    for n, action in numbered(actions):
         for param in (p for p in action.params if p in EDITABLE):
-            inputs.append(_input(action, param, action.params[param]))
+            inputs.append(_input(n, action, param, action.params[param], zone))
     blocks: list[Block] = [SectionBlock(text=MarkdownTextObject(text=clip(
-        f"*{rec.summary}*\nChange what you need, then *Approve with changes*. "
+        f"*{_said(rec, config)}*\nChange what you need, then *Approve with changes*. "
         "Your approval counts once the changes are valid.", MAX_SECTION_TEXT)))]
     if not inputs:
         blocks.append(SectionBlock(text=MarkdownTextObject(
@@ -118,8 +130,8 @@ def _title(text: str) -> PlainTextObject:
     return PlainTextObject(text=clip(text, MAX_VIEW_TITLE))
 
 
-def _input(action: ActionRow, param: str, current: Any) -> InputBlock:
-    label = clip(f"{action.position + 1}. {describe_action(action.operation, action.params)} — "
+def _input(n: int, action: ActionRow, param: str, current: Any, zone: tzinfo) -> InputBlock:
+    label = clip(f"{n}. {describe_action(action.operation, action.params, zone)} — "
                  f"{_PARAM_LABEL[param]}", 2000)
     block_id = f"{action.position}.{param}"
     if param in NUMBER_PARAMS:

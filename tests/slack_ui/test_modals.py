@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from sqlmodel import select
 
+from bot.blocks import decision_line
 from bot.decisions import decide
 from bot.modals import modify_modal, modify_values, reject_modal
 from detectors.model import Action
 from store.db import make_engine, session_scope
 from store.tables import ActionRow, RecommendationRow
-from tests.slack_ui._store import detect
-from tests.support.builders import NOW, PLANNERS, demand_drift, recommendation_for
+from tests.slack_ui._scenarios import MONDAY, SCENARIOS
+from tests.slack_ui._store import detect, rows, store_scenario
+from tests.support.builders import NOW, PLANNERS, config, demand_drift, recommendation_for
 
 
 def _rec_with_editable_actions(session):
@@ -71,7 +73,8 @@ def test_modify_modal_has_one_prefilled_input_per_editable_param(db_url):
     view = modify_modal(rec, actions)
     assert view["callback_id"] == "modify_modal" and view["private_metadata"] == str(rec.id)
     inputs = {b["block_id"]: b for b in view["blocks"] if b["type"] == "input"}
-    assert list(inputs) == ["0.qty", "0.carrier", "0.ship_date", "1.qty"]
+    # in the message's order and numbers: planning first
+    assert list(inputs) == ["1.qty", "0.qty", "0.carrier", "0.ship_date"]
     assert inputs["0.qty"]["element"] == {"type": "number_input", "action_id": "value",
                                           "is_decimal_allowed": True, "min_value": "0",
                                           "initial_value": "400"}
@@ -81,7 +84,9 @@ def test_modify_modal_has_one_prefilled_input_per_editable_param(db_url):
                                                 "initial_date": "2026-11-18"}
     assert inputs["1.qty"]["element"]["initial_value"] == "1400"
     assert inputs["0.qty"]["label"]["text"] == (
-        "1. Transfer 400 × SKU-10042 DC-ATL → DC-DAL (via XPO, ship 2026-11-18) — quantity")
+        "2. Transfer 400 units of SKU-10042 from DC-ATL to DC-DAL (via XPO, ship 2026-11-18) "
+        "— quantity")
+    assert inputs["1.qty"]["label"]["text"].startswith("1. Update forecast of SKU-10042")
     assert all(b["optional"] is False for b in inputs.values())
     assert view["submit"]["text"] == "Approve with changes"
 
@@ -128,3 +133,21 @@ def test_modify_modal_without_editable_params_explains_and_has_no_submit(db_url)
     assert "submit" not in view
     assert "None of these actions has a quantity, date or carrier to change" in \
         view["blocks"][1]["text"]["text"]
+
+
+def test_modals_say_the_decision_and_its_times_as_the_message_does(db_url):
+    cfg = config()
+    drifts, rec = SCENARIOS["late shipment"]()  # logistics decides, in Berlin
+    with session_scope(make_engine(db_url)) as s:
+        rec_id = store_scenario(s, drifts, rec, MONDAY, cfg)
+        row, actions, _, _ = rows(s, rec_id)
+    line = decision_line(row, cfg)
+    assert line == "Act now: move 1 planned receipt to the new ETA — $125 stays at risk, " \
+                   "costs nothing"
+    assert reject_modal(row, cfg)["blocks"][0]["text"]["text"] == f"*{line}*"
+    view = modify_modal(row, actions, cfg)
+    assert view["blocks"][0]["text"]["text"].startswith(f"*{line}*\n")
+    (to_date,) = [b for b in view["blocks"] if b.get("block_id") == "0.to_date"]
+    assert to_date["label"]["text"] == (
+        "1. Reschedule receipt of S1 at DC-D from Wed 2 Dec 01:00 CET to Thu 3 Dec 07:00 CET "
+        "(1 line, 200 units) — new date")
