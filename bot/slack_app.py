@@ -21,7 +21,7 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
-from bot.blocks import MODIFY, REJECT
+from bot.blocks import DETAILS, MODIFY, REJECT, render_details
 from bot.config import AlignbotConfig
 from bot.decisions import DecisionError, DecisionResult, decide
 from bot.drift_query import Usage, drift_response, parse_drift_args, recommendation_id
@@ -30,7 +30,7 @@ from bot.logs import ContextThreadPoolExecutor, bolt_log_context_middleware
 from bot.membership import TeamDirectory
 from bot.modals import modify_modal, modify_values, reject_modal
 from store.db import read_scope, session_scope
-from store.tables import ActionRow, RecommendationRow
+from store.tables import ActionRow, DecisionRow, DriftRow, RecommendationRow
 from store.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -167,7 +167,7 @@ def register_handlers(app: App, deps: SlackDeps) -> None:
     @app.action(REJECT)
     def open_reject(ack: Ack, body: dict, action: dict, client: WebClient) -> None:
         ack()
-        open_modal(body, action, client, lambda rec, _actions: reject_modal(rec))
+        open_modal(body, action, client, lambda rec, _actions: reject_modal(rec, deps.config))
 
     @app.view("reject_modal")
     def submit_reject(ack: Ack, body: dict, view: dict, client: WebClient) -> None:
@@ -188,7 +188,8 @@ def register_handlers(app: App, deps: SlackDeps) -> None:
     @app.action(MODIFY)
     def open_modify(ack: Ack, body: dict, action: dict, client: WebClient) -> None:
         ack()
-        open_modal(body, action, client, modify_modal)
+        open_modal(body, action, client,
+                   lambda rec, actions: modify_modal(rec, actions, deps.config))
 
     @app.view("modify_modal")
     def submit_modify(ack: Ack, body: dict, view: dict, client: WebClient) -> None:
@@ -203,6 +204,45 @@ def register_handlers(app: App, deps: SlackDeps) -> None:
         ack()
         if not result.recorded or result.missing:
             client.chat_postMessage(channel=body["user"]["id"], text=result.message)
+
+    @app.action(DETAILS)
+    def details(ack: Ack, body: dict, action: dict, client: WebClient, respond: Respond) -> None:
+        """What stands behind a recommendation, to whoever asks: anyone who sees the message
+        may read it, so there is no team check. The answer is ephemeral (only they see it)."""
+        ack()
+        rec_id = clicked_id(action, action.get("value"))
+        if rec_id is None:
+            return
+        with read_scope(deps.engine) as s:
+            rec = s.get(RecommendationRow, rec_id)
+            if rec is None:
+                text, blocks = f"Recommendation #{rec_id} no longer exists.", None
+            else:
+                actions = s.exec(select(ActionRow).where(ActionRow.recommendation_id == rec_id)
+                                 .order_by(ActionRow.position)).all()
+                decisions = s.exec(select(DecisionRow).where(
+                    DecisionRow.recommendation_id == rec_id).order_by(DecisionRow.id)).all()
+                fps = (rec.body or {}).get("drift_fingerprints")
+                fps = [str(fp) for fp in fps[:20]] if isinstance(fps, list) else []
+                drifts = s.exec(select(DriftRow).where(DriftRow.fingerprint.in_(fps))).all() \
+                    if fps else []
+                text, blocks = render_details(rec, list(actions), list(decisions), deps.config,
+                                              drifts=list(drifts), now=utcnow())
+        channel = (body.get("channel") or {}).get("id")
+        if channel:
+            try:
+                client.chat_postEphemeral(channel=channel, user=body["user"]["id"], text=text,
+                                          blocks=blocks)
+                return
+            except SlackApiError as exc:
+                # Only a channel the bot cannot post in is worth going round; anything else
+                # fails the click, which the inbox retries.
+                if exc.response.get("error") not in ("channel_not_found", "not_in_channel",
+                                                     "user_not_in_channel", "is_archived"):
+                    raise
+                log.warning("details of #%s: chat.postEphemeral refused (%s); answering "
+                            "through the click's response_url", rec_id, exc.response.get("error"))
+        respond(response_type="ephemeral", replace_original=False, text=text, blocks=blocks)
 
     @app.command("/drift")
     def drift_command(ack: Ack, command: dict, respond: Respond) -> None:
