@@ -1,51 +1,63 @@
-"""ANSI X12 004010 over files: 214 status and 856 ASN in from an inbox, 204 load tenders out.
+"""ANSI X12 004010/005010 over files: 214 status and 856 ASN in from an inbox, 204 tenders out.
 
-Syntax (separators, envelopes, counts) lives in ``connectors.x12_syntax``; this module gives
-the transaction sets their meaning:
+Syntax (separators, envelopes, counts) lives in ``connectors.x12_syntax``, which reads a file
+a chunk at a time and hands over one transaction set at a time; this module gives the
+transaction sets their meaning:
 
-* 214 → one ``ShipmentEvent`` per AT7 (B10-02 shipment id, B10-03 carrier, L11/N1 into the
-  reference, MS1 location, MS2 carrier/equipment, AT8 weight/quantity). AT7 'AG'/'X2'
-  (estimated delivery/arrival) become ``eta_changed`` with the date as ``eta``.
-* 856 → one ``ShipmentRecord`` (BSN, HL S/O/I, TD5 carrier, TD3 equipment, REF BM bill of
+* 214 → one ``ShipmentEvent`` per AT7, in every LX loop (B10-02 shipment id, B10-03 carrier,
+  L11/N1 into the reference — an L11 or AT8 inside an LX loop only for that loop's events —
+  MS1 location, MS2 carrier/equipment, AT8 weight/quantity). Status, appointment and reason
+  codes are read through the X12 code lists (``connectors.x12_codes``, elements 1650/1651/
+  1652 in full): estimated and appointed deliveries (AG, X2; AB, AC, X9) become
+  ``eta_changed`` with the date as ``eta``; an unknown code is kept as an ``informational``
+  event with a warning, never quarantined.
+* 856 → one ``ShipmentRecord`` (BSN, HL S/O/P/I, TD5 carrier, TD3 equipment, REF BM bill of
   lading, DTM 011 shipped / 017 estimated delivery / 002 requested delivery, N1 SF/ST, PRF PO,
-  LIN/SN1 lines).
+  LIN/SN1 lines at the item levels; one SKU packed in several levels is one line).
 * 204 ← carrier actions (reassign_carrier, expedite_shipment, create_transfer; a cancel is
   B2A purpose 01); a 204 also reads back as a planned (or cancelled) ``ShipmentRecord``.
 
 Times: X12 time codes (CT, ES, PD, UT ...) give the zone; "xT" codes follow daylight saving
 through zoneinfo, "xS"/"xD" are fixed offsets. A time without a code uses
 ``X12Settings.local_timezone``. Any mapping error quarantines its whole transaction set.
+
+``parse_x12`` reads bytes or text already in memory; ``iter_parse_x12`` streams a path or a
+binary file (the connector's inbox read and ``alignbot inspect`` use it).
 """
 
 from __future__ import annotations
 
 import fcntl
 import hashlib
+import io
 import json
 import logging
 import math
 import os
 import re
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC as _UTC
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal, TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from connectors import x12_codes
 from connectors._archive import archive_read_files
 from connectors._mapping import to_utc
 from connectors.base import ExecuteResult, Health
 from connectors.x12_syntax import (
+    EnvelopeWarning,
+    Interchange,
     Segment,
     Separators,
     TransactionSet,
-    X12Document,
     isa_segment,
-    read_interchanges,
+    iter_x12,
     segment,
 )
 from detectors.model import (
@@ -58,29 +70,6 @@ from detectors.model import (
 )
 
 log = logging.getLogger(__name__)
-
-# X12 element 1650 (shipment status code) → canonical event status
-AT7_STATUS = {
-    "AF": "departed",  # carrier departed pick-up location with shipment
-    "P1": "in_transit",  # departed terminal location
-    "X3": "in_transit",  # arrived at pick-up location
-    "X4": "in_transit",  # arrived at terminal location
-    "X6": "in_transit",  # en route to delivery location
-    "J1": "in_transit",  # delivered to connecting line
-    "AM": "in_transit",  # loaded on truck
-    "SD": "delayed",  # shipment delayed
-    "AG": "eta_changed",  # estimated delivery
-    "X2": "eta_changed",  # estimated date/time of arrival at consignee
-    "AB": "eta_changed",  # delivery appointment (AT7-03)
-    "X1": "arrived",  # arrived at delivery location
-    "D1": "delivered",  # completed unloading at delivery location
-    "CD": "delivered",  # carrier departed delivery location
-    "A9": "exception",  # shipment damaged
-    "A7": "exception",  # refused by consignee
-    "AP": "exception",  # delivery not completed
-    "CA": "exception",  # shipment cancelled
-}
-ETA_CODES = frozenset({"AG", "X2", "AB"})
 
 _FIXED = {"S": 0, "D": 1}
 # X12 element 623 (time code): generic codes follow DST, S/D codes are fixed offsets
@@ -152,8 +141,16 @@ def _time(seg: Segment, day_pos: int, time_pos: int, code_pos: int | None,
 
 
 def map_214(tx: TransactionSet, *, default_zone: str = "UTC",
-            shipment_key: Literal["shipment_id", "bol"] = "shipment_id") -> list[ShipmentEvent]:
-    """A 214 transaction set as events, one per AT7."""
+            shipment_key: Literal["shipment_id", "bol"] = "shipment_id",
+            warnings: list[tuple[Segment, str]] | None = None) -> list[ShipmentEvent]:
+    """A 214 transaction set as events, one per AT7, in every LX loop.
+
+    Status codes come from ``connectors.x12_codes`` (elements 1650/1651/1652 of 004010 and
+    005010). A code outside those lists is kept as an ``informational`` event with its code,
+    and a warning is appended to ``warnings`` (segment, text); a valid code never
+    quarantines. L11/AT8 inside an LX loop belong to that loop's events; before the first LX
+    they belong to all of them.
+    """
     b10 = next((s for s in tx.segments if s.id == "B10"), None)
     if b10 is None:
         raise X12MappingError(None, "214 has no B10 (shipment identification)")
@@ -164,34 +161,36 @@ def map_214(tx: TransactionSet, *, default_zone: str = "UTC",
         header["carrier_ref"] = b10.get(1)
     events: list[dict[str, Any]] = []
     current: dict[str, Any] | None = None
+    loop: dict[str, str] = header  # where L11/AT8 go: the header until the first LX
     lx = ""
     for seg in tx.segments[1:-1]:
-        if seg.id == "L11" and seg.get(1):
-            header[f"L11:{seg.get(2) or 'untyped'}"] = seg.get(1)
-        elif seg.id == "N1" and current is None:
-            header[f"N1:{seg.get(1)}"] = seg.get(4) or seg.get(2)
-        elif seg.id == "LX":
-            lx, current = seg.get(1), None
-        elif seg.id == "AT7":
-            current = {"at7": seg, "lx": lx, "ref": {}}
+        sid = seg.id
+        if sid == "AT7":
+            current = {"at7": seg, "lx": lx, "loop": loop}
             events.append(current)
-        elif current is not None and seg.id == "MS1":
+        elif sid == "LX":
+            lx, current, loop = seg.get(1), None, {}
+        elif sid == "MS1" and current is not None:
             current["location"] = ", ".join(v for v in (seg.get(1), seg.get(2), seg.get(3)) if v)
-        elif current is not None and seg.id == "MS2":
+        elif sid == "MS2" and current is not None:
             if seg.get(1):
                 current["carrier"] = seg.get(1)
             if seg.get(2):
-                current["ref"]["equipment"] = seg.get(2)
-        elif current is not None and seg.id == "AT8":
+                current["equipment"] = seg.get(2)
+        elif sid == "L11" and seg.get(1):
+            loop[_key("L11:", seg.get(2) or "untyped")] = seg.get(1)
+        elif sid == "AT8":
             if seg.get(3):
-                current["ref"]["weight"] = f"{seg.get(3)} {seg.get(2)}".strip()
+                loop["weight"] = f"{seg.get(3)} {seg.get(2)}".strip()
             if seg.get(4):
-                current["ref"]["lading_qty"] = seg.get(4)
+                loop["lading_qty"] = seg.get(4)
+        elif sid == "N1" and not lx:
+            header[_key("N1:", seg.get(1))] = seg.get(4) or seg.get(2)
     if not events:
         raise X12MappingError(b10, "214 has no AT7 status segment")
     if shipment_key == "bol":
-        shipment_id = header.get("L11:BM", "") or shipment_id
         header["shipment_id"] = b10.get(2)
+        shipment_id = header.get("L11:BM", "") or shipment_id
     if not shipment_id:
         raise X12MappingError(b10, "B10 has neither a shipment id (B10-02) nor a reference "
                                    "(B10-01)")
@@ -199,29 +198,93 @@ def map_214(tx: TransactionSet, *, default_zone: str = "UTC",
     group_time = _group_time(tx, default_zone)
     for item in events:
         at7: Segment = item["at7"]
-        code, reason = at7.get(1), at7.get(2)
-        if not code and at7.get(3):  # appointment status instead of shipment status
-            code, reason = at7.get(3), at7.get(4)
-        if code not in AT7_STATUS:
-            raise X12MappingError(at7, f"AT7 status code {code!r} is not one alignbot maps "
-                                       f"(known: {', '.join(sorted(AT7_STATUS))})")
-        when = _time(at7, 5, 6, 7, default_zone)
-        is_eta = code in ETA_CODES
-        reference = {**header, **item["ref"]}
+        reference = dict(header)
+        if item["loop"] is not header:
+            reference.update(item["loop"])
         if item["lx"]:
             reference["lx"] = item["lx"]
+        if "equipment" in item:
+            reference["equipment"] = item["equipment"]
+        status = _at7_status(at7, reference, warnings)
+        when = _time(at7, 5, 6, 7, default_zone)
+        kind = status.date
+        if kind == "eta":
+            event_time, eta = group_time or when, when
+        elif kind in ("estimate", "appointment"):
+            event_time, eta = group_time or when, None
+            reference[kind] = when.isoformat().replace("+00:00", "Z")
+        else:
+            event_time, eta = when, None
+        key = shipment_id
+        if shipment_key == "bol" and item["loop"].get("L11:BM"):
+            key = item["loop"]["L11:BM"]  # one 214 reporting several loads, one per LX
         try:
             out.append(ShipmentEvent(
-                shipment_id=shipment_id,
-                # an estimate's date is the ETA; the message's own time is the group's
-                event_time=(group_time or when) if is_eta else when,
-                status=AT7_STATUS[code], status_code=code, reason_code=reason,
-                location=item.get("location", ""), eta=when if is_eta else None,
+                shipment_id=key, event_time=event_time,
+                status=x12_codes.event_status(status.canonical, eta is not None),
+                status_code=status.code, reason_code=status.reason,
+                location=item.get("location", ""), eta=eta,
                 carrier=item.get("carrier", carrier), reference=reference))
         except ValidationError as exc:
             raise X12MappingError(at7, f"AT7 does not make a valid event: "
                                        f"{exc.errors()[0]['msg']}") from None
     return out
+
+
+@dataclass
+class _Status:
+    code: str
+    reason: str
+    canonical: str
+    date: str
+
+
+_KEYS: dict[str, str] = {}
+
+
+def _key(prefix: str, qualifier: str) -> str:
+    """'L11:BM' once per qualifier, not a new string per segment (a 50 MB file has millions)."""
+    text = prefix + qualifier
+    return _KEYS.setdefault(text, text) if len(_KEYS) < 10_000 else text
+
+
+def _at7_status(at7: Segment, reference: dict[str, str],
+                warnings: list[tuple[Segment, str]] | None) -> _Status:
+    """The AT7's status (AT7-01, or the appointment status AT7-03) and reason, read through
+    the X12 code lists; unknown codes become informational with a warning."""
+    code, reason = at7.get(1), at7.get(2)
+    element = "1650"
+    if not code and at7.get(3):
+        code, reason, element = at7.get(3), at7.get(4), "1652"
+    if not code:
+        raise X12MappingError(at7, "AT7 has neither a shipment status (AT7-01) nor an "
+                                   "appointment status (AT7-03)")
+    known = x12_codes.lookup(element, code)
+    problems = []
+    if known is None:
+        canonical, date = "informational", "event"
+        problems.append(f"{'AT7-01' if element == '1650' else 'AT7-03'} code {code[:10]!r} is "
+                        f"not in the X12 004010/005010 list of element {element} "
+                        f"({x12_codes.ELEMENTS[element]}); kept as an informational event")
+    else:
+        canonical, date = known.canonical, known.date
+        if known.description:
+            reference["status_description"] = known.description
+    if reason:
+        why = x12_codes.lookup("1651", reason)
+        if why is None:
+            problems.append(f"reason code {reason[:10]!r} is not in the X12 004010/005010 list "
+                            "of element 1651; kept as given")
+        else:
+            if why.description:
+                reference["reason_description"] = why.description
+            if canonical in x12_codes.MOVEMENT and why.canonical in ("delayed", "exception"):
+                canonical = why.canonical  # e.g. AF with AW (past cut-off time): departed late
+    if problems:
+        reference["warning"] = "; ".join(problems)
+        if warnings is not None:
+            warnings.extend((at7, problem) for problem in problems)
+    return _Status(code=code, reason=reason, canonical=canonical, date=date)
 
 
 def _group_time(tx: TransactionSet, default_zone: str) -> datetime | None:
@@ -246,7 +309,7 @@ def map_856(tx: TransactionSet, *, default_zone: str = "UTC",
     bol = ""
     levels: dict[str, str] = {}
     level = ""
-    lines: list[ShipmentLine] = []
+    quantities: dict[str, float] = {}  # sku -> qty: one SKU packed in several HLs is one line
     sku = ""
     hl_count = 0
     for seg in tx.segments[1:-1]:
@@ -288,6 +351,8 @@ def map_856(tx: TransactionSet, *, default_zone: str = "UTC",
                                            f"{', '.join(sku_qualifiers)}")
         elif seg.id == "SN1":
             if not sku:
+                if level != "I":
+                    continue  # a pack or order level total; the item levels carry the lines
                 raise X12MappingError(seg, "SN1 quantity without a LIN item before it")
             try:
                 qty = float(seg.get(2))
@@ -297,23 +362,26 @@ def map_856(tx: TransactionSet, *, default_zone: str = "UTC",
                 raise X12MappingError(seg, f"SN1 quantity {seg.get(2)!r} is not a positive "
                                            "finite number")
             try:
-                lines.append(ShipmentLine(sku=sku, qty=qty))
+                ShipmentLine(sku=sku, qty=qty)
             except ValidationError as exc:
                 raise X12MappingError(seg, f"SN1 line {sku!r} × {seg.get(2)!r}: "
                                            f"{exc.errors()[0]['msg']}") from None
+            quantities[sku] = quantities.get(sku, 0.0) + qty
         # compared as text: int() refuses numbers of more than 4,300 digits
         elif (seg.id == "CTT" and re.fullmatch("[0-9]+", seg.get(1))
               and seg.get(1).lstrip("0") != str(hl_count).lstrip("0")):
             raise X12MappingError(seg, f"CTT01 says {seg.get(1)[:20]} HL levels but there are "
                                        f"{hl_count}")
     if bsn.get(3):
-        fields["last_event_at"] = _time(bsn, 3, 4, 5, default_zone)
+        # BSN05 is the hierarchical structure code (0001 ...), not a time code
+        fields["last_event_at"] = _time(bsn, 3, 4, None, default_zone)
     if shipment_key == "bol" and bol:
         fields["shipment_id"] = bol
     if not fields["shipment_id"]:
         raise X12MappingError(bsn, "BSN02 shipment identification is empty")
     try:
-        return ShipmentRecord(lines=tuple(lines), **fields)
+        return ShipmentRecord(lines=tuple(ShipmentLine(sku=k, qty=v) for k, v in quantities.items()),
+                              **fields)
     except ValidationError as exc:
         first = exc.errors()[0]
         raise X12MappingError(bsn, f"856 does not make a valid shipment: "
@@ -452,6 +520,11 @@ class X12Parse:
     records: list[ShipmentRecord | ShipmentEvent] = field(default_factory=list)
     quarantined: list[Quarantined] = field(default_factory=list)
     skipped: list[Quarantined] = field(default_factory=list)  # valid, but not alignbot's
+    warnings: list[Quarantined] = field(default_factory=list)  # read, with something to say
+
+
+Item = tuple[Literal["record", "quarantined", "skipped", "warning"], Any]
+_LOGGED_WARNINGS = 20  # per file; the rest are counted in one line
 
 
 def parse_x12(data: bytes | str, source: str, *, default_zone: str = "UTC",
@@ -459,28 +532,58 @@ def parse_x12(data: bytes | str, source: str, *, default_zone: str = "UTC",
               sku_qualifiers: tuple[str, ...] = ("SK", "BP", "VP", "IN", "UP")) -> X12Parse:
     """Every transaction set in every interchange; never raises on bad input."""
     result = X12Parse()
+    lists = {"record": result.records, "quarantined": result.quarantined,
+             "skipped": result.skipped, "warning": result.warnings}
+    for kind, item in iter_parse_x12(data, source, default_zone=default_zone,
+                                     shipment_key=shipment_key, sku_qualifiers=sku_qualifiers):
+        lists[kind].append(item)
+    return result
+
+
+def iter_parse_x12(source: bytes | str | BinaryIO | TextIO | Path, name: str, *,
+                   default_zone: str = "UTC",
+                   shipment_key: Literal["shipment_id", "bol"] = "shipment_id",
+                   sku_qualifiers: tuple[str, ...] = ("SK", "BP", "VP", "IN", "UP"),
+                   ) -> Iterator[Item]:
+    """``parse_x12`` as a stream: ("record", record), ("quarantined" | "skipped" | "warning",
+    Quarantined) in file order, reading a file (a path or a binary file object) a chunk at a
+    time and holding one transaction set at a time. Records come out as their transaction
+    set is read, so a caller that writes or applies them as they come holds none of them."""
     try:
         ZoneInfo(default_zone)
     except (ZoneInfoNotFoundError, ValueError):
         raise ValueError(f"local time zone {default_zone!r} is not an IANA zone name") from None
-    document: X12Document = read_interchanges(data)
-    for warning in document.warnings:
-        result.quarantined.append(Quarantined(source=source, position=warning.position,
-                                              reason=f"envelope: {warning.reason}"))
-    for tx in document.transactions:
+    if isinstance(source, Path):
+        with open(source, "rb") as handle:
+            yield from iter_parse_x12(handle, name, default_zone=default_zone,
+                                      shipment_key=shipment_key, sku_qualifiers=sku_qualifiers)
+        return
+    interchanges = quarantined = warned = 0
+    for item in iter_x12(source):
+        if isinstance(item, Interchange):
+            interchanges += 1
+            continue
+        if isinstance(item, EnvelopeWarning):
+            quarantined += 1
+            yield "quarantined", Quarantined(source=name, position=item.position,
+                                             reason=f"envelope: {item.reason}")
+            continue
+        tx = item
         mapped: list[ShipmentRecord | ShipmentEvent] = []
+        notes: list[tuple[Segment, str]] = []
         try:
             if tx.set_id == "214":
-                mapped = list(map_214(tx, default_zone=default_zone, shipment_key=shipment_key))
+                mapped = list(map_214(tx, default_zone=default_zone, shipment_key=shipment_key,
+                                      warnings=notes))
             elif tx.set_id == "856":
                 mapped = [map_856(tx, default_zone=default_zone, shipment_key=shipment_key,
                                   sku_qualifiers=sku_qualifiers)]
             elif tx.set_id == "204":
                 mapped = [map_204(tx, default_zone=default_zone)]
             elif tx.set_id in SKIPPED_SETS and not tx.errors:
-                result.skipped.append(Quarantined(
-                    source=source, position=tx.position,
-                    reason=f"{tx.set_id} ({SKIPPED_SETS[tx.set_id]}) carries no shipment data"))
+                yield "skipped", Quarantined(
+                    source=name, position=tx.position,
+                    reason=f"{tx.set_id} ({SKIPPED_SETS[tx.set_id]}) carries no shipment data")
                 continue
             else:
                 raise X12MappingError(tx.segments[0], f"transaction set {tx.set_id!r} is not "
@@ -488,14 +591,25 @@ def parse_x12(data: bytes | str, source: str, *, default_zone: str = "UTC",
         except X12MappingError as exc:
             tx.error(exc.segment, str(exc))
         if tx.errors:  # syntax and meaning problems together, in segment order
-            result.quarantined.append(Quarantined(source=source, position=tx.where(),
-                                                  reason=tx.reason(), raw=_raw(tx)))
-        else:
-            result.records.extend(mapped)
-    if not document.interchanges and not result.quarantined:
-        result.quarantined.append(Quarantined(source=source, position="start of file",
-                                              reason="no X12 interchange found"))
-    return result
+            quarantined += 1
+            yield "quarantined", Quarantined(source=name, position=tx.where(),
+                                             reason=tx.reason(), raw=_raw(tx))
+            continue
+        for seg, text in notes:
+            warned += 1
+            where = f"{tx.position}, segment {seg.index} ({seg.id})"
+            if warned <= _LOGGED_WARNINGS:
+                log.warning("%s: %s: %s", name, where, text)
+            yield "warning", Quarantined(source=name, position=where, reason=text,
+                                         raw="*".join(seg.elements)[:200])
+        for record in mapped:
+            yield "record", record
+    if warned > _LOGGED_WARNINGS:
+        log.warning("%s: %d more warnings like those (see alignbot inspect)", name,
+                    warned - _LOGGED_WARNINGS)
+    if not interchanges and not quarantined:
+        yield "quarantined", Quarantined(source=name, position="start of file",
+                                         reason="no X12 interchange found")
 
 
 def _raw(tx: TransactionSet) -> str:
@@ -589,6 +703,34 @@ def _day(value: Any) -> Any:
     return value
 
 
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class _HashingReader(io.RawIOBase):
+    """A binary file that hashes what is read through it."""
+
+    def __init__(self, raw: BinaryIO):
+        self._raw = raw
+        self._digest = hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._raw.read(len(buffer))
+        self._digest.update(data)
+        buffer[:len(data)] = data
+        return len(data)
+
+    def hexdigest(self) -> str:
+        return self._digest.hexdigest()
+
+
 class X12Connector:
     """Reads 214/856 files dropped in an inbox; writes 204 load tenders to an outbox."""
 
@@ -637,19 +779,36 @@ class X12Connector:
                                f"{self.settings.max_file_bytes}; raise it or split the file"))
                 continue
             try:
-                data = path.read_bytes()
+                digest = _file_sha256(path)
             except OSError:
                 continue  # still being written or vanished: the next poll sees it
-            digest = hashlib.sha256(data).hexdigest()
-            fresh[file_name] = digest
             if done.get(file_name) == digest:
+                fresh[file_name] = digest
                 continue  # read before; waits for the caller to acknowledge
+            records: list[ShipmentRecord | ShipmentEvent] = []
+            bad: list[Quarantined] = []
             try:
-                parsed = parse_x12(data, source, default_zone=self.settings.local_timezone,
-                                   shipment_key=self.settings.shipment_key,
-                                   sku_qualifiers=self.settings.sku_qualifiers)
+                # read a chunk at a time, hashing what is read: the digest recorded is that of
+                # the bytes parsed, even if the file changes meanwhile
+                with open(path, "rb") as raw:
+                    hashing = _HashingReader(raw)
+                    for kind, item in iter_parse_x12(
+                            io.BufferedReader(hashing), source,
+                            default_zone=self.settings.local_timezone,
+                            shipment_key=self.settings.shipment_key,
+                            sku_qualifiers=self.settings.sku_qualifiers):
+                        if kind == "record":
+                            records.append(item)
+                        elif kind == "quarantined":
+                            bad.append(item)
+                        elif kind == "skipped":
+                            log.info("%s: %s %s", source, item.position, item.reason)
+                fresh[file_name] = hashing.hexdigest()
+            except OSError:
+                continue  # vanished while being read: the next poll sees it
             except Exception as exc:  # noqa: BLE001 — one file must not hold up those behind it
                 # recorded in the cursor like any file read: archived, and not read again
+                fresh[file_name] = digest
                 log.exception("%s: reading %s failed; quarantined, reading on", self.name,
                               file_name)
                 result.quarantined.append(Quarantined(
@@ -658,10 +817,8 @@ class X12Connector:
                            + "; it is archived with the files read: put it back in the inbox "
                              "to read it again"))
                 continue
-            result.records.extend(parsed.records)
-            result.quarantined.extend(parsed.quarantined)
-            for item in parsed.skipped:
-                log.info("%s: %s %s", source, item.position, item.reason)
+            result.records.extend(records)
+            result.quarantined.extend(bad)
         if self.settings.archive_when == "read":
             self._archive(fresh)
             fresh = {}

@@ -7,8 +7,11 @@ becomes a warning, and the good transaction sets next to them are still returned
 
 from __future__ import annotations
 
+import io
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any, BinaryIO, TextIO
 
 ISA_LENGTH = 106  # "ISA" + 16 fixed-width elements + their separators + the terminator
 _ISA_WIDTHS = (2, 10, 2, 10, 2, 15, 2, 15, 6, 4, 1, 5, 9, 1, 1)  # ISA01..ISA15
@@ -49,6 +52,7 @@ class TransactionSet:
     functional_id: str = ""  # GS01: QM (214), SH (856), SM (204)
     group_date: str = ""  # GS04 CCYYMMDD
     group_time: str = ""  # GS05 HHMM
+    version: str = ""  # GS08: 004010, 005010 ...
 
     @property
     def position(self) -> str:
@@ -133,166 +137,296 @@ def _decode(data: bytes | str) -> str:
         return data.decode("latin-1")  # X12's extended character set; never fails
 
 
-def _split_segments(text: str, seps: Separators) -> list[list[str]]:
-    raw = text.split(seps.segment)
-    out = []
-    for chunk in raw:
-        chunk = chunk.strip("\r\n\t ")  # line breaks after terminators are common
-        if chunk:
-            out.append(chunk.split(seps.element))
-    return out
+CHUNK_CHARS = 1 << 20  # characters read at a time: memory is this plus one transaction set
+_WS = "\r\n\t "
 
 
-def read_interchanges(data: bytes | str) -> X12Document:
-    """Tokenize and validate every interchange in ``data``; never raises."""
-    text = _decode(data).lstrip("\ufeff\r\n\t ")
-    doc = X12Document()
-    if not text.startswith("ISA"):
-        doc.warnings.append(EnvelopeWarning("start of file", "no ISA segment: not an X12 "
-                                                             "interchange"))
-        return doc
-    while text:
+def text_chunks(source: bytes | str | BinaryIO | TextIO,
+                chunk_chars: int = CHUNK_CHARS) -> Iterator[str]:
+    """The text of ``source`` a chunk at a time.
+
+    Bytes are UTF-8, or Latin-1 (X12's extended character set, never fails) where they are
+    not: a file object is decoded a chunk at a time, and a chunk holding bytes that are not
+    UTF-8 is read as Latin-1 as a whole (bytes given at once are decided as a whole).
+    """
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        source = _decode(bytes(source))
+    if isinstance(source, str):
+        for start in range(0, len(source), chunk_chars):
+            yield source[start:start + chunk_chars]
+        return
+    if isinstance(source, io.TextIOBase):
+        reader: Any = source
+    else:
+        reader = io.TextIOWrapper(source, encoding="utf-8", errors="surrogateescape", newline="")
+    while True:
+        chunk = reader.read(chunk_chars)
+        if not chunk:
+            return
+        if _SURROGATE.search(chunk):
+            chunk = chunk.encode("utf-8", "surrogateescape").decode("latin-1")
+        yield chunk
+
+
+_SURROGATE = re.compile("[\udc80-\udcff]")
+
+
+class _Text:
+    """A window on the chunks: what has been read and not yet consumed."""
+
+    def __init__(self, chunks: Iterator[str]):
+        self._chunks = chunks
+        self.buf = ""
+        self.pos = 0
+        self.eof = False
+
+    def more(self) -> bool:
+        """Append the next chunk (dropping what was consumed); False at the end."""
+        if self.eof:
+            return False
+        for chunk in self._chunks:
+            if chunk:
+                self.buf = self.buf[self.pos:] + chunk
+                self.pos = 0
+                return True
+        self.eof = True
+        return False
+
+    def ahead(self, n: int) -> str:
+        """Up to n characters from the current position, without consuming them."""
+        while len(self.buf) - self.pos < n and self.more():
+            pass
+        return self.buf[self.pos:self.pos + n]
+
+    def skip_space(self) -> None:
+        while True:
+            buf, pos, end = self.buf, self.pos, len(self.buf)
+            while pos < end and buf[pos] in _WS:
+                pos += 1
+            self.pos = pos
+            if pos < end or not self.more():
+                return
+
+    def segment(self, terminator: str) -> str | None:
+        """The next segment's text (without its terminator); None at the end of the text."""
+        while True:
+            end = self.buf.find(terminator, self.pos)
+            if end >= 0:
+                text = self.buf[self.pos:end]
+                self.pos = end + len(terminator)
+                return text
+            if not self.more():
+                if self.pos >= len(self.buf):
+                    return None
+                text = self.buf[self.pos:]
+                self.pos = len(self.buf)
+                return text
+
+    def count_rest(self) -> int:
+        rest = len(self.buf) - self.pos
+        while self.more():
+            rest = len(self.buf) - self.pos
+        return rest
+
+
+def iter_x12(source: bytes | str | BinaryIO | TextIO,
+             chunk_chars: int = CHUNK_CHARS) -> Iterator[Interchange | TransactionSet | EnvelopeWarning]:
+    """Tokenize and validate X12 incrementally; never raises on bad input.
+
+    Yields, in file order, each ``Interchange`` when its ISA is read (its ``transactions``
+    stay empty), each ``TransactionSet`` once its SE is read (or it is cut short), and each
+    ``EnvelopeWarning``. Only the transaction set being read is held in memory, whatever the
+    size of the file or of one interchange.
+    """
+    text = _Text(text_chunks(source, chunk_chars))
+    head = text.ahead(1)
+    if head == "\ufeff":
+        text.pos += 1
+    text.skip_space()
+    if not text.ahead(3) == "ISA":
+        yield EnvelopeWarning("start of file", "no ISA segment: not an X12 interchange")
+        return
+    number = 0
+    while True:
+        number += 1
         try:
-            seps = separators_from_isa(text)
+            seps = separators_from_isa(text.ahead(ISA_LENGTH + 64))
         except X12SyntaxError as exc:
-            doc.warnings.append(EnvelopeWarning(f"interchange #{len(doc.interchanges) + 1}",
-                                                str(exc)))
-            return doc
-        end = _interchange_end(text, seps)
-        body, text = text[:end], text[end:].lstrip("\r\n\t ")
-        doc.interchanges.append(_read_one(body, seps, doc.warnings))
-        if text and not text.startswith("ISA"):
-            doc.warnings.append(EnvelopeWarning(
-                f"after interchange {doc.interchanges[-1].control}",
-                f"{len(text)} characters after IEA that are not another interchange"))
-            break
+            yield EnvelopeWarning(f"interchange #{number}", str(exc))
+            return
+        reader = _InterchangeReader(seps)
+        yield from reader.read(text)
+        text.skip_space()
+        if text.eof and text.pos >= len(text.buf):
+            return
+        if text.ahead(3) != "ISA":
+            yield EnvelopeWarning(f"after interchange {reader.ic.control}",
+                                  f"{text.count_rest()} characters after IEA that are not "
+                                  "another interchange")
+            return
+
+
+class _InterchangeReader:
+    """One interchange, segment by segment: ISA .. IEA with its groups and their counts."""
+
+    def __init__(self, seps: Separators):
+        self.seps = seps
+        self.ic = Interchange(separators=seps, control="", sender="", receiver="", version="")
+
+    def read(self, text: _Text) -> Iterator[Interchange | TransactionSet | EnvelopeWarning]:
+        seps = self.seps
+        term, elem = seps.segment, seps.element
+        first = text.segment(term) or ""
+        isa = first.strip(_WS).split(elem)
+        if len(isa) != 17:  # a separator character inside an ISA field
+            yield EnvelopeWarning("ISA", f"ISA splits into {len(isa) - 1} elements, not 16: a "
+                                         "field contains a separator character")
+            yield self.ic
+            while (raw := text.segment(term)) is not None:  # the rest of it is unreadable
+                if raw.lstrip(_WS).startswith("IEA" + elem):
+                    return
+            return
+        ic = self.ic
+        ic.control, ic.sender = isa[13].strip(), isa[6].strip()
+        ic.receiver, ic.version = isa[8].strip(), isa[12].strip()
+        yield ic
+        where = f"ISA {ic.control}"
+        if not ic.control.isdigit():
+            yield EnvelopeWarning(where, f"ISA13 control number {ic.control!r} is not numeric")
+        groups = 0
+        group: list[Any] | None = None  # [GS06, members, GS01, GS04, GS05, GS08]
+        tx: TransactionSet | None = None
+        number = 1
+        segments: list[Segment] = []
+
+        def close_tx(reason: str) -> TransactionSet | None:
+            nonlocal tx
+            done = tx
+            if done is not None:
+                done.error(done.segments[-1], reason)
+                tx = None
+            return done
+
+        while True:
+            raw = text.segment(term)
+            if raw is None:
+                break
+            raw = raw.strip(_WS)
+            if not raw:
+                continue
+            number += 1
+            row = raw.split(elem)
+            seg_id = row[0].strip()
+            if tx is not None and seg_id not in _ENVELOPE:
+                seg = Segment(seg_id, row, len(segments) + 1)
+                segments.append(seg)
+                if not _SEGMENT_ID.match(seg_id):
+                    tx.error(seg, f"segment {seg.index} has an invalid id {seg_id[:20]!r}")
+                continue
+            if seg_id == "GS":
+                if (done := close_tx("no SE before the next GS: transaction set is truncated")):
+                    yield done
+                if group is not None:
+                    yield EnvelopeWarning(f"{where} / GS {group[0]}",
+                                          "group has no GE before the next GS")
+                groups += 1
+                gs = Segment("GS", row, number)
+                group = [gs.get(6), 0, gs.get(1), gs.get(4), gs.get(5), gs.get(8)]
+            elif seg_id == "GE":
+                if (done := close_tx("no SE before GE: transaction set is truncated")):
+                    yield done
+                if group is None:
+                    yield EnvelopeWarning(where, f"GE at segment {number} without a GS")
+                    continue
+                yield from _check_count(row, 1, group[1], "GE01 transaction set count",
+                                        f"{where} / GS {group[0]}")
+                yield from _check_control(row, 2, group[0], "GE02", "GS06",
+                                          f"{where} / GS {group[0]}")
+                group = None
+            elif seg_id == "ST":
+                if (done := close_tx("no SE before the next ST: transaction set is truncated")):
+                    yield done
+                if group is None:
+                    yield EnvelopeWarning(where, f"ST at segment {number} outside a GS group")
+                gctl, _, fid, gdate, gtime, gversion = group or ("", 0, "", "", "", "")
+                if group is not None:
+                    group[1] += 1
+                segments = [Segment("ST", row, 1)]
+                tx = TransactionSet(set_id=row[1].strip() if len(row) > 1 else "",
+                                    control=row[2].strip() if len(row) > 2 else "",
+                                    interchange_control=ic.control, group_control=gctl,
+                                    segments=segments, functional_id=fid, group_date=gdate,
+                                    group_time=gtime, version=gversion)
+            elif seg_id == "SE":
+                if tx is None:
+                    yield EnvelopeWarning(where, f"SE at segment {number} without an ST")
+                    continue
+                se = Segment("SE", row, len(segments) + 1)
+                segments.append(se)
+                declared = se.get(1)
+                if not declared.isdigit():
+                    tx.error(se, f"SE01 segment count {declared!r} is not a number")
+                elif int(declared) != len(segments):
+                    tx.error(se, f"SE01 says {declared} segments but the transaction set has "
+                                 f"{len(segments)} (ST..SE)")
+                if se.get(2) != tx.control:
+                    tx.error(se, f"SE02 control number {se.get(2)!r} does not match ST02 "
+                                 f"{tx.control!r}")
+                yield tx
+                tx = None
+            elif seg_id == "IEA":
+                if (done := close_tx("no SE before IEA: transaction set is truncated")):
+                    yield done
+                if group is not None:
+                    yield EnvelopeWarning(f"{where} / GS {group[0]}", "group has no GE before IEA")
+                    group = None
+                yield from _check_count(row, 1, groups, "IEA01 group count", where)
+                yield from _check_control(row, 2, ic.control, "IEA02", "ISA13", where)
+                return
+            elif seg_id == "ISA":
+                yield EnvelopeWarning(where, f"nested ISA at segment {number}")
+            else:
+                yield EnvelopeWarning(where, f"segment {number} ({seg_id[:20]!r}) is outside "
+                                             "any transaction set")
+        if (done := close_tx("file ends inside the transaction set (no SE)")):
+            yield done
+        if group is not None:
+            yield EnvelopeWarning(f"{where} / GS {group[0]}", "file ends with no GE")
+        yield EnvelopeWarning(where, "file ends with no IEA")
+
+
+_ENVELOPE = frozenset({"GS", "GE", "ST", "SE", "IEA", "ISA"})
+
+
+def read_interchanges(data: bytes | str | BinaryIO | TextIO) -> X12Document:
+    """Every interchange of ``data`` with its transaction sets, in memory; never raises.
+
+    For large inputs use ``iter_x12``, which holds one transaction set at a time.
+    """
+    doc = X12Document()
+    for item in iter_x12(data):
+        if isinstance(item, TransactionSet):
+            doc.interchanges[-1].transactions.append(item)
+        elif isinstance(item, Interchange):
+            doc.interchanges.append(item)
+        else:
+            doc.warnings.append(item)
     return doc
 
 
-def _interchange_end(text: str, seps: Separators) -> int:
-    """Index just past this interchange's IEA terminator (or the end of the text)."""
-    pattern = re.compile(re.escape(seps.segment) + r"[\r\n\t ]*IEA" + re.escape(seps.element))
-    match = pattern.search(text)
-    if not match:
-        return len(text)
-    close = text.find(seps.segment, match.end())
-    return len(text) if close < 0 else close + 1
-
-
-def _read_one(body: str, seps: Separators, warnings: list[EnvelopeWarning]) -> Interchange:
-    rows = _split_segments(body, seps)
-    isa = rows[0]
-    if len(isa) != 17:  # a separator character inside an ISA field
-        warnings.append(EnvelopeWarning("ISA", f"ISA splits into {len(isa) - 1} elements, not "
-                                               "16: a field contains a separator character"))
-        return Interchange(separators=seps, control="", sender="", receiver="", version="")
-    ic = Interchange(separators=seps, control=isa[13].strip(), sender=isa[6].strip(),
-                     receiver=isa[8].strip(), version=isa[12].strip())
-    where = f"ISA {ic.control}"
-    if not ic.control.isdigit():
-        warnings.append(EnvelopeWarning(where, f"ISA13 control number {ic.control!r} is not "
-                                               "numeric"))
-    groups = 0
-    group: tuple[str, list[TransactionSet], str, str, str] | None = None
-    tx: TransactionSet | None = None
-    iea_seen = False
-
-    def close_tx_without_se(reason: str) -> None:
-        nonlocal tx
-        if tx is not None:
-            tx.error(tx.segments[-1], reason)
-            ic.transactions.append(tx)
-            tx = None
-
-    for number, row in enumerate(rows[1:], start=2):
-        seg_id = row[0].strip()
-        if seg_id == "GS":
-            close_tx_without_se("no SE before the next GS: transaction set is truncated")
-            if group is not None:
-                warnings.append(EnvelopeWarning(f"{where} / GS {group[0]}",
-                                                "group has no GE before the next GS"))
-            groups += 1
-            gs = Segment("GS", row, number)
-            group = (gs.get(6), [], gs.get(1), gs.get(4), gs.get(5))
-        elif seg_id == "GE":
-            close_tx_without_se("no SE before GE: transaction set is truncated")
-            if group is None:
-                warnings.append(EnvelopeWarning(where, f"GE at segment {number} without a GS"))
-                continue
-            _check_count(row, 1, len(group[1]), "GE01 transaction set count",
-                         f"{where} / GS {group[0]}", warnings)
-            _check_control(row, 2, group[0], "GE02", "GS06", f"{where} / GS {group[0]}",
-                           warnings)
-            group = None
-        elif seg_id == "ST":
-            close_tx_without_se("no SE before the next ST: transaction set is truncated")
-            if group is None:
-                warnings.append(EnvelopeWarning(where, f"ST at segment {number} outside a GS "
-                                                       "group"))
-            gctl, members, fid, gdate, gtime = group or ("", [], "", "", "")
-            tx = TransactionSet(set_id=row[1].strip() if len(row) > 1 else "",
-                                control=row[2].strip() if len(row) > 2 else "",
-                                interchange_control=ic.control, group_control=gctl,
-                                functional_id=fid, group_date=gdate, group_time=gtime)
-            members.append(tx)
-            tx.segments.append(Segment("ST", row, 1))
-        elif seg_id == "SE":
-            if tx is None:
-                warnings.append(EnvelopeWarning(where, f"SE at segment {number} without an ST"))
-                continue
-            se = Segment("SE", row, len(tx.segments) + 1)
-            tx.segments.append(se)
-            declared = se.get(1)
-            if not declared.isdigit():
-                tx.error(se, f"SE01 segment count {declared!r} is not a number")
-            elif int(declared) != len(tx.segments):
-                tx.error(se, f"SE01 says {declared} segments but the transaction set has "
-                             f"{len(tx.segments)} (ST..SE)")
-            if se.get(2) != tx.control:
-                tx.error(se, f"SE02 control number {se.get(2)!r} does not match ST02 "
-                             f"{tx.control!r}")
-            ic.transactions.append(tx)
-            tx = None
-        elif seg_id == "IEA":
-            close_tx_without_se("no SE before IEA: transaction set is truncated")
-            if group is not None:
-                warnings.append(EnvelopeWarning(f"{where} / GS {group[0]}",
-                                                "group has no GE before IEA"))
-                group = None
-            _check_count(row, 1, groups, "IEA01 group count", where, warnings)
-            _check_control(row, 2, ic.control, "IEA02", "ISA13", where, warnings)
-            iea_seen = True
-        elif seg_id == "ISA":
-            warnings.append(EnvelopeWarning(where, f"nested ISA at segment {number}"))
-        elif tx is not None:
-            seg = Segment(seg_id, row, len(tx.segments) + 1)
-            tx.segments.append(seg)
-            if not _SEGMENT_ID.match(seg_id):
-                tx.error(seg, f"segment {seg.index} has an invalid id {seg_id[:20]!r}")
-        else:
-            warnings.append(EnvelopeWarning(where, f"segment {number} ({seg_id[:20]!r}) is "
-                                                   "outside any transaction set"))
-    close_tx_without_se("file ends inside the transaction set (no SE)")
-    if group is not None:
-        warnings.append(EnvelopeWarning(f"{where} / GS {group[0]}", "file ends with no GE"))
-    if not iea_seen:
-        warnings.append(EnvelopeWarning(where, "file ends with no IEA"))
-    return ic
-
-
-def _check_count(row: list[str], position: int, actual: int, label: str, where: str,
-                 warnings: list[EnvelopeWarning]) -> None:
+def _check_count(row: list[str], position: int, actual: int, label: str,
+                 where: str) -> Iterator[EnvelopeWarning]:
     declared = row[position].strip() if position < len(row) else ""
     if not declared.isdigit() or int(declared) != actual:
-        warnings.append(EnvelopeWarning(where, f"{label} is {declared!r} but there are {actual}"))
+        yield EnvelopeWarning(where, f"{label} is {declared!r} but there are {actual}")
 
 
 def _check_control(row: list[str], position: int, expected: str, label: str, opener: str,
-                   where: str, warnings: list[EnvelopeWarning]) -> None:
+                   where: str) -> Iterator[EnvelopeWarning]:
     declared = row[position].strip() if position < len(row) else ""
     if declared.lstrip("0") != expected.lstrip("0") or not declared:
-        warnings.append(EnvelopeWarning(where, f"{label} control number {declared!r} does not "
-                                               f"match {opener} {expected!r}"))
+        yield EnvelopeWarning(where, f"{label} control number {declared!r} does not "
+                                     f"match {opener} {expected!r}")
 
 
 # --- writing ---------------------------------------------------------------------------------
