@@ -1,13 +1,15 @@
 """The sandbox supply network: one seeded world both sandbox systems serve a view of.
 
 Same seed and same ``now`` give the same network, plan and shipments, so demos and tests are
-repeatable. The scenario clock injects drift one step at a time; actions change the tables so a
-re-poll sees their effect. Every row carries ``updated_at`` from a strictly increasing clock,
-which is what makes ``updated_since`` reads exact.
+repeatable. The scenario clock injects drift one step at a time (random drift across many SKUs),
+or plays the story ``make demo`` tells (one drift per beat, on targets chosen so the detectors
+raise it); actions change the tables so a re-poll sees their effect. Every row carries
+``updated_at`` from a strictly increasing clock, which is what makes ``updated_since`` reads exact.
 """
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 import time
@@ -34,6 +36,13 @@ CLASS_WEEKLY = {"A": (200, 800), "B": (50, 200), "C": (5, 50)}
 CLASS_VALUE = {"A": (40.0, 200.0), "B": (15.0, 80.0), "C": (2.0, 30.0)}
 CLASS_SAFETY_WEEKS = {"A": 1.0, "B": 0.8, "C": 0.5}
 EXCEPTION_CODES = ("WEATHER", "EQUIPMENT_FAILURE", "PORT_CONGESTION", "DRIVER_SHORTAGE")
+DONE = ("delivered", "arrived", "cancelled")
+# The story: (when, in beats of ``story_seconds``; what happens). One drift per beat, then the
+# late shipment of beat 5 is reported back on time, so its recommendation resolves on its own.
+STORY = ((0.25, "demand_spike"), (1.25, "late_shipment"), (2.25, "capacity_cut"),
+         (3.25, "big_demand_move"), (4.25, "delay"), (6.25, "back_on_time"))
+STORY_HORIZON_DAYS = 14.0  # the stock the story reasons about: alignbot.example.yml's horizon
+BOTH_TEAMS_VALUE = 25_000.0  # alignbot.example.yml: "big demand moves need both sides" from here
 
 
 class ActionError(ValueError):
@@ -60,7 +69,8 @@ class World:
     """Tables of one network (``tables[entity][key] -> row``) behind one lock."""
 
     def __init__(self, seed: int = 7, now: datetime | None = None, n_skus: int = 300,
-                 auto_step_seconds: float | None = None, checks_from: bool = True):
+                 auto_step_seconds: float | None = None, checks_from: bool = True,
+                 story_seconds: float | None = None):
         self.seed = seed
         self.checks_from = checks_from  # refuse actions whose from_* values are stale
         self.lock = threading.RLock()
@@ -84,6 +94,10 @@ class World:
         self.messages: list[dict[str, Any]] = []
         self._scenario_rng = random.Random(seed * 7919 + 17)
         self._build(random.Random(seed), n_skus)
+        # story mode: the stage is set now, the beats wait for start_story()
+        self.story_seconds = story_seconds
+        self.story: list[dict[str, Any]] = self._cast_story() if story_seconds else []
+        self._story_started: float | None = None
 
     # -- clock and writes
 
@@ -219,7 +233,10 @@ class World:
     # -- the scenario clock
 
     def catch_up(self) -> None:
-        """Apply the auto-advance steps that are due; called on every request, no thread."""
+        """Apply the auto-advance steps and story beats that are due; called on every request,
+        no thread."""
+        with self.lock:
+            self._play_story()
         if not self.auto_step_seconds:
             return
         due = int((time.monotonic() - self._auto_started) / self.auto_step_seconds)
@@ -301,6 +318,218 @@ class World:
             lane["capacity"] = float(round(lane["capacity"] * ratio, -1))
             self.touch("lanes", key)
         return {"kind": "capacity_cut", "carrier": carrier, "periods": periods}
+
+    # -- the story (make demo): one drift per beat, on targets the detectors really raise
+
+    def start_story(self) -> bool:
+        """Start the story's clock; False when there is no story or it started already."""
+        with self.lock:
+            if not self.story or self._story_started is not None:
+                return False
+            self._story_started = time.monotonic()
+            return True
+
+    @property
+    def story_started(self) -> bool:
+        return self._story_started is not None
+
+    def _play_story(self) -> None:
+        if self._story_started is None or not self.story_seconds:
+            return
+        beats = (time.monotonic() - self._story_started) / self.story_seconds
+        for beat in self.story:
+            if beat["at"] <= beats and beat["beat"] not in {i.get("beat") for i in self.injected}:
+                getattr(self, f"_play_{beat['kind']}")(beat)
+                self.injected.append({**beat, "played_at": ts(self.clock())})
+
+    def _cast_story(self) -> list[dict[str, Any]]:
+        """Choose each beat's target so that the detectors raise it, and set the stage: every
+        truck on the road has just reported in, and one DC is low on what a truck brings it."""
+        at = self.now
+        for key, row in sorted(self.tables["shipments"].items()):
+            if row["status"] == "in_transit":
+                row["last_event_at"] = ts(at)
+                self.touch("shipments", key)
+        late = self._cast_late_shipment(at)
+        cut = self._cast_capacity_cut(at, avoid={late["carrier"]})
+        delay = self._cast_delay(at, avoid={late["carrier"], cut["carrier"]},
+                                 positions={(late["sku"], late["destination"])})
+        skus = {late["sku"]}
+        spike = self._cast_demand_spike(at, "B", (3_000.0, 15_000.0), skus, "DC-NJ")
+        skus.add(spike["sku"])
+        big = self._cast_demand_spike(at, "A", (2 * BOTH_TEAMS_VALUE, 10 * BOTH_TEAMS_VALUE),
+                                      skus, "DC-CA")
+        cast = {"demand_spike": spike, "late_shipment": late, "capacity_cut": cut,
+                "big_demand_move": big, "delay": delay, "back_on_time": delay}
+        return [{"beat": i, "at": when, **cast[kind], "kind": kind}
+                for i, (when, kind) in enumerate(STORY, start=1)]
+
+    def _lowest(self, sku: str, loc: str, at: datetime, *, on_hand: float | None = None,
+                latest: dict[str, float] | None = None,
+                arrivals: dict[str, datetime] | None = None) -> float:
+        """The lowest projected stock of ``sku`` at ``loc`` over the horizon from ``at``: each
+        week's latest demand spread evenly over it, receipts landing at their ETA. ``latest``
+        (period -> qty) and ``arrivals`` (shipment id -> when) say what a beat would change."""
+        end = STORY_HORIZON_DAYS * 24.0
+
+        def hours(when: datetime) -> float:
+            return (when - at).total_seconds() / 3600.0
+
+        weeks = []
+        for week in self.weeks:
+            qty = (latest or {}).get(week.isoformat(),
+                                     self.tables["demand"][(sku, loc, week.isoformat())]["latest_qty"])
+            start = hours(datetime(week.year, week.month, week.day, tzinfo=UTC))
+            weeks.append((start, start + 168.0, qty / 168.0))
+        receipts: dict[float, float] = {}
+        for row in self.tables["shipments"].values():
+            if row["status"] in DONE or row["destination"] != loc:
+                continue
+            when = (arrivals or {}).get(row["shipment_id"]) or parse_ts(
+                row["eta"] or row["planned_arrival"], "eta")
+            lands = max(hours(when), 0.0)
+            for line in row["lines"]:
+                if line["sku"] == sku and lands < end:
+                    receipts[lands] = receipts.get(lands, 0.0) + line["qty"]
+        points = sorted({0.0, end, *receipts,
+                         *(t for w in weeks for t in w[:2] if 0.0 < t < end)})
+        level = (self.tables["inventory"][(sku, loc)]["on_hand"] if on_hand is None
+                 else on_hand) + receipts.get(0.0, 0.0)
+        lowest = level
+        for p0, p1 in zip(points, points[1:], strict=False):
+            level -= sum(rate * max(0.0, min(p1, b) - max(p0, a)) for a, b, rate in weeks)
+            lowest = min(lowest, level)
+            level += receipts.get(p1, 0.0)
+        return lowest
+
+    def _daily(self, sku: str, loc: str, at: datetime) -> float:
+        week = week_start(at.date()).isoformat()
+        return self.tables["demand"][(sku, loc, week)]["latest_qty"] / 7.0
+
+    def _cast_late_shipment(self, at: datetime) -> dict[str, Any]:
+        """A truck due in a day or two carrying most of what one DC will sell; the DC keeps
+        just enough to last until it lands (the stage), so three days late is a stock-out."""
+        for _key, row in sorted(self.tables["shipments"].items()):
+            eta = parse_ts(row["eta"], "eta")
+            if row["status"] != "in_transit" or not 18 <= (eta - at).total_seconds() / 3600 <= 60:
+                continue
+            for line in sorted(row["lines"], key=lambda ln: -ln["qty"]):
+                sku, dc = line["sku"], row["destination"]
+                stock = self.tables["inventory"][(sku, dc)]
+                daily, safety = self._daily(sku, dc, at), stock["safety_stock"]
+                lands_in = (eta - at).total_seconds() / 86400
+                on_hand = float(math.ceil(safety + daily * (lands_in + 0.6)))
+                later = {row["shipment_id"]: eta + timedelta(hours=72)}
+                if (on_hand >= stock["on_hand"] or daily < 10
+                        or self._lowest(sku, dc, at, on_hand=on_hand) < safety + 0.3 * daily
+                        or self._lowest(sku, dc, at, on_hand=on_hand, arrivals=later)
+                        > safety - max(50.0, 1.5 * daily)):
+                    continue
+                stock["on_hand"] = on_hand
+                self.touch("inventory", (sku, dc))
+                return {"shipment_id": row["shipment_id"], "origin": row["origin"],
+                        "destination": dc, "carrier": row["carrier"], "sku": sku,
+                        "qty": line["qty"], "eta": row["eta"], "delay_hours": 72,
+                        "exception_code": "WEATHER", "on_hand": on_hand,
+                        "daily_demand": round(daily, 1)}
+        raise RuntimeError("the story finds no shipment whose delay would cause a stock-out")
+
+    def _cast_delay(self, at: datetime, avoid: set[str], positions: set[tuple[str, str]]
+                    ) -> dict[str, Any]:
+        """A truck whose delay costs nothing (its DC has stock enough), with another carrier."""
+        for _key, row in sorted(self.tables["shipments"].items()):
+            eta = parse_ts(row["eta"], "eta")
+            if (row["status"] != "in_transit" or row["carrier"] in avoid
+                    or (eta - at).total_seconds() < 12 * 3600):
+                continue
+            later = {row["shipment_id"]: eta + timedelta(hours=30)}
+            lines = [(ln["sku"], row["destination"]) for ln in row["lines"]]
+            if any(p in positions or self._lowest(*p, at, arrivals=later)
+                   < self.tables["inventory"][p]["safety_stock"] for p in lines):
+                continue
+            return {"shipment_id": row["shipment_id"], "origin": row["origin"],
+                    "destination": row["destination"], "carrier": row["carrier"],
+                    "eta": row["eta"], "delay_hours": 30, "exception_code": "PORT_CONGESTION"}
+        raise RuntimeError("the story finds no shipment for a harmless delay")
+
+    def _cast_capacity_cut(self, at: datetime, avoid: set[str]) -> dict[str, Any]:
+        """A carrier whose capacity in the week of a planned shipment falls just below the
+        load planned on it: the shipments planned to leave last no longer fit."""
+        planned = sorted((r for r in self.tables["shipments"].values()
+                          if r["status"] == "planned" and r["carrier"] not in avoid),
+                         key=lambda r: (r["planned_ship"], r["shipment_id"]))
+        for row in planned:
+            period = week_start(parse_ts(row["planned_ship"], "planned_ship").date()).isoformat()
+            key = ("carrier", row["carrier"], period)
+            if key not in self.tables["capacity"]:
+                continue
+            cap = self.tables["capacity"][key]
+            moving = sum(ln["qty"] for r in planned if r["carrier"] == row["carrier"]
+                         and week_start(parse_ts(r["planned_ship"], "ship").date()).isoformat()
+                         == period for ln in r["lines"])
+            available = float(math.floor((cap["planned_load"] - 0.6 * moving) / 10) * 10)
+            return {"carrier": row["carrier"], "period": period,
+                    "planned_capacity": cap["planned_capacity"],
+                    "available_capacity": available, "planned_load": cap["planned_load"]}
+        raise RuntimeError("the story finds no carrier with planned shipments to cut")
+
+    def _cast_demand_spike(self, at: datetime, sku_class: str, value: tuple[float, float],
+                           avoid: set[str], prefer: str) -> dict[str, Any]:
+        """Orders for one SKU at one DC well above the forecast for the coming week, so far
+        above that the DC's stock falls below safety stock by ``value`` (low, high) in money."""
+        inbound = {(ln["sku"], r["destination"]) for r in self.tables["shipments"].values()
+                   if r["status"] not in DONE for ln in r["lines"]}
+        window = (at + timedelta(hours=12), at + timedelta(days=7, hours=12))
+        periods = [w.isoformat() for w in self.weeks
+                   if datetime(w.year, w.month, w.day, tzinfo=UTC) < window[1]
+                   and datetime(w.year, w.month, w.day, tzinfo=UTC) + timedelta(days=7) > window[0]]
+        dcs = [prefer, *(dc for dc in DCS if dc != prefer)]
+        for dc in dcs:
+            for sku in sorted(s for s, c in self.sku_class.items() if c == sku_class):
+                if sku in avoid or (sku, dc) in inbound:
+                    continue
+                rows = [self.tables["demand"][(sku, dc, p)] for p in periods]
+                safety = self.tables["inventory"][(sku, dc)]["safety_stock"]
+                for factor in (1.6, 1.8, 2.0, 2.3, 2.6, 3.0):
+                    latest = {r["period"]: float(round(r["planned_qty"] * factor)) for r in rows}
+                    if any(latest[r["period"]] - r["planned_qty"] < 60 for r in rows):
+                        continue
+                    short = safety - self._lowest(sku, dc, at, latest=latest)
+                    if value[0] <= short * self.sku_value[sku] <= value[1]:
+                        return {"sku": sku, "location": dc, "periods": periods,
+                                "factor": factor, "latest": latest,
+                                "planned": {r["period"]: r["planned_qty"] for r in rows},
+                                "unit_value": self.sku_value[sku]}
+        raise RuntimeError(f"the story finds no class {sku_class} SKU for a demand spike")
+
+    def _play_demand_spike(self, beat: dict[str, Any]) -> None:
+        for period, qty in beat["latest"].items():
+            key = (beat["sku"], beat["location"], period)
+            self.tables["demand"][key].update(latest_qty=qty, source="orders")
+            self.touch("demand", key)
+
+    _play_big_demand_move = _play_demand_spike
+
+    def _play_late_shipment(self, beat: dict[str, Any]) -> None:
+        key = (beat["shipment_id"],)
+        eta = parse_ts(beat["eta"], "eta") + timedelta(hours=beat["delay_hours"])
+        self.tables["shipments"][key].update(eta=ts(eta), status="delayed",
+                                             exception_code=beat["exception_code"],
+                                             last_event_at=ts(self.clock()))
+        self.touch("shipments", key)
+
+    _play_delay = _play_late_shipment
+
+    def _play_back_on_time(self, beat: dict[str, Any]) -> None:
+        key = (beat["shipment_id"],)
+        self.tables["shipments"][key].update(eta=beat["eta"], status="in_transit",
+                                             exception_code=None, last_event_at=ts(self.clock()))
+        self.touch("shipments", key)
+
+    def _play_capacity_cut(self, beat: dict[str, Any]) -> None:
+        key = ("carrier", beat["carrier"], beat["period"])
+        self.tables["capacity"][key]["available_capacity"] = beat["available_capacity"]
+        self.touch("capacity", key)
 
     # -- helpers the actions use
 
