@@ -97,6 +97,10 @@ class SlackStandin:
                              extra_routes=[*control_routes(self), self.socket.route])
         self._server = BackgroundServer(self.webapi.app, port=port)
         self.workspace.base_url = self._server.url
+        # The demo's introduction for the browser UI (None: the UI opens straight on the
+        # channels), and what its Start button does.
+        self.intro: dict[str, Any] | None = None
+        self.on_start: Callable[[], None] | None = None
 
     # -- life ------------------------------------------------------------------------------
     def start(self) -> Self:
@@ -273,6 +277,26 @@ class SlackStandin:
             self._apply_response_action(delivery, user.id, view_id)
         return delivery
 
+    def say(self, text: str, as_user: str, channel: str | None = None) -> Message:
+        """A person writes a plain message in a channel (the app is not told)."""
+        user = self._user(as_user)
+        ch = self._channel(channel)
+        ws = self.workspace
+        return ws.add_message(Message(channel=ch.id, ts=ws.next_ts(), text=text, user=user.id,
+                                      bot_id=None))
+
+    def press_start(self) -> bool:
+        """The introduction's Start button: runs ``on_start`` once; False if it ran before."""
+        ws = self.workspace
+        with ws.changed:
+            if self.intro is None or self.intro.get("started"):
+                return False
+            self.intro = {**self.intro, "started": True}
+            ws.changed.notify_all()
+        if self.on_start is not None:
+            self.on_start()
+        return True
+
     def open_home(self, as_user: str | None = None, **send: Any) -> Delivery:
         """Open the app's Home tab: Slack sends ``app_home_opened``."""
         user = self._user(as_user)
@@ -398,6 +422,7 @@ class SlackStandin:
                 "modals": {u: ws.views[s[-1]] for u, s in ws.modal_stacks.items() if s},
                 "files": [f.to_api(ws.base_url) for f in ws.files.values() if f.completed],
                 "ratelimited": dict(self.limiter.rejected),
+                "intro": self.intro,
                 "calls": len(ws.calls),
             }
 

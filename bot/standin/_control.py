@@ -8,6 +8,9 @@ Watching: ``GET /standin/watch?since=<etag>`` answers at once with ``{"etag", "s
 the workspace differs from what the caller last saw, or waits for the next change (at most a
 few seconds, so a server stopping never waits long on a browser) and answers
 ``{"etag": since, "state": null}`` when nothing changed.
+
+The demo gives the stand-in an introduction (``state["intro"]``); ``POST /standin/start`` is its
+Start button.
 """
 
 from __future__ import annotations
@@ -201,6 +204,9 @@ def control_routes(standin: SlackStandin) -> list[Route | Mount]:
                                             bool(body.get("all")))
             elif action == "home":
                 d = await run_in_threadpool(standin.open_home, user)
+            elif action == "start":  # the demo introduction's Start button
+                started = await run_in_threadpool(standin.press_start)
+                return JSONResponse({"ok": True, "started": started, "delivery": None})
             else:
                 return JSONResponse({"ok": False, "error": f"unknown action {action!r}"}, 404)
         except KeyError as exc:

@@ -5,6 +5,7 @@
 // request Slack would send.
 
 import { collectValues, h, renderBlocks } from "./blocks.js";
+import { emojiHtml } from "./emoji.js";
 import { mrkdwn, plainText } from "./mrkdwn.js";
 
 const BOT_USER = "U0ALIGNBOT";
@@ -21,6 +22,8 @@ const ui = {
   seen: {},                              // channel id → message count last seen
   modalKey: null,                        // "<view id>:<hash>" of the rendered modal
   homeKey: null,
+  intro: null,                           // true while the demo's introduction is open
+  introKey: null,
   users: new Map(),
   channels: new Map(),
 };
@@ -104,8 +107,11 @@ function displayName(userId) {
   return u ? (u.real_name || u.name) : userId;
 }
 
+const isNarrator = (userId) => Boolean(userId) && userId === ui.state?.intro?.narrator;
+
 function avatar(userId) {
   if (userId === BOT_USER) return h("div", { class: "avatar avatar-bot", "aria-hidden": "true" }, "a");
+  if (isNarrator(userId)) return h("div", { class: "avatar avatar-narrator", "aria-hidden": "true", html: emojiHtml("clapper") });
   const name = displayName(userId);
   const hue = [...userId].reduce((n, c) => (n * 31 + c.charCodeAt(0)) % 360, 7);
   return h("div", { class: "avatar", style: `background:hsl(${hue} 45% 45%)`, "aria-hidden": "true" },
@@ -127,6 +133,7 @@ function render() {
   renderMain();
   renderThread();
   renderModal();
+  renderIntro();
 }
 
 function renderPicker() {
@@ -249,7 +256,7 @@ function renderHome() {
 
 function renderMessageList(messages, channelId, emptyText) {
   const list = $("#messages");
-  const wasAtBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 80;
+  const following = seesLatest(list);
   if (list.dataset.surface !== `ch:${channelId}:${ui.me}`) {
     list.dataset.surface = `ch:${channelId}:${ui.me}`;
     list.replaceChildren();
@@ -280,12 +287,27 @@ function renderMessageList(messages, channelId, emptyText) {
   wanted.forEach((node, i) => {
     if (list.children[i] !== node) list.insertBefore(node, list.children[i] || null);
   });
-  if (grew && wasAtBottom) scrollToBottom();
+  if (grew && following) scrollToBottom();
 }
 
+// Whether the newest message has started to show: then a new one is followed into view.
+function seesLatest(list) {
+  const last = list.lastElementChild;
+  if (!last || list.scrollHeight <= list.clientHeight + 80) return true;
+  return last.getBoundingClientRect().top < list.getBoundingClientRect().bottom - 24;
+}
+
+// Show the newest message from its first line: a message taller than the pane is not opened
+// in its middle, with its beginning scrolled out of sight.
 function scrollToBottom() {
   const list = $("#messages");
-  requestAnimationFrame(() => { list.scrollTop = list.scrollHeight; });
+  requestAnimationFrame(() => {
+    const last = list.lastElementChild;
+    list.scrollTop = list.scrollHeight;
+    if (!last) return;
+    const overshoot = list.getBoundingClientRect().top + 8 - last.getBoundingClientRect().top;
+    if (overshoot > 0) list.scrollTop -= overshoot;
+  });
 }
 
 function renderMessage(m, channelId, where) {
@@ -300,6 +322,7 @@ function renderMessage(m, channelId, where) {
     h("div", { class: "msg-meta" },
       h("span", { class: "author" }, displayName(author)),
       isBot ? h("span", { class: "app-badge" }, "APP") : null,
+      isNarrator(author) ? h("span", { class: "app-badge demo-badge" }, "DEMO") : null,
       h("time", { datetime: new Date(tsNum(m.ts) * 1000).toISOString(), title: fullTime(m.ts) }, clock(m.ts)),
       m.edited ? h("span", { class: "edited", title: `edited ${fullTime(m.edited.ts)}` }, "(edited)") : null));
   if (m.blocks?.length) body.append(renderBlocks(m.blocks, ctx));
@@ -325,7 +348,8 @@ function renderMessage(m, channelId, where) {
       h("button", { type: "button", class: "link", onclick: () => { ui.dismissed.add(m.ts); render(); } }, "Dismiss message")));
   }
   return h("div", {
-    class: "msg" + (m.ephemeral ? " ephemeral" : ""), "data-testid": `message-${m.ts}`,
+    class: "msg" + (m.ephemeral ? " ephemeral" : "") + (isNarrator(author) ? " narrator" : ""),
+    "data-testid": `message-${m.ts}`,
     "data-ts": m.ts, "data-channel": channelId, "data-ephemeral": m.ephemeral ? "true" : "false",
   }, avatar(author), body);
 }
@@ -430,6 +454,66 @@ function showErrors(body, errors) {
   if (unknown.length) toast(unknown.map((id) => `${id}: ${errors[id]}`).join("; "));
 }
 
+// -- the demo's introduction ------------------------------------------------------------------------
+
+function renderIntro() {
+  const intro = ui.state.intro;
+  const layer = $("#intro-layer");
+  $("#intro-list").hidden = !intro;
+  if (ui.intro === null && intro) ui.intro = true;  // the page opens on it
+  if (!intro || !ui.intro) { layer.hidden = true; layer.replaceChildren(); ui.introKey = null; return; }
+  const key = JSON.stringify([intro, ui.me, humans().length]);
+  if (ui.introKey === key) return;
+  ui.introKey = key;
+  const ctx = ctxFor("message");
+  const md = (text, cls) => h("div", { class: cls, html: mrkdwn(text, ctx) });
+  const people = intro.people.filter((p) => ui.users.has(p.id)).map((p) => h("li", {},
+    h("button", {
+      type: "button", class: "intro-person" + (p.id === ui.me ? " me" : ""), "data-testid": `intro-as-${p.id}`,
+      title: `Act as ${displayName(p.id)}`, onclick: () => { setMe(p.id); },
+    }, avatar(p.id), h("span", {}, h("strong", {}, displayName(p.id)), h("span", { class: "intro-role" }, p.role)))));
+  const start = intro.started
+    ? h("button", { type: "button", class: "bk-btn primary", "data-testid": "intro-start", onclick: closeIntro }, "Back to the demo")
+    : h("button", { type: "button", class: "bk-btn primary", "data-testid": "intro-start", onclick: startStory }, "Start the story");
+  layer.hidden = false;
+  layer.replaceChildren(h("div", { class: "modal-backdrop" }, h("div", {
+    class: "modal intro", role: "dialog", "aria-modal": "true", "aria-labelledby": "intro-title", "data-testid": "intro",
+  },
+  h("div", { class: "modal-header" }, h("h2", { id: "intro-title" }, intro.title)),
+  h("div", { class: "modal-body" },
+    md(intro.about, "intro-about"),
+    h("h3", {}, "Who you can be"),
+    h("p", { class: "intro-hint" }, "Click a person to act as them (or pick at the top right at any time); the bot decides who may approve."),
+    h("ul", { class: "intro-people" }, people),
+    h("h3", {}, "What to try"),
+    h("ol", { class: "intro-try" }, intro.try.map((t) => h("li", { html: mrkdwn(t, ctx) })))),
+  h("div", { class: "modal-footer" }, md(intro.story, "intro-story"), start))));
+}
+
+async function startStory(event) {
+  event.currentTarget.disabled = true;
+  await post("start", {});
+  closeIntro();
+  const planning = namedChannels().find((c) => c.name === "planning");
+  if (planning) openChannel(planning.id);
+}
+
+function closeIntro() {
+  ui.intro = false;
+  render();
+}
+
+function setMe(id) {
+  ui.me = id;
+  localStorage.setItem("standin.me", ui.me);
+  ui.modalKey = null;
+  ui.homeKey = null;
+  ui.dismissed.clear();
+  if (ui.view.kind === "app" && ui.view.tab === "home") post("home", {});
+  render();
+  scrollToBottom();
+}
+
 // -- acting ---------------------------------------------------------------------------------------
 
 async function act(node, action, body) {
@@ -469,20 +553,14 @@ function toast(text) {
 // -- start --------------------------------------------------------------------------------------
 
 function start() {
-  $("#user-picker").addEventListener("change", (e) => {
-    ui.me = e.target.value;
-    localStorage.setItem("standin.me", ui.me);
-    ui.modalKey = null;
-    ui.homeKey = null;
-    ui.dismissed.clear();
-    if (ui.view.kind === "app" && ui.view.tab === "home") post("home", {});
-    render();
-    scrollToBottom();
-  });
+  $("#user-picker").addEventListener("change", (e) => setMe(e.target.value));
   $("#app-item").addEventListener("click", () => openApp("home"));
+  $("#intro-item").addEventListener("click", () => { ui.intro = true; render(); });
   $("#composer").addEventListener("submit", sendCommand);
   document.addEventListener("keydown", (e) => {
-    if (e.key === "Escape" && ui.state?.modals[ui.me]) post("close", { view_id: ui.state.modals[ui.me].id });
+    if (e.key !== "Escape") return;
+    if (ui.intro && ui.state?.intro?.started) closeIntro();
+    else if (ui.state?.modals[ui.me]) post("close", { view_id: ui.state.modals[ui.me].id });
   });
   watch();
 }

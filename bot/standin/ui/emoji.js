@@ -37,6 +37,11 @@ const SVG = {
   tada: '<path d="M2 14.4L5.2 5l5.8 5.8z" fill="#FFCC4D" stroke="#F4900C" stroke-width=".8" stroke-linejoin="round"/><circle cx="11.5" cy="3" r="1" fill="#DD2E44"/><circle cx="13.4" cy="7" r=".9" fill="#55ACEE"/><circle cx="8.6" cy="2" r=".8" fill="#77B255"/><path d="M9 6.6c1-1.6 2.6-2 4.2-1.6" stroke="#AA8ED6" stroke-width="1" fill="none" stroke-linecap="round"/>',
   bell: '<path d="M4 11.5V7.4a4 4 0 0 1 8 0v4.1l1.2 1.1H2.8z" fill="#FFAC33"/><circle cx="8" cy="13.8" r="1.4" fill="#FFAC33"/>',
   information_source: tile("#3B88C3", '<circle cx="8" cy="4.6" r="1.1" fill="#fff"/><rect x="7.1" y="6.6" width="1.8" height="5.6" rx=".6" fill="#fff"/>'),
+  // the demo narrator's
+  clapper: '<rect x="1.5" y="6.2" width="13" height="8.3" rx="1" fill="#31373D"/><path d="M1.3 3.6l12.5-2.3.6 3.1-12.5 2.3z" fill="#31373D"/><path d="M3.6 3.2l2.3 2.5M7.2 2.5l2.3 2.5M10.8 1.9l2.3 2.5" stroke="#fff" stroke-width="1.1"/><rect x="3" y="8.6" width="10" height="1" fill="#99AAB5"/>',
+  scissors: '<circle cx="4.2" cy="12" r="2.2" fill="none" stroke="#DD2E44" stroke-width="1.5"/><circle cx="11.8" cy="12" r="2.2" fill="none" stroke="#DD2E44" stroke-width="1.5"/><path d="M5.5 10.3L11.4 1.6M10.5 10.3L4.6 1.6" stroke="#8899A6" stroke-width="1.6" stroke-linecap="round"/>',
+  truck: '<rect x="1" y="3.6" width="9" height="7.4" rx="1" fill="#DD2E44"/><path d="M10 6.2h2.7l2.3 2.6V11H10z" fill="#3B88C3"/><circle cx="4" cy="12" r="1.8" fill="#31373D"/><circle cx="12" cy="12" r="1.8" fill="#31373D"/>',
+  chart_with_upwards_trend: '<rect x="1" y="1" width="14" height="14" rx="2" fill="#fff" stroke="#CCD6DD"/><path d="M3 12l3.4-3.8 2.4 2.1 4.2-6.1" fill="none" stroke="#DD2E44" stroke-width="1.7" stroke-linecap="round" stroke-linejoin="round"/>',
 };
 SVG.large_red_circle = SVG.red_circle;
 SVG.heavy_check_mark_button = SVG.white_check_mark;
