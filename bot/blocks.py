@@ -378,13 +378,18 @@ def _idle(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def _act_by(rec: RecommendationRow, body: dict[str, Any]) -> tuple[datetime | None, bool]:
-    """(when the actions must be decided to do all they say, whether that is at once)."""
+    """(when the actions must be decided to do all they say, whether that is at once).
+
+    Nothing at risk either way, no hurry: a deadline then only says when the plan is stale.
+    """
     raw = body.get("decide_by")
     try:
-        when = aware(datetime.fromisoformat(str(raw))) if raw else None
+        when = aware(datetime.fromisoformat(raw)) if isinstance(raw, str) and raw else None
     except ValueError:
         return None, False
-    if when is None:
+    ignored = _impact(body, "impact_if_ignored")
+    if when is None or not any(ignored.get(k, 0.0) >= 0.005 for k in
+                               ("value_at_risk", "units_short", "units_excess")):
         return None, False
     return when, bool(rec.created_at) and when <= aware(rec.created_at) + timedelta(minutes=1)
 
@@ -458,14 +463,18 @@ def _impact_lines(impact: dict[str, float], kind: str, currency: str) -> list[st
         x = impact.get(key, 0.0)
         return x if x >= 0.005 else 0.0
 
+    def some_units(key: str) -> float:  # to a tenth: a planner needs 329.6, not 329.64
+        x = impact.get(key, 0.0)
+        return round(x, 1) if x >= 0.05 else 0.0
+
     lines = []
-    if short := some("units_short"):
+    if short := some_units("units_short"):
         below = some("service_days_at_risk")
         lines.append(f"{units(short)} below safety stock" + (f" for {span(below)}" if below else ""))
-    if unserved := some("units_unserved"):
+    if unserved := some_units("units_unserved"):
         out = some("days_out_of_stock")
         lines.append(f"{units(unserved)} unserved" + (f", out of stock {span(out)}" if out else ""))
-    if excess := some("units_excess"):
+    if excess := some_units("units_excess"):
         lines.append(f"{units(excess)} of capacity unused" if kind == "capacity_shift"
                      else f"{units(excess)} of excess stock")
     if orders := some("orders_at_risk"):

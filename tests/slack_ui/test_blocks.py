@@ -18,7 +18,7 @@ from bot.blocks import (
 )
 from bot.decisions import decide
 from bot.lifecycle import apply_detection
-from detectors.model import Action
+from detectors.model import Action, Impact
 from store.db import make_engine, session_scope
 from store.tables import RecState
 from store.transitions import transition
@@ -243,6 +243,20 @@ def test_when_doing_nothing_is_cheaper_the_message_says_so(db_url):
         rec_id = store_scenario(s, drifts, cheap, MONDAY, config())
         _, blocks = _render(s, rec_id, MONDAY)
     assert "*Cost*\n$400\n_Doing nothing costs less in all: $7.81 against $400_" in texts(blocks)
+
+
+def test_a_deadline_that_has_come_asks_to_act_now_only_when_something_is_at_risk(db_url):
+    engine = make_engine(db_url)
+    drifts, rec = SCENARIOS["late shipment"]()  # decide_by: at once
+    calm = rec.model_copy(update={"impact_if_ignored": Impact(), "impact_if_approved": Impact()})
+    with session_scope(engine) as s:
+        urgent = store_scenario(s, drifts, rec, MONDAY, config(), tag="urgent")
+        quiet = store_scenario(s, drifts, calm, MONDAY, config(), tag="quiet")
+        urgent_blocks, quiet_blocks = _render(s, urgent, MONDAY)[1], _render(s, quiet, MONDAY)[1]
+    assert urgent_blocks[1]["text"]["text"].startswith("*Act now: move 1 planned receipt")
+    assert "*Decide by*\nNow\n_expires 02:00 CET_" in texts(urgent_blocks)
+    assert quiet_blocks[1]["text"]["text"].startswith("*Move 1 planned receipt to the new ETA — ")
+    assert "*Decide by*\n02:00 CET" in texts(quiet_blocks)
 
 
 # --- words, numbers, money and time ------------------------------------------------------------
