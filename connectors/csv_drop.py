@@ -5,11 +5,14 @@ again and an unchanged file never is. A file is archived once the caller hands b
 that recorded it (``archive_when="acknowledged"``, the default): if the bot crashes between the
 read and saving the cursor, the file is still in the inbox and is read again, never lost.
 Rows are parsed with the csv module, one at a time, so a bad row is quarantined with its line
-number while the rest of the file is read.
+number while the rest of the file is read. A file is read as a stream (``read_chunks``): one pass
+for its hash and encoding, a block at a time, then a few thousand records at a time, so a 50 MB
+export never has to fit in memory whole.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import fnmatch
 import hashlib
@@ -19,9 +22,11 @@ import logging
 import math
 import re
 import time
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime
+from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -189,25 +194,53 @@ def _convert(field: str, text: str, s: CsvDropSettings) -> Any:
     return text
 
 
-def parse_csv(text: str, pattern: FilePattern, settings: CsvDropSettings,
-              source: str) -> tuple[list[Any], list[Quarantined]]:
-    """Canonical records from one CSV text, and the rows that could not be read (with why)."""
-    records: list[Any] = []
-    bad: list[Quarantined] = []
+CHUNK_ROWS = 5_000  # records per batch: a 50 MB export is read a few thousand rows at a time
+_BLOCK = 1 << 20
+_ABSENT = object()
 
-    def quarantine(line: int | str, reason: str, raw: str = "") -> None:
-        where = f"line {line}" if isinstance(line, int) else line
-        bad.append(Quarantined(source=source, position=where, reason=reason, raw=raw[:2000]))
 
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=settings.delimiter)
-    try:
-        header = [h.strip() for h in next(reader)]
-    except StopIteration:
-        quarantine(1, "file is empty; expected a header row")
-        return records, bad
-    except csv.Error as exc:
-        quarantine(1, f"header row is not CSV: {exc}")
-        return records, bad
+def text_encoding(encoding: str) -> str:
+    """The codec to read ``encoding`` with: UTF-8 as ``utf-8-sig``, as Excel writes a BOM."""
+    return "utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding
+
+
+def scan_bytes(blocks: Iterable[bytes], encoding: str) -> tuple[str, tuple[int, int] | None]:
+    """sha256 of the bytes, and ``(byte offset, line)`` of the first byte that is not
+    ``encoding`` text (None when all of it is), in one pass that holds one block at a time."""
+    digest = hashlib.sha256()
+    decoder = codecs.getincrementaldecoder(text_encoding(encoding))()
+    fed = newlines = 0
+    bad: tuple[int, int] | None = None
+    for block in blocks:
+        digest.update(block)
+        if bad is None:
+            pending = decoder.getstate()[0]  # bytes kept from the last block (a split character)
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as exc:
+                at = fed - len(pending) + exc.start
+                seen = (pending + block)[:exc.start]
+                bad = (at, newlines - pending.count(b"\n") + seen.count(b"\n") + 1)
+            newlines += block.count(b"\n")
+        fed += len(block)
+    if bad is None:
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError as exc:
+            pending = exc.object
+            bad = (fed - len(pending) + exc.start, newlines - pending.count(b"\n")
+                   + pending[:exc.start].count(b"\n") + 1)
+    return digest.hexdigest(), bad
+
+
+def file_blocks(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as handle:
+        while block := handle.read(_BLOCK):
+            yield block
+
+
+def _columns(header: list[str], pattern: FilePattern) -> tuple[dict[str, int], str | None]:
+    """Where each canonical field is in ``header``, or why the header does not fit."""
     model = MODELS[pattern.entity]
     fields = SHIPMENT_FIELDS + ("sku", "qty") if pattern.entity == "shipments" else tuple(
         model.model_fields)
@@ -224,12 +257,65 @@ def parse_csv(text: str, pattern: FilePattern, settings: CsvDropSettings,
     required = [f for f in needed if f not in index and f not in pattern.constants]
     if required:
         missing = ", ".join(repr(pattern.columns.get(f, f)) for f in required)
-        quarantine(1, f"missing column(s) {missing}; the header has {header!r:.300}; "
-                      f"map them in files[].columns")
-        return records, bad
+        return index, (f"missing column(s) {missing}; the header has {header!r:.300}; "
+                       f"map them in files[].columns")
+    return index, None
 
-    shipments: dict[str, dict[str, Any]] = {}
+
+def header_problem(header: list[str], pattern: FilePattern) -> str | None:
+    """Why rows under ``header`` cannot be read as ``pattern.entity`` (None: they can)."""
+    return _columns(header, pattern)[1]
+
+
+def parse_csv(text: str, pattern: FilePattern, settings: CsvDropSettings,
+              source: str) -> tuple[list[Any], list[Quarantined]]:
+    """Canonical records from one CSV text, and the rows that could not be read (with why)."""
+    records: list[Any] = []
+    bad: list[Quarantined] = []
+    for chunk, problems in iter_csv(io.StringIO(text, newline=""), pattern, settings, source):
+        records.extend(chunk)
+        bad.extend(problems)
+    return records, bad
+
+
+def iter_csv(lines: Iterable[str], pattern: FilePattern, settings: CsvDropSettings, source: str,
+             *, chunk_rows: int = CHUNK_ROWS) -> Iterator[tuple[list[Any], list[Quarantined]]]:
+    """``parse_csv`` over a text stream (a file opened with ``newline=""``), a chunk of at most
+    ``chunk_rows`` records at a time with the rows quarantined meanwhile.
+
+    Only a chunk of records is held, so a file of any size reads in bounded memory; shipments
+    (one row per line, lines of one shipment anywhere in the file) are kept as compact tuples
+    until the end of the file and built then.
+    """
+    records: list[Any] = []
+    bad: list[Quarantined] = []
+
+    def quarantine(line: int | str, reason: str, raw: str = "") -> None:
+        where = f"line {line}" if isinstance(line, int) else line
+        bad.append(Quarantined(source=source, position=where, reason=reason, raw=raw[:2000]))
+
+    reader = csv.reader(lines, delimiter=settings.delimiter)
+    try:
+        header = [h.strip() for h in next(reader)]
+    except StopIteration:
+        quarantine(1, "file is empty; expected a header row")
+        yield records, bad
+        return
+    except csv.Error as exc:
+        quarantine(1, f"header row is not CSV: {exc}")
+        yield records, bad
+        return
+    index, problem = _columns(header, pattern)
+    if problem:
+        quarantine(1, problem)
+        yield records, bad
+        return
+
+    shipments = _Shipments(pattern, quarantine) if pattern.entity == "shipments" else None
     while True:
+        if len(records) >= chunk_rows or len(bad) >= chunk_rows:
+            yield records, bad
+            records, bad = [], []
         try:
             row = next(reader)
         except StopIteration:
@@ -238,11 +324,11 @@ def parse_csv(text: str, pattern: FilePattern, settings: CsvDropSettings,
             quarantine(reader.line_num, f"not valid CSV: {exc}")
             continue
         line = reader.line_num
-        raw = settings.delimiter.join(row)
         if not any(cell.strip() for cell in row):
             continue  # blank lines are not data
         if len(row) != len(header):
-            quarantine(line, f"expected {len(header)} fields, got {len(row)}", raw)
+            quarantine(line, f"expected {len(header)} fields, got {len(row)}",
+                       settings.delimiter.join(row))
             continue
         data: dict[str, Any] = {}
         errors = []
@@ -255,52 +341,78 @@ def parse_csv(text: str, pattern: FilePattern, settings: CsvDropSettings,
             except ValueError as exc:
                 errors.append(f"{name}: {exc}")
         if errors:
-            quarantine(line, "; ".join(errors), raw)
+            quarantine(line, "; ".join(errors), settings.delimiter.join(row))
             continue
-        if pattern.entity != "shipments":
+        if shipments is None:
             try:
                 records.append(build_record(pattern.entity, data, constants=pattern.constants))
             except MappingError as exc:
-                quarantine(line, str(exc), raw)
+                quarantine(line, str(exc), settings.delimiter.join(row))
             continue
-        _add_shipment_line(shipments, data, line, raw, pattern, quarantine)
+        shipments.add(data, line, row, settings.delimiter)
 
-    for shipment_id, entry in shipments.items():
+    if shipments is not None:
+        for record in shipments.build():
+            records.append(record)
+            if len(records) >= chunk_rows:
+                yield records, bad
+                records, bad = [], []
+    yield records, bad
+
+
+class _Shipments:
+    """One-row-per-line shipments grouped by id; a row whose line or header is inconsistent is
+    quarantined alone. Each shipment is a few tuples (its head once, ``(sku, qty)`` per line)
+    with repeated text shared, so a file of many shipments stays small until it is built."""
+
+    def __init__(self, pattern: FilePattern, quarantine: Any):
+        self.pattern = pattern
+        self.quarantine = quarantine
+        # shipment id -> [head values in SHIPMENT_FIELDS order, lines, line numbers, first raw]
+        self.entries: dict[str, list[Any]] = {}
+        self._shared: dict[Any, Any] = {}
+
+    def _share(self, value: Any) -> Any:
+        return self._shared.setdefault(value, value) if isinstance(value, str) else value
+
+    def add(self, data: dict[str, Any], line: int, row: list[str], delimiter: str) -> None:
         try:
-            records.append(build_record("shipments", {**entry["head"], "lines": entry["lines"]},
-                                        constants=pattern.constants))
-        except MappingError as exc:
-            lines = ", ".join(str(n) for n in entry["line_numbers"])
-            quarantine(f"lines {lines}", f"shipment {shipment_id}: {exc}", entry["raw"])
-    return records, bad
+            item = ShipmentLine.model_validate({k: data[k] for k in ("sku", "qty") if k in data})
+        except ValidationError as exc:
+            self.quarantine(line, f"shipment line: {describe(exc)}", delimiter.join(row))
+            return
+        head = tuple(self._share(data.get(k, _ABSENT)) for k in SHIPMENT_FIELDS)
+        shipment_id = str(data.get("shipment_id") or self.pattern.constants.get("shipment_id")
+                          or "")
+        if not shipment_id:
+            self.quarantine(line, "shipment_id is empty", delimiter.join(row))
+            return
+        entry = self.entries.get(shipment_id)
+        if entry is None:
+            self.entries[shipment_id] = [head, [(self._share(item.sku), item.qty)], [line],
+                                         delimiter.join(row)[:2000]]
+            return
+        if head != entry[0]:
+            differs = [k for k, mine, first in zip(SHIPMENT_FIELDS, head, entry[0])
+                       if mine != first]
+            self.quarantine(line, f"shipment {shipment_id}: {', '.join(sorted(differs))} differ "
+                                  f"from line {entry[2][0]}", delimiter.join(row))
+            return
+        entry[1].append((self._share(item.sku), item.qty))
+        entry[2].append(line)
 
-
-def _add_shipment_line(shipments: dict[str, dict[str, Any]], data: dict[str, Any], line: int,
-                       raw: str, pattern: FilePattern, quarantine: Any) -> None:
-    """Group one-row-per-line shipments; a row whose line or header is inconsistent is
-    quarantined alone."""
-    try:
-        item = ShipmentLine.model_validate({k: data[k] for k in ("sku", "qty") if k in data})
-    except ValidationError as exc:
-        quarantine(line, f"shipment line: {describe(exc)}", raw)
-        return
-    head = {k: v for k, v in data.items() if k not in ("sku", "qty")}
-    shipment_id = str(head.get("shipment_id") or pattern.constants.get("shipment_id") or "")
-    if not shipment_id:
-        quarantine(line, "shipment_id is empty", raw)
-        return
-    entry = shipments.get(shipment_id)
-    if entry is None:
-        shipments[shipment_id] = {"head": head, "lines": [item.model_dump()],
-                                  "line_numbers": [line], "raw": raw}
-        return
-    differs = sorted(k for k in set(head) | set(entry["head"]) if head.get(k) != entry["head"].get(k))
-    if differs:
-        quarantine(line, f"shipment {shipment_id}: {', '.join(differs)} differ from line "
-                         f"{entry['line_numbers'][0]}", raw)
-        return
-    entry["lines"].append(item.model_dump())
-    entry["line_numbers"].append(line)
+    def build(self) -> Iterator[Any]:
+        """The shipment records, in the order their first line came; emptied as it goes."""
+        while self.entries:
+            shipment_id = next(iter(self.entries))
+            head, lines, numbers, raw = self.entries.pop(shipment_id)
+            data = {k: v for k, v in zip(SHIPMENT_FIELDS, head) if v is not _ABSENT}
+            data["lines"] = [{"sku": sku, "qty": qty} for sku, qty in lines]
+            try:
+                yield build_record("shipments", data, constants=self.pattern.constants)
+            except MappingError as exc:
+                shown = ", ".join(str(n) for n in numbers)
+                self.quarantine(f"lines {shown}", f"shipment {shipment_id}: {exc}", raw)
 
 
 # --- the connector ----------------------------------------------------------------------------
@@ -335,48 +447,54 @@ class CsvDropConnector:
                 return pattern
         return None
 
-    def _decode(self, data: bytes, source: str) -> tuple[str | None, Quarantined | None]:
-        encoding = self.settings.encoding
-        if encoding.lower().replace("_", "-") in ("utf-8", "utf8"):
-            encoding = "utf-8-sig"  # Excel writes a BOM
-        try:
-            return data.decode(encoding), None
-        except UnicodeDecodeError as exc:
-            line = data[:exc.start].count(b"\n") + 1
-            return None, Quarantined(
-                source=source, position=f"line {line}",
-                reason=f"not {self.settings.encoding} text at byte {exc.start}; "
-                       f"set the encoding (e.g. cp1252 or latin-1)")
+    def _not_text(self, source: str, bad: tuple[int, int]) -> Quarantined:
+        at, line = bad
+        return Quarantined(source=source, position=f"line {line}",
+                           reason=f"not {self.settings.encoding} text at byte {at}; "
+                                  f"set the encoding (e.g. cp1252 or latin-1)")
 
-    def _parse(self, data: bytes, pattern: FilePattern, file_name: str,
-               result: ReadResult) -> None:
-        """Parse one file into ``result``; a failure of the parser itself quarantines the file,
-        which the caller still records as read, so the files behind it are read."""
+    def _parse(self, open_bytes: Callable[[], BinaryIO], pattern: FilePattern,
+               file_name: str) -> Iterator[ReadResult]:
+        """Parse one file, a chunk of records at a time; a failure of the parser itself
+        quarantines the file (records already read from it stand), which the caller still
+        records as read, so the files behind it are read."""
         source = f"{self.name}:{file_name}"
+        bad_rows = 0
         try:
-            text, problem = self._decode(data, source)
-            if problem is not None:
-                result.quarantined.append(problem)
-                return
-            records, bad = parse_csv(text or "", pattern, self.settings, source)
+            with open_bytes() as raw:
+                text = io.TextIOWrapper(raw, encoding=text_encoding(self.settings.encoding),
+                                        newline="")
+                for records, bad in iter_csv(text, pattern, self.settings, source):
+                    bad_rows += len(bad)
+                    yield ReadResult(records=records, quarantined=bad)
         except Exception as exc:  # noqa: BLE001 — one file must not hold up those behind it
             log.exception("%s: reading %s failed; quarantined, reading on", self.name, file_name)
             after = ("it is archived with the files read: put it back in the inbox to read it "
                      "again" if self.archive is not None else
                      "it is not read again until its content changes")
-            result.quarantined.append(Quarantined(
+            yield ReadResult(quarantined=[Quarantined(
                 source=source, position="file",
                 reason=f"the file could not be read ({type(exc).__name__}: {exc})"[:500]
-                       + f"; {after}"))
+                       + f"; {after}")])
             return
-        result.records.extend(records)
-        result.quarantined.extend(bad)
-        if bad:
-            log.warning("%s: %s: quarantined %d rows", self.name, file_name, len(bad))
+        if bad_rows:
+            log.warning("%s: %s: quarantined %d rows", self.name, file_name, bad_rows)
 
     # -- read
 
     def read(self, since: str | None = None) -> ReadResult:
+        """Everything new since the cursor in one result (``read_chunks`` collected)."""
+        result = ReadResult(cursor=since)
+        for chunk in self.read_chunks(since):
+            result.records.extend(chunk.records)
+            result.quarantined.extend(chunk.quarantined)
+            result.cursor = chunk.cursor
+        return result
+
+    def read_chunks(self, since: str | None = None) -> Iterator[ReadResult]:
+        """The read as a sequence of results of at most ``CHUNK_ROWS`` records each, so a large
+        export is never held whole; the last one (possibly empty) carries the new cursor.
+        Stop early and nothing is archived or recorded: the next read starts over."""
         state = _load(since)
         if self.settings.url is not None:
             return self._read_url(state)
@@ -387,17 +505,19 @@ class CsvDropConnector:
         recorded = _load(cursor).get("processed")
         self._archive(recorded if isinstance(recorded, dict) else {})
 
-    def _read_dir(self, state: dict[str, Any]) -> ReadResult:
+    def _read_dir(self, state: dict[str, Any]) -> Iterator[ReadResult]:
         inbox = self.inbox
         assert inbox is not None
         if not inbox.is_dir():
             raise ConnectorError(f"{self.name}: drop directory {inbox} does not exist; create it "
                                  f"or fix csv path", retryable=True)
+        return self._read_inbox(inbox, state)
+
+    def _read_inbox(self, inbox: Path, state: dict[str, Any]) -> Iterator[ReadResult]:
         recorded = state.get("processed")
         done: dict[str, str] = dict(recorded) if isinstance(recorded, dict) else {}
         if self.settings.archive_when == "acknowledged":
             done = {n: h for n, h in done.items() if n not in self._archive(done)}
-        result = ReadResult()
         now = time.time()
         files = []
         for entry in inbox.iterdir():
@@ -415,27 +535,30 @@ class CsvDropConnector:
             if size > self.settings.max_file_bytes:
                 fresh[file_name] = marker = f"too-large:{size}"
                 if done.get(file_name) != marker:  # say so once, not on every poll
-                    result.quarantined.append(Quarantined(
+                    yield ReadResult(quarantined=[Quarantined(
                         source=f"{self.name}:{file_name}", position="file",
                         reason=f"{size} bytes exceeds max_file_bytes="
-                               f"{self.settings.max_file_bytes}; raise it or split the export"))
+                               f"{self.settings.max_file_bytes}; raise it or split the export")])
                 continue
-            try:
-                data = entry.read_bytes()
+            try:  # first pass: the content hash and whether it is text at all, a block at a time
+                digest, not_text = scan_bytes(file_blocks(entry), self.settings.encoding)
             except OSError as exc:
                 log.warning("%s: cannot read %s (%s); will try again", self.name, file_name, exc)
                 continue
-            digest = hashlib.sha256(data).hexdigest()
             if done.get(file_name) == digest:
                 fresh[file_name] = digest  # read before, not yet archived
                 continue
-            self._parse(data, pattern, file_name, result)
+            if not_text is not None:
+                yield ReadResult(quarantined=[self._not_text(f"{self.name}:{file_name}",
+                                                             not_text)])
+            else:
+                yield from self._parse(partial(entry.open, "rb"), pattern, file_name)
             fresh[file_name] = digest
         # keep only names still in the inbox: the cursor stays as small as the inbox
-        result.cursor = json.dumps({"v": 1, "processed": fresh}, sort_keys=True)
+        cursor = json.dumps({"v": 1, "processed": fresh}, sort_keys=True)
         if self.settings.archive_when == "read":
             self._archive(fresh)
-        return result
+        yield ReadResult(cursor=cursor)
 
     def _archive(self, processed: dict[str, str]) -> set[str]:
         """Move processed files (same name and content) to the archive; names moved or gone."""
@@ -443,7 +566,7 @@ class CsvDropConnector:
             return set()
         return archive_read_files(self.inbox, self.archive, processed, connector=self.name)
 
-    def _read_url(self, state: dict[str, Any]) -> ReadResult:
+    def _read_url(self, state: dict[str, Any]) -> Iterator[ReadResult]:
         url = self.settings.url
         assert url is not None and self._client is not None
         file_name = urlsplit(url).path.rsplit("/", 1)[-1] or "export.csv"
@@ -457,21 +580,27 @@ class CsvDropConnector:
         except httpx.HTTPError as exc:
             raise ConnectorError(f"{self.name}: GET {url} failed after retries "
                                  f"({type(exc).__name__})", retryable=True) from None
-        result = ReadResult(cursor=json.dumps(state, sort_keys=True) if state else None)
         if resp.status_code == 304:
-            return result
+            return iter([ReadResult(cursor=json.dumps(state, sort_keys=True) if state else None)])
         if resp.status_code != 200:
             raise ConnectorError(f"{self.name}: GET {url} answered {resp.status_code}",
                                  retryable=resp.status_code >= 500 or resp.status_code == 429)
         data = resp.content
         if len(data) > self.settings.max_file_bytes:
             raise ConnectorError(f"{self.name}: {url} exceeds max_file_bytes")
-        digest = hashlib.sha256(data).hexdigest()
-        new_state = {"v": 1, "sha256": digest, "etag": resp.headers.get("ETag")}
-        result.cursor = json.dumps(new_state, sort_keys=True)
+        return self._read_body(data, state, resp.headers.get("ETag"), pattern, file_name)
+
+    def _read_body(self, data: bytes, state: dict[str, Any], etag: str | None,
+                   pattern: FilePattern, file_name: str) -> Iterator[ReadResult]:
+        digest, not_text = scan_bytes([data], self.settings.encoding)
         if state.get("sha256") != digest:
-            self._parse(data, pattern, file_name, result)
-        return result
+            if not_text is not None:
+                yield ReadResult(quarantined=[self._not_text(f"{self.name}:{file_name}",
+                                                             not_text)])
+            else:
+                yield from self._parse(lambda: io.BytesIO(data), pattern, file_name)
+        yield ReadResult(cursor=json.dumps({"v": 1, "sha256": digest, "etag": etag},
+                                           sort_keys=True))
 
     # -- the rest of the contract
 

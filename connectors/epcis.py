@@ -34,11 +34,13 @@ import json
 import logging
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 
 import httpx
+import ijson
 from pydantic import BaseModel, Field, SecretStr, ValidationError
 
 from connectors.base import ConnectorError, ExecuteResult, Health
@@ -356,6 +358,152 @@ def parse_document(payload: bytes | str | dict[str, Any] | list[Any], source: st
         return EpcisParse(quarantined=[Quarantined(source=source, position="document",
                                                    reason="JSON nested too deeply")])
     return parse_events(events, source, id_form=id_form)
+
+
+# --- documents read as a stream ---------------------------------------------------------------
+
+MAX_DEPTH = 512  # deeper JSON is refused as nested too deeply (json.loads gives up near 1,000)
+CHUNK_EVENTS = 1_000
+# where EPCIS documents keep their events: a bare list, an eventList, an EPCISDocument's or an
+# EPCISQueryDocument's (ijson's prefixes: keys joined with dots, "" the document itself)
+_EVENT_ARRAYS = frozenset({"", "eventList", "epcisBody.eventList",
+                           "epcisBody.queryResults.resultsBody.eventList"})
+_HEAD = 5  # events kept of each such array while scanning: enough to tell what the file is
+
+
+class NestedTooDeeply(ValueError):
+    """JSON nested past ``MAX_DEPTH``."""
+
+
+class _Streamed(list):
+    """An event array met while scanning: its first few events, and how many it holds."""
+
+    def __init__(self, prefix: str):
+        super().__init__()
+        self.prefix = prefix
+        self.count = 0
+
+
+def _skip_bom(fp: BinaryIO) -> BinaryIO:
+    fp.seek(0)
+    if fp.read(3) != b"\xef\xbb\xbf":
+        fp.seek(0)
+    return fp
+
+
+def json_error(exc: Exception) -> str:
+    """ijson's error, first line only (it draws the spot on the lines after)."""
+    text = exc.args[0] if exc.args else exc
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    return (str(text).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def scan_document(fp: BinaryIO) -> Any:
+    """The JSON document in ``fp`` with each event array (where EPCIS keeps one) cut to its
+    first few events, a ``_Streamed`` that knows how many there are, in one pass that holds
+    one event at a time. The whole file is checked: raises ``ijson.JSONError`` if it is not
+    JSON, ``NestedTooDeeply`` past ``MAX_DEPTH``. ``event_list`` reads the result."""
+    root: Any = None
+    stack: list[Any] = []  # the containers open around the current token
+    keys: list[Any] = []  # per open container: the key being filled (maps)
+    streams: list[_Streamed] = []  # the event arrays open, innermost last
+    depth = skip = 0  # skip > 0: inside an event past an array's head, counted only
+
+    def put(value: Any) -> None:
+        nonlocal root
+        if not stack:
+            root = value
+        elif isinstance(stack[-1], dict):
+            stack[-1][keys[-1]] = value
+        else:
+            stack[-1].append(value)
+
+    for prefix, event, value in ijson.parse(_skip_bom(fp), use_float=True):
+        opens = event in ("start_map", "start_array")
+        closes = event in ("end_map", "end_array")
+        if opens:
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise NestedTooDeeply(f"JSON nested more than {MAX_DEPTH} levels deep")
+        elif closes:
+            depth -= 1
+        if skip:
+            skip += 1 if opens else -1 if closes else 0
+            continue
+        if streams and stack and stack[-1] is streams[-1] and event != "end_array":
+            streams[-1].count += 1  # an event of an event array
+            if streams[-1].count > _HEAD:
+                skip = 1 if opens else 0
+                continue
+        if event == "map_key":
+            keys[-1] = value
+        elif opens:
+            if event == "start_map":
+                container: Any = {}
+            elif prefix in _EVENT_ARRAYS and (not stack or isinstance(stack[-1], dict)):
+                container = _Streamed(prefix)
+                streams.append(container)
+            else:
+                container = []
+            put(container)
+            stack.append(container)
+            keys.append(None)
+        elif closes:
+            done = stack.pop()
+            keys.pop()
+            if streams and done is streams[-1]:
+                streams.pop()
+        else:
+            put(value)
+    return root
+
+
+def _events_of(fp: BinaryIO, events: list[Any]) -> Iterator[Any]:
+    """Every event of ``events`` (from ``scan_document``), read again from ``fp`` when the scan
+    kept only its head."""
+    if isinstance(events, _Streamed) and events.count > len(events):
+        prefix = "item" if events.prefix == "" else f"{events.prefix}.item"
+        yield from ijson.items(_skip_bom(fp), prefix, use_float=True)
+    else:
+        yield from events
+
+
+def stream_document(fp: BinaryIO, source: str, *, id_form: Literal["uri", "local"] = "uri",
+                    chunk_events: int = CHUNK_EVENTS) -> Iterator[EpcisParse]:
+    """``parse_document`` over a seekable binary file, a chunk of at most ``chunk_events``
+    events at a time: one pass checks the JSON and finds the events, a second reads them one
+    by one, so a document of any size is read in bounded memory. Never raises on bad input."""
+    try:
+        document = scan_document(fp)
+        events = event_list(document)
+    except ijson.JSONError as exc:
+        fp.seek(0)
+        yield EpcisParse(quarantined=[Quarantined(
+            source=source, position="document", reason=f"not valid JSON: {json_error(exc)}",
+            raw=repr(fp.read(200)))])
+        return
+    except NestedTooDeeply:
+        yield EpcisParse(quarantined=[Quarantined(source=source, position="document",
+                                                  reason="JSON nested too deeply")])
+        return
+    except EpcisDocumentError as exc:
+        yield EpcisParse(quarantined=[Quarantined(source=source, position="document",
+                                                  reason=str(exc), raw=_raw(document))])
+        return
+    chunk = EpcisParse()
+    index = 0
+    try:
+        for index, event in enumerate(_events_of(fp, events), start=1):
+            _parse_into(chunk, event, source, f"event #{index}", id_form)
+            if len(chunk.events) + len(chunk.quarantined) + len(chunk.skipped) >= chunk_events:
+                yield chunk
+                chunk = EpcisParse()
+    except ijson.JSONError as exc:  # the file changed between the two passes
+        chunk.quarantined.append(Quarantined(
+            source=source, position=f"after event #{index}",
+            reason=f"not valid JSON: {json_error(exc)} (was the file being written?)"))
+    yield chunk
 
 
 # --- the REST query interface -----------------------------------------------------------------

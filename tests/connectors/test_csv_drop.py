@@ -117,16 +117,16 @@ def test_archive_on_read_and_no_archive(inbox):
 
 def test_a_file_the_parser_fails_on_is_quarantined_and_the_files_behind_it_are_read(
         inbox, monkeypatch, caplog):
-    # no real CSV makes parse_csv raise any more (an overflowing date-time did, before it was
+    # no real CSV makes the parser raise any more (an overflowing date-time did, before it was
     # a quarantine reason), so the failure is put into the parser for one file
-    real = csv_drop.parse_csv
+    real = csv_drop.iter_csv
 
-    def failing_for_one_file(text, pattern, settings, source):
+    def failing_for_one_file(lines, pattern, settings, source, **kw):
         if source.endswith("demand_2.csv"):
             raise OverflowError("date value out of range")
-        return real(text, pattern, settings, source)
+        return real(lines, pattern, settings, source, **kw)
 
-    monkeypatch.setattr(csv_drop, "parse_csv", failing_for_one_file)
+    monkeypatch.setattr(csv_drop, "iter_csv", failing_for_one_file)
     for age, sku in enumerate(["SKU-3", "SKU-2", "SKU-1"], start=1):  # oldest first
         path = drop(inbox, f"demand_{sku[-1]}.csv", HEADER + f"{sku},DC-1,2026-11-30,10,12,1\n")
         os.utime(path, (time.time() - 60 * age,) * 2)
