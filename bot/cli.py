@@ -163,11 +163,21 @@ def demo(
     socket_mode: Annotated[bool, typer.Option(
         "--socket-mode", help="Connect the bot to the stand-in over Socket Mode instead of "
                               "HTTP, as with SLACK_APP_TOKEN.")] = False,
+    keep: Annotated[Path | None, typer.Option(
+        "--keep", metavar="DIR", help="Keep the demo's database in DIR (with an alignbot.yml "
+        "naming it) for `alignbot drift` and `alignbot digest` afterwards.",
+        show_default=False)] = None,
 ) -> None:
     """The whole loop on this machine: sandbox systems, a local Slack stand-in and the bot."""
     from bot.demo import run_demo
 
-    run_demo(fast=fast, ui_port=port, duration=open_for, socket_mode=socket_mode)
+    if keep is not None and (keep / "alignbot.db").exists():
+        # A new demo starts a new story in an empty Slack: the old messages it would edit
+        # are not there.
+        raise fail(f"{keep / 'alignbot.db'} holds an earlier demo's history; give --keep a "
+                   "new folder (or delete that one)")
+
+    run_demo(fast=fast, ui_port=port, duration=open_for, socket_mode=socket_mode, keep=keep)
 
 
 def _register_optional_commands() -> None:

@@ -1,14 +1,17 @@
-"""The one-command demo in a real browser: `alignbot demo --fast`, then people click in its UI.
+"""The one-command demo in a real browser: `alignbot demo --fast`, walked as a newcomer would.
 
-Sam (sales, on no team) clicks Approve and is refused; Lena (logistics) approves the same
-recommendation; the message turns to "executed" and each sandbox system applied each of its
-actions exactly once. SIGTERM stops the demo cleanly. With ALIGNBOT_UPDATE_SCREENSHOT=1 the
-screenshot becomes docs/demo.png.
+The page opens on the introduction; Start begins the story. Priya approves the demand spike
+(each sandbox applies each of its actions exactly once); Sam is refused on the late truck and
+Lena rejects it with a reason (then `/drift held` lists it); Luis modifies the capacity cut (the
+system gets his quantity); the big demand move needs Priya and Lena; the last delay resolves on
+its own; five recommendations in all. SIGTERM stops the demo cleanly. With
+ALIGNBOT_UPDATE_SCREENSHOT=1 the screenshots become docs/demo*.png, for a person to compare by eye.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -31,12 +34,12 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update",
                  "--disable-sync"]
 REPO = Path(__file__).resolve().parents[2]
-SAM, LENA = "U0SALES", "U0LOG1"
-LOGISTICS = "C0LOGISTICS"
+PRIYA, LENA, LUIS, SAM = "U0PLAN1", "U0LOG1", "U0LOG2", "U0SALES"
+PLANNING, LOGISTICS = "C0PLANNING", "C0LOGISTICS"
 STARTUP = 120  # seconds for the demo to print its URL
-WAIT = 60  # seconds for the bot's work (the scenario clock keeps injecting drift meanwhile)
-OUTCOMES = ("Executed in both systems", "Execution failed", "Partially executed")
-ACTION_LINE = re.compile(r"^\s*(?::[a-z0-9_+-]+:\s*)?\d+\.\s")
+WAIT = 60  # seconds for the bot's work
+EXECUTED = re.compile("Executed in")
+REASON = "The customer agreed to wait for the truck."
 
 
 def _require_chromium() -> None:
@@ -117,46 +120,30 @@ def _message(demo: Demo, channel: str, ts: str) -> dict | None:
     return None
 
 
-def _texts(message: dict) -> list[str]:
-    out = []
-    for block in message.get("blocks") or []:
-        if isinstance(block.get("text"), dict):
-            out.append(block["text"].get("text", ""))
-        out += [f.get("text", "") for f in block.get("fields") or []]
-        out += [e.get("text", "") for e in block.get("elements") or []
-                if isinstance(e.get("text"), str)]
-    return out
-
-
 def _has_buttons(message: dict) -> bool:
     return any(b.get("type") == "actions" for b in message.get("blocks") or [])
 
 
-def _actions_per_system(message: dict) -> dict[str, int]:
-    """The numbered action lines under the message's *Planning* / *Logistics* sections."""
-    counts: dict[str, int] = {}
-    for text in _texts(message):
-        head, _, rest = text.partition("\n")
-        system = {"*Planning*": "planning", "*Logistics*": "logistics"}.get(head.strip())
-        if system:
-            counts[system] = sum(1 for line in rest.splitlines() if ACTION_LINE.match(line))
-    return counts
+def _recommendations(demo: Demo) -> list[dict]:
+    """The bot's recommendation messages (they carry its metadata), in both channels."""
+    return [{**m, "channel": ch["id"]} for ch in _state(demo)["channels"] if not ch.get("is_im")
+            for m in ch["messages"] if m.get("metadata", {}).get("event_payload", {}).get("id")]
 
 
-def _logistics_only_candidates(demo: Demo) -> list[dict]:
-    """Open #logistics recommendations one logistics approval decides, both systems first."""
-    found = []
-    for ch in _state(demo)["channels"]:
-        if ch["id"] != LOGISTICS:
-            continue
-        for m in ch["messages"]:
-            text = " ".join(_texts(m))
-            if (_has_buttons(m) and "approval needed: 1 from logistics" in text
-                    and " and " not in text.split("approval needed:")[1].split("·")[0]
-                    and "still needed" not in text and _actions_per_system(m)):
-                found.append(m)
-    return sorted(found, key=lambda m: (-len(_actions_per_system(m)),
-                                        sum(_actions_per_system(m).values())))
+def _recommendation(demo: Demo, channel: str, *needles: str) -> dict | None:
+    """The recommendation message in ``channel`` that mentions every one of ``needles``."""
+    for m in _recommendations(demo):
+        if m["channel"] == channel and all(n in json.dumps(m) for n in needles):
+            return m
+    return None
+
+
+def _beat(demo: Demo, kind: str) -> dict:
+    """A played beat of the sandbox world's story: what it changed, and where."""
+    def played() -> dict | None:
+        injected = httpx.get(demo.planning + "/scenario", timeout=10).json()["injected"]
+        return next((b for b in injected if b.get("kind") == kind), None)
+    return wait_until(played, WAIT, f"the story's {kind} beat")
 
 
 def _received(url: str) -> dict[str, dict]:
@@ -164,87 +151,174 @@ def _received(url: str) -> dict[str, dict]:
             for e in httpx.get(url + "/received", timeout=10).json()["actions"]}
 
 
-def test_demo_ui_refuses_an_outsider_and_executes_a_members_approval_once(tmp_path):
+def _new_actions(before: dict[str, dict], url: str) -> dict[str, dict]:
+    after = _received(url)
+    assert all(after[k]["applied"] == e["applied"] for k, e in before.items()), \
+        "an older action ran again"
+    return {k: e for k, e in after.items() if k not in before}
+
+
+def test_the_demo_tells_its_story_and_people_decide_in_the_browser(tmp_path):
     _require_chromium()
     from playwright.sync_api import expect, sync_playwright
 
     started = time.monotonic()
     demo = Demo(tmp_path)
+    shots: dict[str, Path] = {}
     try:
         demo.wait_ready()
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 900})
+
+            def shot(name: str) -> None:
+                page.mouse.move(5, 890)  # no hover highlight in the picture
+                page.wait_for_timeout(1700)  # nor an edited message's flash
+                shots[name] = tmp_path / f"{name}.png"
+                page.screenshot(path=shots[name])
+
+            def act_as(user: str) -> None:
+                page.get_by_test_id("user-picker").select_option(user)
+
+            def modal_submit() -> None:
+                page.get_by_test_id("modal-submit").click()
+                expect(page.get_by_test_id("modal")).to_have_count(0, timeout=WAIT * 1000)
+
             try:
                 errors: list[str] = []
                 page.on("pageerror", lambda exc: errors.append(str(exc)))
                 page.goto(demo.url + "/")
-                expect(page.get_by_test_id("app-title")).to_have_text(
-                    "alignbot demo — local Slack stand-in")
                 expect(page.get_by_test_id("live")).to_have_text("live", timeout=15_000)
 
-                # -- Sam from sales, on no team, tries to approve -------------------------------
-                candidates = wait_until(lambda: _logistics_only_candidates(demo), WAIT,
-                                   "a #logistics recommendation one logistics approval decides")
-                rec = candidates[0]
-                ts, per_system = rec["ts"], _actions_per_system(rec)
-                page.get_by_test_id("user-picker").select_option(SAM)
+                # -- the page opens on the introduction ---------------------------------------
+                intro = page.get_by_test_id("intro")
+                expect(intro).to_be_visible()
+                for words in ("alignbot", "Who you can be", "Priya", "Lena", "Sam", "Hana",
+                              "What to try", "Reject", "Modify", "Snooze", "/drift held", "Home"):
+                    expect(intro).to_contain_text(words)
+                expect(page.get_by_test_id("intro-start")).to_have_text("Start the story")
+                shot("demo-intro")
+                page.get_by_test_id(f"intro-as-{PRIYA}").click()
+                expect(page.get_by_test_id("user-picker")).to_have_value(PRIYA)
+                page.get_by_test_id("intro-start").click()
+                expect(intro).to_have_count(0)
+                expect(page.get_by_test_id("channel-title")).to_have_text("planning")
+
+                # -- 1. a demand spike: Priya approves ----------------------------------------
+                spike = _beat(demo, "demand_spike")
+                expect(page.locator(".msg.narrator", has_text="1/5")).to_be_visible(
+                    timeout=WAIT * 1000)
+                rec = wait_until(lambda: _recommendation(demo, PLANNING, spike["sku"],
+                                                         spike["location"]),
+                                 WAIT, "the demand spike's recommendation")
+                message = page.get_by_test_id(f"message-{rec['ts']}")
+                expect(message.get_by_test_id("button-Approve")).to_be_visible(
+                    timeout=WAIT * 1000)
+                shot("demo-decision")
+                before = {"planning": _received(demo.planning), "tms": _received(demo.tms)}
+                message.get_by_test_id("button-Approve").click()
+                expect(message).to_contain_text(EXECUTED, timeout=WAIT * 1000)
+                expect(message).to_contain_text("@priya.planner")
+                expect(message.get_by_test_id("button-Approve")).to_have_count(0)
+                message.scroll_into_view_if_needed()
+                shot("demo-approved")
+                time.sleep(2)  # anything duplicated would have landed by now
+                done = {system: _new_actions(before[system], url)
+                        for system, url in (("planning", demo.planning), ("tms", demo.tms))}
+                assert done["planning"], "the forecast change reached the planning system"
+                for system, entries in done.items():
+                    for key, entry in entries.items():
+                        assert entry["applied"] == 1 and entry["status"] == "done", \
+                            (system, key, entry)
+
+                # -- 2. a late truck: Sam is refused, Lena rejects with a reason --------------
+                late = _beat(demo, "late_shipment")
+                rec = wait_until(lambda: _recommendation(
+                    demo, LOGISTICS, f"from {late['origin']} with {late['carrier']}"),
+                    WAIT, "the late truck's recommendation")
+                act_as(SAM)
                 page.get_by_test_id("channel-logistics").click()
-                message = page.get_by_test_id(f"message-{ts}")
+                message = page.get_by_test_id(f"message-{rec['ts']}")
                 message.scroll_into_view_if_needed()
                 message.get_by_test_id("button-Approve").click()
                 refusal = page.locator('[data-ephemeral="true"]', has_text="Only members of")
                 expect(refusal.last).to_be_visible(timeout=WAIT * 1000)
-                expect(refusal.last).to_contain_text("Only visible to you")
                 expect(refusal.last).to_contain_text("logistics")
-                expect(message.get_by_test_id("button-Approve")).to_be_visible()
-                assert _has_buttons(_message(demo, LOGISTICS, ts)), "the refusal changed nothing"
-                refusal.last.scroll_into_view_if_needed()
-                page.screenshot(path=tmp_path / "1-refused.png")
-
-                # -- Lena from logistics approves the same one ----------------------------------
-                before = {"planning": _received(demo.planning), "logistics": _received(demo.tms)}
-                page.get_by_test_id("user-picker").select_option(LENA)
+                assert _has_buttons(_message(demo, LOGISTICS, rec["ts"])), \
+                    "the refusal changed nothing"
+                act_as(LENA)
                 message.scroll_into_view_if_needed()
-                message.evaluate("node => node.scrollIntoView({block: 'end'})")
-                expect(message.get_by_test_id("button-Approve")).to_be_enabled()
-                page.mouse.move(5, 890)  # no hover highlight in the picture
-                shot = tmp_path / "2-recommendation.png"
-                page.screenshot(path=shot)
-                # The README's picture is refreshed on request, so test runs leave the tree clean.
-                if os.environ.get("ALIGNBOT_UPDATE_SCREENSHOT") == "1":
-                    docs = REPO / "docs" / "demo.png"
-                    docs.parent.mkdir(exist_ok=True)
-                    shutil.copy(shot, docs)
-                message.get_by_test_id("button-Approve").click()
+                message.get_by_test_id("button-Reject").click()
+                expect(page.get_by_test_id("modal")).to_be_visible(timeout=WAIT * 1000)
+                page.get_by_test_id("input-reason").fill(REASON)
+                modal_submit()
+                expect(message).to_contain_text("Rejected", timeout=WAIT * 1000)
+                expect(message).to_contain_text(REASON)
 
-                outcome = re.compile("|".join(map(re.escape, OUTCOMES)))
-                expect(message).to_contain_text(outcome, timeout=WAIT * 1000)
-                page.screenshot(path=tmp_path / "3-decided.png")
-                expect(message).to_contain_text("Executed in both systems")
-                expect(message).not_to_contain_text("Execution failed")
-                expect(message.get_by_test_id("button-Approve")).to_have_count(0)
+                # -- 3. a capacity cut: Luis modifies a quantity, the system gets his ---------
+                cut = _beat(demo, "capacity_cut")
+                rec = wait_until(lambda: _recommendation(demo, LOGISTICS,
+                                                         f"Carrier {cut['carrier']}"),
+                                 WAIT, "the capacity cut's recommendation")
+                act_as(LUIS)
+                message = page.get_by_test_id(f"message-{rec['ts']}")
+                message.scroll_into_view_if_needed()
+                message.get_by_test_id("button-Modify").click()
+                expect(page.get_by_test_id("modal")).to_be_visible(timeout=WAIT * 1000)
+                field = page.locator('[data-input-type][data-testid$=".qty"]').first
+                field.fill("1000")
+                before_cut = _received(demo.planning)
+                modal_submit()
+                expect(message).to_contain_text(EXECUTED, timeout=WAIT * 1000)
+                new = _new_actions(before_cut, demo.planning)
+                assert [e["params"]["qty"] for e in new.values()
+                        if e["operation"] == "rephase_plan"] == [1000], new
+
+                # -- 4. a big demand move: Priya, then Lena --------------------------------------
+                big = _beat(demo, "big_demand_move")
+                rec = wait_until(lambda: _recommendation(demo, PLANNING, big["sku"],
+                                                         big["location"]),
+                                 WAIT, "the big demand move's recommendation")
+                act_as(PRIYA)
+                page.get_by_test_id("channel-planning").click()
+                message = page.get_by_test_id(f"message-{rec['ts']}")
+                message.scroll_into_view_if_needed()
+                expect(message).to_contain_text("logistics")
+                message.get_by_test_id("button-Approve").click()
+                expect(message).to_contain_text("still needed", timeout=WAIT * 1000)
+                expect(message.get_by_test_id("button-Approve")).to_be_visible()
+                message.scroll_into_view_if_needed()
+                shot("demo-two-teams")
+                act_as(LENA)
+                message.scroll_into_view_if_needed()
+                message.get_by_test_id("button-Approve").click()
+                expect(message).to_contain_text(EXECUTED, timeout=WAIT * 1000)
+                expect(message).to_contain_text("@priya.planner")
                 expect(message).to_contain_text("@lena.logistics")
 
-                # -- each sandbox applied each of its actions exactly once -----------------------
-                time.sleep(2)  # anything duplicated would have landed by now
-                for system, url in (("planning", demo.planning), ("logistics", demo.tms)):
-                    after = _received(url)
-                    new = {k: e for k, e in after.items() if k not in before[system]}
-                    assert len(new) == per_system.get(system, 0), (system, new, per_system)
-                    for key, entry in new.items():
-                        assert entry["applied"] == 1 and entry["status"] == "done", (key, entry)
-                    assert all(after[k]["applied"] == e["applied"]
-                               for k, e in before[system].items()), "an older action re-ran"
-                assert sum(per_system.values()) >= 1
+                # -- 5. a delay that sorts itself out -------------------------------------------
+                delay = _beat(demo, "back_on_time")
+                rec = wait_until(lambda: _recommendation(
+                    demo, LOGISTICS, f"from {delay['origin']} with {delay['carrier']}"),
+                    WAIT, "the delay's recommendation")
+                page.get_by_test_id("channel-logistics").click()
+                message = page.get_by_test_id(f"message-{rec['ts']}")
+                expect(message).to_contain_text("Resolved on its own", timeout=WAIT * 1000)
+                expect(message.get_by_test_id("button-Approve")).to_have_count(0)
 
-                # -- the thread keeps the history ----------------------------------------------
-                replies = page.get_by_test_id(f"replies-{ts}")
-                expect(replies).to_be_visible(timeout=WAIT * 1000)
-                replies.click()
-                expect(page.get_by_test_id("thread-replies")).to_contain_text(
-                    "xecuted", timeout=WAIT * 1000)
-                page.screenshot(path=tmp_path / "4-thread.png")
+                # -- /drift held: the rejected truck is held back, with its reason ------------
+                def held() -> bool:
+                    page.get_by_test_id("command-box").fill("/drift held")
+                    page.get_by_test_id("command-send").click()
+                    answer = page.locator('[data-ephemeral="true"]').last
+                    expect(answer).to_be_visible(timeout=WAIT * 1000)
+                    return REASON in answer.inner_text()
+                wait_until(held, WAIT, "/drift held listing the rejected truck")
+
+                expect(page.locator(".msg.narrator", has_text="That was the story")).to_have_count(
+                    1, timeout=WAIT * 1000)
+                assert len(_recommendations(demo)) == 5, [
+                    (m["channel"], m["text"][:80]) for m in _recommendations(demo)]
                 assert not errors, f"JavaScript errors in the page: {errors}"
             except BaseException:
                 with contextlib.suppress(Exception):
@@ -261,6 +335,12 @@ def test_demo_ui_refuses_an_outsider_and_executes_a_members_approval_once(tmp_pa
         assert "Traceback" not in out[running:], out[running:]
     finally:
         demo.kill()
+    # The pictures in docs/ are refreshed on request, so test runs leave the tree clean.
+    if os.environ.get("ALIGNBOT_UPDATE_SCREENSHOT") == "1":
+        (REPO / "docs").mkdir(exist_ok=True)
+        for name, path in shots.items():
+            shutil.copy(path, REPO / "docs" / f"{name}.png")
+        shutil.copy(shots["demo-decision"], REPO / "docs" / "demo.png")
     print(f"browser demo test took {time.monotonic() - started:.1f}s; screenshots in {tmp_path}")
 
 
