@@ -25,6 +25,8 @@ BENCHES = {
     "ack": ("Slack ack latency (a separate bot process, 50 concurrent clicks)", "bench.slack_ack"),
     "slack": ("Slack latency (push → message, approve → executed)", "bench.slack_latency"),
     "burst": ("burst of 5,000 drifts of one cause", "bench.burst"),
+    "x12": ("reading large EDI files (50 MB X12 and EDIFACT: records/s, peak memory)",
+            "bench.x12_parse"),
 }
 
 

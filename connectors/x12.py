@@ -36,7 +36,7 @@ import math
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC as _UTC
 from datetime import date, datetime, timedelta, timezone
@@ -640,6 +640,7 @@ class X12Settings(BaseModel):
     default_carrier: str = ""  # SCAC for create_transfer when the action names none
 
 
+CHUNK_RECORDS = 5_000  # records per ReadResult of read_chunks
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
@@ -747,17 +748,31 @@ class X12Connector:
         zone_for("", settings.local_timezone)  # fail at start-up on a bad zone name
 
     def read(self, since: str | None = None) -> ReadResult:
-        """Each new *.edi/*.x12 file once. Files the cursor ``since`` recorded are archived
-        first (the caller saved that cursor, so they are safely read); with
-        ``archive_when="read"`` a file is archived as soon as it is parsed."""
+        """Each new *.edi/*.x12 file once, in one result (``read_chunks`` collected). Files
+        the cursor ``since`` recorded are archived first (the caller saved that cursor, so
+        they are safely read); with ``archive_when="read"`` a file is archived as soon as it
+        is parsed."""
+        result = ReadResult(cursor=since)
+        for chunk in self.read_chunks(since):
+            result.records.extend(chunk.records)
+            result.quarantined.extend(chunk.quarantined)
+            result.cursor = chunk.cursor
+        return result
+
+    def read_chunks(self, since: str | None = None) -> Iterator[ReadResult]:
+        """The read as results of at most ``CHUNK_RECORDS`` records each, so a large file is
+        never held whole: each file is read a chunk of text at a time, one transaction set
+        at a time. The last result (possibly empty) carries the new cursor; stop early and
+        nothing is archived or recorded, the next read starts over. A file whose reading
+        fails part-way keeps the chunks already handed over, and the failure is quarantined
+        (a file that fails within its first chunk hands over nothing, as before)."""
         done = _load_cursor(since)
         if self.settings.archive_when == "acknowledged":
             gone = self._archive(done)
             done = {n: h for n, h in done.items() if n not in gone}
-        result = ReadResult()
         if not self.inbox.is_dir():
-            result.cursor = _dump_cursor(done)
-            return result
+            yield ReadResult(cursor=_dump_cursor(done))
+            return
         now = time.time()
         candidates = []
         for path in self.inbox.iterdir():
@@ -773,10 +788,10 @@ class X12Connector:
             if size > self.settings.max_file_bytes:
                 fresh[file_name] = marker = f"too-large:{size}"
                 if done.get(file_name) != marker:  # say so once, not on every poll
-                    result.quarantined.append(Quarantined(
+                    yield ReadResult(quarantined=[Quarantined(
                         source=source, position="file",
                         reason=f"{size} bytes exceeds max_file_bytes="
-                               f"{self.settings.max_file_bytes}; raise it or split the file"))
+                               f"{self.settings.max_file_bytes}; raise it or split the file")])
                 continue
             try:
                 digest = _file_sha256(path)
@@ -785,45 +800,53 @@ class X12Connector:
             if done.get(file_name) == digest:
                 fresh[file_name] = digest
                 continue  # read before; waits for the caller to acknowledge
-            records: list[ShipmentRecord | ShipmentEvent] = []
-            bad: list[Quarantined] = []
-            try:
-                # read a chunk at a time, hashing what is read: the digest recorded is that of
-                # the bytes parsed, even if the file changes meanwhile
-                with open(path, "rb") as raw:
-                    hashing = _HashingReader(raw)
-                    for kind, item in iter_parse_x12(
-                            io.BufferedReader(hashing), source,
-                            default_zone=self.settings.local_timezone,
-                            shipment_key=self.settings.shipment_key,
-                            sku_qualifiers=self.settings.sku_qualifiers):
-                        if kind == "record":
-                            records.append(item)
-                        elif kind == "quarantined":
-                            bad.append(item)
-                        elif kind == "skipped":
-                            log.info("%s: %s %s", source, item.position, item.reason)
-                fresh[file_name] = hashing.hexdigest()
-            except OSError:
-                continue  # vanished while being read: the next poll sees it
-            except Exception as exc:  # noqa: BLE001 — one file must not hold up those behind it
-                # recorded in the cursor like any file read: archived, and not read again
-                fresh[file_name] = digest
-                log.exception("%s: reading %s failed; quarantined, reading on", self.name,
-                              file_name)
-                result.quarantined.append(Quarantined(
-                    source=source, position="file",
-                    reason=f"the file could not be read ({type(exc).__name__}: {exc})"[:500]
-                           + "; it is archived with the files read: put it back in the inbox "
-                             "to read it again"))
-                continue
-            result.records.extend(records)
-            result.quarantined.extend(bad)
+            parsed = yield from self._read_file(path, source, digest)
+            if parsed is not None:
+                fresh[file_name] = parsed
         if self.settings.archive_when == "read":
             self._archive(fresh)
             fresh = {}
-        result.cursor = _dump_cursor(fresh)
-        return result
+        yield ReadResult(cursor=_dump_cursor(fresh))
+
+    def _read_file(self, path: Path, source: str,
+                   digest: str) -> Generator[ReadResult, None, str | None]:
+        """One file's results, ``CHUNK_RECORDS`` at a time; returns the digest of the bytes
+        parsed (None when the file vanished while being read)."""
+        chunk = ReadResult()
+        try:
+            # read a chunk at a time, hashing what is read: the digest recorded is that of
+            # the bytes parsed, even if the file changes meanwhile
+            with open(path, "rb") as raw:
+                hashing = _HashingReader(raw)
+                for kind, item in iter_parse_x12(
+                        io.BufferedReader(hashing), source,
+                        default_zone=self.settings.local_timezone,
+                        shipment_key=self.settings.shipment_key,
+                        sku_qualifiers=self.settings.sku_qualifiers):
+                    if kind == "record":
+                        chunk.records.append(item)
+                        if len(chunk.records) >= CHUNK_RECORDS:
+                            yield chunk
+                            chunk = ReadResult()
+                    elif kind == "quarantined":
+                        chunk.quarantined.append(item)
+                    elif kind == "skipped":
+                        log.info("%s: %s %s", source, item.position, item.reason)
+            if chunk.records or chunk.quarantined:
+                yield chunk
+            return hashing.hexdigest()
+        except OSError:
+            return None  # vanished while being read: the next poll sees it
+        except Exception as exc:  # noqa: BLE001 — one file must not hold up those behind it
+            # recorded in the cursor like any file read: archived, and not read again
+            log.exception("%s: reading %s failed; quarantined, reading on", self.name,
+                          path.name)
+            yield ReadResult(quarantined=[*chunk.quarantined, Quarantined(
+                source=source, position="file",
+                reason=f"the file could not be read ({type(exc).__name__}: {exc})"[:500]
+                       + "; it is archived with the files read: put it back in the inbox "
+                         "to read it again")])
+            return digest
 
     def acknowledge(self, cursor: str) -> None:
         """Archive the files ``cursor`` recorded as read (``read(cursor)`` does this too)."""
