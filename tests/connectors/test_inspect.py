@@ -114,7 +114,7 @@ def test_missing_file_and_bad_format_flag_exit_2(run, tmp_path: Path) -> None:
     result = run(tmp_path / "nope.edi")
     assert result.exit_code == 2 and "No such file" in result.stderr
     result = run(X12 / "856_asn.edi", "--format", "xml")
-    assert result.exit_code == 2 and "not one of auto, csv, epcis, x12" in result.stderr
+    assert result.exit_code == 2 and "not one of auto, csv, edifact, epcis, x12" in result.stderr
 
 
 def test_forced_format_overrides_detection(run) -> None:
