@@ -556,3 +556,35 @@ def parse_edifact(data: bytes | str, source: str, *, default_zone: str = "UTC") 
     for kind, item in iter_parse_edifact(data, source, default_zone=default_zone):
         lists[kind].append(item)
     return result
+
+
+# --- the connector -------------------------------------------------------------------------
+
+
+def _connector_classes() -> tuple[type, type]:
+    """EdifactSettings/EdifactConnector: the X12 connector's inbox, archive and cursor, with
+    IFTSTA files in it. Read only: there is no EDIFACT message alignbot writes."""
+    from connectors.base import ExecuteResult
+    from connectors.x12 import X12Connector, X12Settings
+    from detectors.model import Action
+
+    class EdifactSettings(X12Settings):
+        """``inbox``, ``archive``, ``archive_when``, ``min_age_seconds``, ``max_file_bytes``,
+        ``local_timezone`` as for X12 (the envelope and tender settings are not used)."""
+
+    class EdifactConnector(X12Connector):
+        """Reads IFTSTA status files (*.edi, *.edifact, *.txt) dropped in an inbox."""
+
+        SUFFIXES = (".edi", ".edifact", ".txt")
+
+        def _items(self, stream: BinaryIO, source: str) -> Iterator[Item]:
+            return iter_parse_edifact(stream, source, default_zone=self.settings.local_timezone)
+
+        def execute(self, action: Action) -> ExecuteResult:
+            return ExecuteResult(ok=False, status="rejected",
+                                 detail="the EDIFACT connector only reads (IFTSTA status files)")
+
+    return EdifactSettings, EdifactConnector
+
+
+EdifactSettings, EdifactConnector = _connector_classes()

@@ -69,5 +69,10 @@ def build_connector(name: str, kind: str, settings: dict[str, Any], secrets: dic
 
         return X12Connector(name, X12Settings.model_validate(values),
                             base_path=base_path or Path("."))
+    if kind == "edifact":
+        from connectors.edifact import EdifactConnector, EdifactSettings
+
+        return EdifactConnector(name, EdifactSettings.model_validate(values),
+                                base_path=base_path or Path("."))
     raise UnknownConnectorKind(f"connector {name}: unknown kind {kind!r} "
-                               "(use rest, csv, epcis or x12)")
+                               "(use rest, csv, epcis, x12 or edifact)")

@@ -735,6 +735,14 @@ class _HashingReader(io.RawIOBase):
 class X12Connector:
     """Reads 214/856 files dropped in an inbox; writes 204 load tenders to an outbox."""
 
+    SUFFIXES: tuple[str, ...] = (".edi", ".x12")  # the inbox files read (lower case)
+
+    def _items(self, stream: BinaryIO, source: str) -> Iterator[Item]:
+        """One file's items (``iter_parse_x12``'s kinds); the EDIFACT connector reads its own."""
+        return iter_parse_x12(stream, source, default_zone=self.settings.local_timezone,
+                              shipment_key=self.settings.shipment_key,
+                              sku_qualifiers=self.settings.sku_qualifiers)
+
     def __init__(self, name: str, settings: X12Settings, base_path: Path):
         self.name = name
         self.settings = settings
@@ -777,7 +785,7 @@ class X12Connector:
         candidates = []
         for path in self.inbox.iterdir():
             if (not path.is_file() or path.name.startswith(".")
-                    or path.suffix.lower() not in (".edi", ".x12")):
+                    or path.suffix.lower() not in self.SUFFIXES):
                 continue
             stat = path.stat()
             if now - stat.st_mtime >= self.settings.min_age_seconds:
@@ -818,11 +826,7 @@ class X12Connector:
             # the bytes parsed, even if the file changes meanwhile
             with open(path, "rb") as raw:
                 hashing = _HashingReader(raw)
-                for kind, item in iter_parse_x12(
-                        io.BufferedReader(hashing), source,
-                        default_zone=self.settings.local_timezone,
-                        shipment_key=self.settings.shipment_key,
-                        sku_qualifiers=self.settings.sku_qualifiers):
+                for kind, item in self._items(io.BufferedReader(hashing), source):
                     if kind == "record":
                         chunk.records.append(item)
                         if len(chunk.records) >= CHUNK_RECORDS:

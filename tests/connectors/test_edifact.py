@@ -193,3 +193,26 @@ def test_inspect_reads_edifact_detected_and_forced(tmp_path: Path) -> None:
 def test_a_file_streams() -> None:
     items = list(iter_parse_edifact(HERE / "iftsta_d96a.edi", "f", default_zone=BERLIN))
     assert [kind for kind, _ in items].count("record") == 6
+
+
+def test_the_edifact_connector_reads_its_inbox_once(tmp_path: Path) -> None:
+    from connectors.registry import build_connector
+
+    connector = build_connector("carrier-eu", "edifact", {"local_timezone": BERLIN}, {},
+                                base_path=tmp_path)
+    (tmp_path / "inbox").mkdir()
+    for name in ("iftsta_d96a.edi", "iftsta_envelope_errors.edi"):
+        (tmp_path / "inbox" / name).write_bytes((HERE / name).read_bytes())
+    (tmp_path / "inbox" / "notes.pdf").write_text("not edifact")
+    first = connector.read()
+    assert len(first.records) == 6 + 1 and len(first.quarantined) == 5
+    assert all(q.source.startswith("carrier-eu:iftsta_envelope_errors.edi")
+               for q in first.quarantined)
+    second = connector.read(first.cursor)
+    assert second.records == [] and sorted(p.name for p in (tmp_path / "archive").iterdir()) == [
+        "iftsta_d96a.edi", "iftsta_envelope_errors.edi"]
+    from detectors.model import Action
+
+    refused = connector.execute(Action(system="logistics", operation="reassign_carrier",
+                                       params={}, idempotency_key="k"))
+    assert (refused.ok, refused.status) == (False, "rejected")
