@@ -203,7 +203,10 @@ def run(quick: bool = False, log=print, megabytes: float | None = None) -> list[
     size = megabytes or (10.0 if quick else 50.0)
     figures: list[Figure] = []
     with tempfile.TemporaryDirectory(prefix="alignbot-x12-") as tmp:
-        x12_path, edifact_path = Path(tmp) / "carrier.edi", Path(tmp) / "iftsta.edi"
+        # folders of their own: the connector reads every *.edi of its inbox
+        (Path(tmp) / "x12").mkdir()
+        (Path(tmp) / "edifact").mkdir()
+        x12_path, edifact_path = Path(tmp) / "x12" / "carrier.edi", Path(tmp) / "edifact" / "a.edi"
         counts = {"x12": generate_x12(x12_path, size)}
         try:
             import connectors.edifact  # noqa: F401
