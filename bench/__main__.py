@@ -27,6 +27,8 @@ BENCHES = {
     "burst": ("burst of 5,000 drifts of one cause", "bench.burst"),
     "x12": ("reading large EDI files (50 MB X12 and EDIFACT: records/s, peak memory)",
             "bench.x12_parse"),
+    "ingest": ("reading large files (50 MB CSV and EPCIS: records/s, peak memory)",
+               "bench.ingest"),
 }
 
 

@@ -22,6 +22,7 @@ import logging
 import math
 import re
 import time
+from array import array
 from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime
 from functools import partial
@@ -197,6 +198,8 @@ def _convert(field: str, text: str, s: CsvDropSettings) -> Any:
 CHUNK_ROWS = 5_000  # records per batch: a 50 MB export is read a few thousand rows at a time
 _BLOCK = 1 << 20
 _ABSENT = object()
+# shipment columns with few distinct values (places, carriers, codes): one copy of each is kept
+_FEW_VALUES = frozenset({"origin", "destination", "carrier", "mode", "status", "exception_code"})
 
 
 def text_encoding(encoding: str) -> str:
@@ -312,6 +315,8 @@ def iter_csv(lines: Iterable[str], pattern: FilePattern, settings: CsvDropSettin
         return
 
     shipments = _Shipments(pattern, quarantine) if pattern.entity == "shipments" else None
+    model = MODELS[pattern.entity]
+    constants = {k: v for k, v in pattern.constants.items() if k in model.model_fields}
     while True:
         if len(records) >= chunk_rows or len(bad) >= chunk_rows:
             yield records, bad
@@ -324,7 +329,7 @@ def iter_csv(lines: Iterable[str], pattern: FilePattern, settings: CsvDropSettin
             quarantine(reader.line_num, f"not valid CSV: {exc}")
             continue
         line = reader.line_num
-        if not any(cell.strip() for cell in row):
+        if not (row and row[0].strip()) and not any(cell.strip() for cell in row):
             continue  # blank lines are not data
         if len(row) != len(header):
             quarantine(line, f"expected {len(header)} fields, got {len(row)}",
@@ -345,7 +350,7 @@ def iter_csv(lines: Iterable[str], pattern: FilePattern, settings: CsvDropSettin
             continue
         if shipments is None:
             try:
-                records.append(build_record(pattern.entity, data, constants=pattern.constants))
+                records.append(_build(model, pattern.entity, data, constants))
             except MappingError as exc:
                 quarantine(line, str(exc), settings.delimiter.join(row))
             continue
@@ -358,6 +363,16 @@ def iter_csv(lines: Iterable[str], pattern: FilePattern, settings: CsvDropSettin
                 yield records, bad
                 records, bad = [], []
     yield records, bad
+
+
+def _build(model: type[BaseModel], entity: str, data: dict[str, Any],
+           constants: dict[str, Any]) -> Any:
+    """``build_record`` for a row already keyed by canonical field (the cells of ``data`` are
+    never empty), without its per-field path lookups; its reason when the row is bad."""
+    try:
+        return model.model_validate({**constants, **data} if constants else data)
+    except (ValidationError, OverflowError):
+        return build_record(entity, data, constants=constants)  # raises with the reason
 
 
 class _Shipments:
@@ -373,7 +388,7 @@ class _Shipments:
         self._shared: dict[Any, Any] = {}
 
     def _share(self, value: Any) -> Any:
-        return self._shared.setdefault(value, value) if isinstance(value, str) else value
+        return self._shared.setdefault(value, value)
 
     def add(self, data: dict[str, Any], line: int, row: list[str], delimiter: str) -> None:
         try:
@@ -381,7 +396,8 @@ class _Shipments:
         except ValidationError as exc:
             self.quarantine(line, f"shipment line: {describe(exc)}", delimiter.join(row))
             return
-        head = tuple(self._share(data.get(k, _ABSENT)) for k in SHIPMENT_FIELDS)
+        head = tuple(self._share(v) if k in _FEW_VALUES and isinstance(v, str) else v
+                     for k in SHIPMENT_FIELDS for v in (data.get(k, _ABSENT),))
         shipment_id = str(data.get("shipment_id") or self.pattern.constants.get("shipment_id")
                           or "")
         if not shipment_id:
@@ -389,8 +405,8 @@ class _Shipments:
             return
         entry = self.entries.get(shipment_id)
         if entry is None:
-            self.entries[shipment_id] = [head, [(self._share(item.sku), item.qty)], [line],
-                                         delimiter.join(row)[:2000]]
+            self.entries[shipment_id] = [head, [(self._share(item.sku), item.qty)],
+                                         array("L", [line]), delimiter.join(row)[:2000]]
             return
         if head != entry[0]:
             differs = [k for k, mine, first in zip(SHIPMENT_FIELDS, head, entry[0])
