@@ -3,7 +3,9 @@
 The sender signs ``{timestamp}.{body}`` with HMAC-SHA256 and the connector's shared secret and
 sends ``X-Alignbot-Timestamp`` and ``X-Alignbot-Signature: v1=<hex>``. Requests older than five
 minutes or with a bad signature are refused before the body is parsed. Accepted records run
-through detection for the keys they touch at once, not at the next poll.
+through detection for the keys they touch at once, not at the next poll. A connector whose
+``settings.push`` names a vendor's shape (``connectors.presets``) is sent that shape instead of
+``{"records": [...]}``; it is mapped to canonical records there.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from connectors.batch import split_duplicates
+from connectors.presets import PushSettings, parse_push
 from detectors.model import (
     CapacityRecord,
     DemandRecord,
@@ -89,8 +92,10 @@ def parse_records(payload: Any, source: str) -> tuple[list[Any], list[Quarantine
 
 
 def webhook_endpoint(secrets: Mapping[str, str],
-                     accept: Callable[[str, list[Any], list[Quarantined]], None]):  # type: ignore[no-untyped-def]
-    """A Starlette endpoint; ``accept(connector, records, quarantined)`` runs after the reply."""
+                     accept: Callable[[str, list[Any], list[Quarantined]], None],
+                     payloads: Mapping[str, PushSettings] | None = None):  # type: ignore[no-untyped-def]
+    """A Starlette endpoint; ``accept(connector, records, quarantined)`` runs after the reply.
+    ``payloads``: connector → the vendor shape it pushes (``connectors.presets.push_payloads``)."""
 
     async def endpoint(request: Request) -> JSONResponse:
         name = request.path_params["connector"]
@@ -104,15 +109,23 @@ def webhook_endpoint(secrets: Mapping[str, str],
                          request.headers.get("x-alignbot-signature"), body)
         if problem:
             return JSONResponse({"error": problem}, 401)
+        push, skipped = (payloads or {}).get(name), []
         try:
-            records, quarantined = parse_records(json.loads(body), f"webhook:{name}")
+            if push is None:
+                records, quarantined = parse_records(json.loads(body), f"webhook:{name}")
+            else:
+                pushed = parse_push(push, json.loads(body), f"webhook:{name}")
+                records, quarantined, skipped = pushed.records, pushed.quarantined, pushed.skipped
         except (ValueError, UnicodeDecodeError) as exc:
             return JSONResponse({"error": f"unreadable body: {exc}"}, 400)
         except RecursionError:  # json.loads or the quarantine's json.dumps, past Python's limit
             return JSONResponse({"error": "unreadable body: JSON nested too deeply"}, 400)
-        return JSONResponse(
-            {"accepted": len(records), "quarantined": [q.model_dump() for q in quarantined]},
-            202, background=BackgroundTask(accept, name, records, quarantined))
+        reply: dict[str, Any] = {"accepted": len(records),
+                                 "quarantined": [q.model_dump() for q in quarantined]}
+        if skipped:  # valid, with no news for the picture (a vendor's "tracking started")
+            reply["skipped"] = [q.model_dump() for q in skipped]
+        return JSONResponse(reply, 202,
+                            background=BackgroundTask(accept, name, records, quarantined))
 
     return endpoint
 

@@ -3,6 +3,12 @@
 With no field mapping configured the connector expects canonical field names, which is what the
 sandbox planning system and TMS serve, so ``RestSettings(base_url=url, demand=EndpointSettings())``
 is enough to read them. Real systems get a mapping ``canonical_field -> source.dotted.path``.
+
+OData V2 services (SAP Gateway, SAP IBP) are read with ``records_path: d.results``, paging by
+next link at ``d.__next`` (which carries the ``$skiptoken``), ``values: odata_v2`` (``/Date(ms)/``
+times) and ``select_param: $select`` (the columns the mapping reads). Query parameters may say
+``{today}``, ``{today+91d}`` or ``{today-7d}`` (an ISO date), so a ``$filter`` window moves with
+the calendar.
 """
 
 from __future__ import annotations
@@ -10,14 +16,16 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import re
 import threading
 import time
-from datetime import datetime, timedelta
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Annotated, Any, Literal
 from urllib.parse import urljoin, urlsplit
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from connectors._mapping import (
     ENTITIES,
@@ -108,7 +116,11 @@ class EndpointSettings(_Settings):
     fields: dict[str, str] = Field(default_factory=dict)  # canonical field -> source path
     line_fields: dict[str, str] = Field(default_factory=dict)  # shipments: sku/qty of a line
     constants: dict[str, Any] = Field(default_factory=dict)  # values the source does not carry
-    params: dict[str, str] = Field(default_factory=dict)  # static query parameters
+    params: dict[str, str] = Field(default_factory=dict)  # query parameters ({today±Nd} dates)
+    # a parameter listing the source fields the mapping reads (OData: "$select")
+    select_param: str | None = None
+    # how values are written: plain JSON, or OData V2 JSON (times as "/Date(1700000000000)/")
+    values: Literal["json", "odata_v2"] = "json"
     pagination: Pagination = Field(default_factory=Pagination)
     incremental: Literal["none", "updated_since", "etag"] = "updated_since"
     updated_since_param: str = "updated_since"
@@ -156,6 +168,14 @@ class RestSettings(_Settings):
     actions: ActionsSettings = Field(default_factory=ActionsSettings)
     health_path: str = "/health"
     retry: RetrySettings = Field(default_factory=RetrySettings)
+    read_only: bool = False  # a source only: execute refuses every action
+
+    @field_validator("base_url")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).netloc:
+            raise ValueError(f"{value!r} is not an absolute http(s) URL")
+        return value
 
     def endpoints(self) -> list[tuple[str, EndpointSettings]]:
         return [(e, ep) for e in ENTITIES if (ep := getattr(self, e)) is not None]
@@ -168,10 +188,12 @@ class RestConnector:
     """Reads canonical records from a REST/JSON system and executes actions on it."""
 
     def __init__(self, name: str, settings: RestSettings, client: httpx.Client, *,
-                 retry: RetryPolicy | None = None):
+                 retry: RetryPolicy | None = None,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
         self.name = name
         self.settings = settings
         self._client = client
+        self._clock = clock
         self._policy = retry or settings.retry.policy()
         self._base = settings.base_url.rstrip("/")
         self._token: str | None = None
@@ -280,7 +302,10 @@ class RestConnector:
         path = ep.path or f"/{entity}"
         url = self._url(path)
         pg = ep.pagination
-        params: dict[str, Any] | None = dict(ep.params)
+        today = self._clock().astimezone(UTC).date()
+        params: dict[str, Any] | None = {k: _dates(v, today) for k, v in ep.params.items()}
+        if ep.select_param and ep.select_param not in params:
+            params[ep.select_param] = ",".join(_selected(ep))
         headers: dict[str, str] = {}
         if ep.incremental == "updated_since" and state.get("since"):
             params[ep.updated_since_param] = _minus(state["since"], ep.overlap_seconds)
@@ -322,6 +347,8 @@ class RestConnector:
                                      f"records_path={ep.records_path!r}; fix the endpoint "
                                      f"settings", retryable=False)
             for index, item in enumerate(items):
+                if ep.values == "odata_v2" and isinstance(item, dict):
+                    item = _odata_v2(item)
                 newest = _newer(newest, get_path(item, ep.updated_at_field)
                                 if isinstance(item, dict) else None)
                 try:
@@ -372,6 +399,10 @@ class RestConnector:
     # -- execute
 
     def execute(self, action: Action) -> ExecuteResult:
+        if self.settings.read_only:
+            return ExecuteResult(ok=False, status="rejected",
+                                 detail=f"{self.name} is a read-only source (read_only: true); "
+                                        f"route {action.operation} to a connector that can write")
         if not action.idempotency_key:
             return ExecuteResult(ok=False, status="rejected",
                                  detail="action has no idempotency key; refusing to send it")
@@ -455,6 +486,48 @@ def _minus(since: str, seconds: float) -> str:
     except OverflowError:  # within the overlap of year 1
         return since
     return when.isoformat().replace("+00:00", "Z")
+
+
+_TODAY = re.compile(r"\{today(?:([+-])(\d{1,5})d)?\}")
+_ODATA_DATE = re.compile(r"^/Date\((-?\d{1,15})(?:([+-])(\d{1,4}))?\)/$")
+
+
+def _dates(value: str, today: Any) -> str:
+    """``{today}``, ``{today+91d}``, ``{today-7d}`` in a parameter, as ISO dates."""
+    def date_of(match: re.Match[str]) -> str:
+        sign, days = match.group(1), int(match.group(2) or 0)
+        return (today + timedelta(days=-days if sign == "-" else days)).isoformat()
+
+    return _TODAY.sub(date_of, value) if "{today" in value else value
+
+
+def _selected(ep: EndpointSettings) -> list[str]:
+    """The source fields ``ep`` maps, top-level names, in mapping order (OData ``$select``)."""
+    names = [path.split(".")[0] for path in ep.fields.values()]
+    if ep.incremental == "updated_since" and ep.updated_at_field:
+        names.append(ep.updated_at_field.split(".")[0])
+    return list(dict.fromkeys(n for n in names if n))
+
+
+def _odata_v2(item: dict[str, Any]) -> dict[str, Any]:
+    """An OData V2 entry with its ``/Date(ms)/`` and ``/Date(ms+mmmm)/`` times as ISO date-times
+    (UTC, or at the offset given in minutes); anything else is left as it is."""
+    out = {}
+    for key, value in item.items():
+        if isinstance(value, str) and value.startswith("/Date("):
+            match = _ODATA_DATE.match(value)
+            if match:
+                try:
+                    moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(
+                        milliseconds=int(match.group(1)))
+                    if match.group(2):
+                        minutes = int(match.group(3)) * (-1 if match.group(2) == "-" else 1)
+                        moment = moment.astimezone(timezone(timedelta(minutes=minutes)))
+                    value = moment.isoformat()
+                except (OverflowError, ValueError):
+                    pass  # left as written: the record's validation says why it is bad
+        out[key] = value
+    return out
 
 
 def _origin(url: str) -> tuple[str, str]:

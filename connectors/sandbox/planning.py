@@ -35,6 +35,7 @@ from connectors.sandbox._ops import (
 )
 from connectors.sandbox._service import SandboxService
 from connectors.sandbox._world import ActionError, World, parse_ts
+from connectors.sandbox.vendors import ibp_routes
 
 RESOURCE_TYPES = ("carrier", "lane", "site", "dock")
 
@@ -193,5 +194,8 @@ COLLECTIONS = {"/demand": "demand", "/inventory": "inventory", "/capacity": "sit
 
 
 def planning_service(world: World) -> SandboxService:
-    """GET /demand /inventory /capacity (sites) /receipts, POST /actions, /scenario/*."""
-    return SandboxService(world, "planning", COLLECTIONS, OPERATIONS, fault_seed=1)
+    """GET /demand /inventory /capacity (sites) /receipts, POST /actions, /scenario/*; and the
+    demand plan as SAP IBP's planning data API serves key figures (``vendors.ibp_routes``)."""
+    service = SandboxService(world, "planning", COLLECTIONS, OPERATIONS, fault_seed=1)
+    service.app.router.routes.extend(ibp_routes(world))
+    return service
