@@ -542,12 +542,12 @@ def _system_sections(actions: Sequence[ActionRow], zone: tzinfo, *, show_status:
                  "decision only.", True)]
     out = []
     for system, lines in by_system.items():
-        text = clip_lines(lines, limit, head=f"*{_system_label(system)}*", more=more)
+        text = clip_lines(lines, limit, head=f"*{system_label(system)}*", more=more)
         out.append((text, text.count("\n") == len(lines)))
     return out
 
 
-def _system_label(system: str) -> str:
+def system_label(system: str) -> str:
     return SYSTEM_LABEL.get(system, str(system).replace("_", " ").capitalize())
 
 
@@ -567,7 +567,7 @@ def _execution_text(actions: Sequence[ActionRow]) -> str:
     parts = []
     for system, statuses in per.items():
         done, failed = statuses.count("done"), statuses.count("failed")
-        label = _system_label(system)
+        label = system_label(system)
         if done == len(statuses):
             parts.append(f"{label} done")
         elif failed:
@@ -629,10 +629,8 @@ def _status_line(rec: RecommendationRow, actions: Sequence[ActionRow],
     if state == "executing":
         return f":white_check_mark: {approved} — executing: {_execution_text(actions)}"
     if state == "executed":
-        systems = {a.system for a in actions}
-        where = "both systems" if len(systems) > 1 else (
-            _system_label(next(iter(systems))) if systems else "the systems")
-        return f":white_check_mark: {approved} · Executed in {where}"
+        where = " and ".join(dict.fromkeys(system_label(a.system) for _, a in numbered(actions)))
+        return f":white_check_mark: {approved} · Executed in {where or 'the systems'}"
     if state == "failed":
         return (f":x: {approved} · Execution failed — nothing was changed"
                 + (f" ({_execution_text(actions)})" if actions else ""))

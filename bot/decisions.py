@@ -149,7 +149,7 @@ def _approve(session: Session, rec: RecommendationRow, user_id: str, owning: lis
     if moved:
         enqueue_actions(session, rec.id, now)
     return DecisionResult(moved, RecState.APPROVED if moved else rec.state,
-                          "Approved — executing in both systems now." if moved else
+                          "Approved — executing now." if moved else
                           "Someone decided first; your approval was not applied.", tally, {})
 
 

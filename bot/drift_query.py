@@ -39,7 +39,7 @@ from bot._format import (
     key_text,
     kind_label,
     local_time,
-    num,
+    money,
     rec_zone,
     severity_emoji,
     state_label,
@@ -225,7 +225,7 @@ def _summary(session: Session, query: DriftQuery, config: AlignbotConfig, page: 
         worst = max(rows, key=lambda d: SEVERITY_RANK.get(d.severity, -1)).severity
         lines.append(f"{severity_emoji(worst)} *{kind_label(kind)}* · {team} — "
                      f"{len(rows)} open, "
-                     f"worst {worst}, {num(sum(d.value_at_risk for d in rows))} value at risk")
+                     f"worst {worst}, {money(sum(d.value_at_risk for d in rows), config.currency)} at risk")
     head = [clip_lines(lines, MAX_SECTION_TEXT, head="*Open drift by kind and team*")] if lines \
         else []
     items = [_rec_item(r, config, now) for r in _worst_first(recs)]
@@ -275,7 +275,7 @@ def _search(session: Session, query: DriftQuery, config: AlignbotConfig, page: i
                      key=lambda r: aware(r.updated_at), reverse=True)
     items = [_rec_item(r, config, now) for r in [*_worst_first(active), *decided]]
     covered = {fp for r in found for fp in (r.body or {}).get("drift_fingerprints") or []}
-    items += [_drift_item(d, now) for d in sorted(
+    items += [_drift_item(d, config, now) for d in sorted(
         (d for d in drifts if d.fingerprint in hit_fps and d.fingerprint not in covered),
         key=lambda d: -d.value_at_risk)]
     empty = (f"Nothing about `{term}` in open drift or in the last {RECENT.days} days of "
@@ -290,7 +290,7 @@ def _rec_item(rec: RecommendationRow, config: AlignbotConfig, now: datetime) -> 
     zone = rec_zone(config, rec.teams)
     opened = aware(rec.created_at)
     line = (f"{severity_emoji(rec.severity)} *#{rec.id}* · {state_label(rec.state)} · "
-            f"{rec.severity} · {num(rec.value_at_risk)} value at risk · "
+            f"{rec.severity} · {money(rec.value_at_risk, config.currency)} at risk · "
             f"{', '.join(rec.teams) or 'no team'} · opened {local_time(opened, zone, now)} "
             f"({_ago(now - opened)})")
     if rec.state == "open" and rec.deadline_at:
@@ -312,7 +312,7 @@ def _held_item(session: Session, rec: RecommendationRow, config: AlignbotConfig,
     who = ", ".join(f"<@{d.user_id}>" for d in decisions) or "nobody (deadline passed)"
     reason = next((d.reason for d in decisions if d.reason), "")
     window = reraise_after(config, rec.state)
-    back = [f"value at risk above {num(rec.value_at_risk * (1 + MATERIAL_CHANGE))}",
+    back = [f"value at risk above {money(rec.value_at_risk * (1 + MATERIAL_CHANGE), config.currency)}",
             f"severity above {rec.severity}", "the drift goes away and comes back"]
     if window is not None:
         back.append(f"after {local_time(decided + window, zone, now)}")
@@ -327,10 +327,10 @@ def _ago(delta: timedelta) -> str:
     return "just now" if delta < timedelta(minutes=1) else f"{duration(delta)} ago"
 
 
-def _drift_item(drift: DriftRow, now: datetime) -> str:
+def _drift_item(drift: DriftRow, config: AlignbotConfig, now: datetime) -> str:
     key = key_text(drift.key)
     return (f"{severity_emoji(drift.severity)} *{kind_label(drift.kind)}* {key} · "
-            f"{num(drift.value_at_risk)} value at risk · seen for "
+            f"{money(drift.value_at_risk, config.currency)} at risk · seen for "
             f"{duration(now - aware(drift.first_seen))} · no recommendation yet")
 
 

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
+from bot.blocks import numbered, system_label
 from bot.notes import add_note
 from connectors.base import Connector, ExecuteResult
 from detectors.model import Action
@@ -209,21 +210,21 @@ class Executor:
         if any(a.status == "pending" for a in actions):
             return
         ok = [a for a in actions if a.status == "done"]
+        systems = " and ".join(dict.fromkeys(system_label(a.system) for _, a in numbered(actions)))
         if len(ok) == len(actions):
-            state, headline = RecState.EXECUTED, ":white_check_mark: Executed in both systems."
+            state, headline = RecState.EXECUTED, f":white_check_mark: Executed in {systems}."
         elif not ok:
             state, headline = RecState.FAILED, ":x: Execution failed; nothing was changed."
         else:
             state, headline = RecState.PARTIALLY_EXECUTED, (
-                ":warning: Partially executed — finish the failed steps by hand in the systems "
-                "named below, or re-run the check with `/drift` once fixed.")
+                ":warning: Partially executed — finish the failed steps below by hand in their systems.")
         if not transition(s, recommendation_id, from_states=[RecState.EXECUTING], to_state=state,
                           actor=f"system:{self.worker}", reason=headline, now=now):
             return
         lines = [headline] + [
-            f"• {a.system}: {a.operation} via {a.connector or '—'} — *{a.status}*"
+            f"{n}. {system_label(a.system)}: {a.operation.replace('_', ' ')} via {a.connector or '—'} — *{a.status}*"
             + (f" ({a.detail})" if a.detail and a.status != "done" else "")
-            for a in actions]
+            for n, a in numbered(actions)]
         add_note(s, recommendation_id, f"finished:{recommendation_id}", "\n".join(lines))
 
 

@@ -104,37 +104,15 @@ def is_open(open_fingerprints: frozenset[str]) -> pl.Expr:
     return pl.col("fingerprint").is_in(sorted(open_fingerprints))
 
 
-def severity_expr(s: SeveritySettings) -> pl.Expr:
-    """Higher of the value band and the service-days band."""
-    v = pl.col("value_at_risk")
-    d = pl.col("service_days_at_risk")
-    value_rank = (
-        pl.when(v >= s.value_critical).then(3)
-        .when(v >= s.value_high).then(2)
-        .when(v >= s.value_medium).then(1)
-        .otherwise(0)
-    )
-    days_rank = (
-        pl.when(d >= s.service_days_critical).then(3)
-        .when(d >= s.service_days_high).then(2)
-        .when(d >= s.service_days_medium).then(1)
-        .otherwise(0)
-    )
-    return (
-        pl.max_horizontal(value_rank, days_rank)
-        .cast(pl.UInt32)
-        .replace_strict([0, 1, 2, 3], ["low", "medium", "high", "critical"], return_dtype=pl.Utf8)
-    )
-
-
 def severity_of(impact: Impact, s: SeveritySettings) -> Severity:
-    """Same bands as ``severity_expr``, for one impact (no polars round-trip per recommendation)."""
+    """The higher of the value band and the service-days band; days count only when at least
+    ``service_days_min_units`` units are below safety stock."""
     def rank(x: float, bands: tuple[float, float, float]) -> int:
         return sum(x >= b for b in bands)
 
+    days = impact.service_days_at_risk if impact.units_short >= s.service_days_min_units else 0.0
     r = max(rank(impact.value_at_risk, (s.value_medium, s.value_high, s.value_critical)),
-            rank(impact.service_days_at_risk,
-                 (s.service_days_medium, s.service_days_high, s.service_days_critical)))
+            rank(days, (s.service_days_medium, s.service_days_high, s.service_days_critical)))
     return (Severity.LOW, Severity.MEDIUM, Severity.HIGH, Severity.CRITICAL)[r]
 
 
@@ -143,8 +121,7 @@ def with_impact_and_severity(frame: pl.DataFrame | pl.LazyFrame, settings: Detec
     """Missing impact columns as 0, rows sorted by ``sort_by``, then ``severity`` last.
 
     One in-memory query (the frame is output-sized); the severity bands are applied to the
-    collected columns with numpy, as ``severity_expr`` would (its ~40 expression nodes cost
-    ~1 ms per query to build and run on a few rows).
+    collected columns, as ``severity_of`` would for each row.
     """
     query = frame.lazy()
     missing = [pl.lit(0.0).alias(c) for c in IMPACT_COLS if c not in query.collect_schema().names()]
@@ -160,20 +137,19 @@ _SEVERITY_LABELS = pl.Series("severity", ["low", "medium", "high", "critical"], 
 
 
 def severity_column(frame: pl.DataFrame, s: SeveritySettings) -> pl.Series:
-    """``severity_expr`` over ``frame``'s columns: nulls rank 0 and NaN above every band, as
-    polars compares."""
-    def rank(column: str, bands: tuple[float, float, float]) -> np.ndarray:
-        series = frame.get_column(column).cast(pl.Float64)
-        x = series.to_numpy()
-        with np.errstate(invalid="ignore"):
-            over = np.isnan(x)
-            if series.null_count():
-                over &= ~series.is_null().to_numpy()
-            return sum(((x >= b) | over).astype(np.int64) for b in bands)
+    """``severity_of`` for each row of ``frame`` (nulls rank lowest, NaN highest)."""
+    def column(name: str) -> np.ndarray:
+        return frame.get_column(name).cast(pl.Float64).fill_null(-np.inf).to_numpy()
 
-    r = np.maximum(rank("value_at_risk", (s.value_medium, s.value_high, s.value_critical)),
-                   rank("service_days_at_risk", (s.service_days_medium, s.service_days_high,
-                                                 s.service_days_critical)))
+    def rank(x: np.ndarray, bands: tuple[float, float, float]) -> np.ndarray:
+        with np.errstate(invalid="ignore"):
+            return sum(((x >= b) | np.isnan(x)).astype(np.int64) for b in bands)
+
+    days = column("service_days_at_risk")
+    with np.errstate(invalid="ignore"):
+        days = np.where(column("units_short") >= s.service_days_min_units, days, -np.inf)
+    r = np.maximum(rank(column("value_at_risk"), (s.value_medium, s.value_high, s.value_critical)),
+                   rank(days, (s.service_days_medium, s.service_days_high, s.service_days_critical)))
     return _SEVERITY_LABELS.gather(r)
 
 

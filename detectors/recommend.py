@@ -408,6 +408,7 @@ class Draft:
     affected: list[dict[str, Any]]
     relative: bool = False
     decide_by: datetime | None = None
+    first_below: dict[int, float] | None = None  # shortfalls' first dip, days from now, by position
     fixed: Impact | None = None  # figures not from the projection (spare capacity)
     scored: list[Evaluated] | None = None  # figures already known (candidates, then idle)
 
@@ -432,11 +433,9 @@ def _shortage_group(g: Group, needs: list[Need], chosen: dict[int, Evaluated],
         candidates.append(base)  # only the plan follows reality
         reuse.append(options[id(needs[0])][0])  # the same figures as doing nothing
     idle = nothing(_nothing_text(g))
-    slack = min((n.first_below - _lead(chosen[id(n)].plan) for n in needs), default=None)
-    decide_by = ctx.now + timedelta(days=max(0.0, slack)) if slack is not None else None
     summary, rationale = _texts(g, needs, look)
     draft = Draft(g, candidates, idle, interest, summary, rationale, _affected(g, interest, look),
-                  decide_by=decide_by)
+                  first_below={n.pos: n.first_below for n in needs})
     if len(needs) == 1 and interest == [needs[0].pos]:
         # one shortfall, read where it was evaluated: the plan's own figures are the group's (the
         # forecast or receipt-date change moves no stock)
@@ -552,10 +551,16 @@ def _same(a: Plan, b: Plan) -> bool:
     return [(x.operation, x.params) for x in a.actions] == [(x.operation, x.params) for x in b.actions]
 
 
-def _lead(plan: Plan) -> float:
-    """Days until the plan's first receipt lands (0 when it adds none)."""
-    arrivals = [t for _p, t, q, _r in plan.changes if q > 0]
-    return min(arrivals, default=0.0)
+def _decide_by(dr: Draft, plan: Plan, ctx: Context) -> datetime | None:
+    """When the recommended receipts stop landing before stock first dips below safety.
+
+    Only a receipt has a lead time to beat: a plan that moves no stock (a date in the plan, a
+    forecast) can be decided any time, and a group without shortfalls keeps its own deadline.
+    """
+    if not dr.first_below:
+        return dr.decide_by
+    slack = [dr.first_below[pos] - t for pos, t, qty, _ref in plan.changes if qty > 0 and pos in dr.first_below]
+    return ctx.now + timedelta(days=max(0.0, min(slack))) if slack else None
 
 
 def _base_plan(g: Group, ctx: Context) -> Plan:
@@ -882,7 +887,7 @@ def _recommendation(dr: Draft, scored: list[Evaluated], ctx: Context) -> Recomme
         "impact_if_ignored": ignored,
         "severity": severity_of(ignored, ctx.settings.severity),
         "cost": round(best.plan.action_cost, 2),
-        "decide_by": dr.decide_by,
+        "decide_by": _decide_by(dr, best.plan, ctx),
         "rationale": rationale.strip(". ") + ".",
         "options": options,
         "alternatives": [f"{o.name} — {o.summary}: {o.total_cost:,.2f} in all, leaves "

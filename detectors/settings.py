@@ -96,6 +96,9 @@ class SeveritySettings(_Section):
     service_days_medium: float = Field(0.5, ge=0, description="Service days at risk → medium.")
     service_days_high: float = Field(2.0, ge=0, description="Service days at risk → high.")
     service_days_critical: float = Field(5.0, ge=0, description="Service days at risk → critical.")
+    service_days_min_units: float = Field(
+        1.0, ge=0, description="Units below safety stock from which the days below it count toward severity "
+                               "(a fraction of a unit for days is not a service problem).")
 
     @model_validator(mode="after")
     def _ordered(self) -> SeveritySettings:

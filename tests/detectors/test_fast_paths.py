@@ -70,21 +70,27 @@ def test_recommendations_built_without_validation_equal_validated_ones():
             assert all(type(v) is float for k, v in impact.model_dump().items() if k != "orders_at_risk")
 
 
+UNITS = st.floats(min_value=0, max_value=1e9, allow_nan=False)
+
+
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.one_of(st.none(), FLOATS), st.one_of(st.none(), FLOATS)), max_size=30))
-def test_severity_column_equals_severity_expr(rows):
-    """Bands applied with numpy rank like polars: nulls lowest, NaN above every band."""
+@given(st.lists(st.tuples(UNITS, UNITS, UNITS), max_size=30))
+def test_severity_column_equals_severity_of(rows):
+    """The column form ranks each row as severity_of ranks one impact, on the band edges too."""
     import polars as pl
 
-    from detectors._common import severity_column, severity_expr
+    from detectors._common import severity_column, severity_of
 
     s = DetectorSettings().severity
-    edges = [s.value_medium, s.value_high, s.value_critical, s.service_days_medium, s.service_days_high]
-    rows = rows + [(e, e) for e in edges] + [(float("nan"), None), (None, float("nan"))]
-    frame = pl.DataFrame({"value_at_risk": [r[0] for r in rows], "service_days_at_risk": [r[1] for r in rows]},
-                         schema={"value_at_risk": pl.Float64, "service_days_at_risk": pl.Float64})
-    want = frame.select(severity_expr(s).alias("severity")).get_column("severity")
-    assert severity_column(frame, s).to_list() == want.to_list()
+    edges = [s.value_medium, s.value_high, s.value_critical, s.service_days_medium, s.service_days_high,
+             s.service_days_min_units]
+    rows = rows + [(e, e, e) for e in edges] + [(0.5, 1e6, 3.0), (1.0, 0.0, 9.0)]
+    frame = pl.DataFrame([{"units_short": u, "value_at_risk": v, "service_days_at_risk": d} for u, v, d in rows],
+                         schema={"units_short": pl.Float64, "value_at_risk": pl.Float64,
+                                 "service_days_at_risk": pl.Float64})
+    want = [severity_of(Impact(units_short=u, value_at_risk=v, service_days_at_risk=d), s).value
+            for u, v, d in rows]
+    assert severity_column(frame, s).to_list() == want
 
 
 @settings(max_examples=200, deadline=None)

@@ -113,6 +113,7 @@ def test_a_late_shipment_and_the_stock_out_it_causes_are_one_decision_with_one_s
     assert rec.options[0].total_cost == pytest.approx(12.5 * 1.25 / 2 * 1.0, abs=0.01)
     assert [a.operation for a in rec.actions] == ["reschedule_receipt"]
     assert "covers the delay" not in " ".join(rec.alternatives + [rec.rationale])
+    assert rec.decide_by is None  # moving a date in the plan has no lead time to beat
 
 
 def test_expediting_wins_when_the_shortage_costs_more():
@@ -122,6 +123,9 @@ def test_expediting_wins_when_the_shortage_costs_more():
     assert [a.operation for a in rec.actions] == ["reschedule_receipt", "expedite_shipment"]
     assert rec.actions[1].params["target_arrival"] == (MONDAY + timedelta(days=2, hours=6)).isoformat()
     assert rec.impact_if_approved.service_days_at_risk == 0.25
+    # below safety stock from day 2 (40 − 2 × 10 = 20); the expedited truck lands on day 2.25, so
+    # it is already too late to stop the dip: decide now
+    assert rec.decide_by == MONDAY
 
 
 def _cut(lanes, carrier_cut=True):

@@ -64,3 +64,17 @@ def test_an_open_drift_exactly_at_safety_stock_is_no_longer_a_drift():
     held = run([ship("S1")], on_hand=399.5, open_fps=fingerprints)[1]
     assert held.get_column("units_short").to_list() == [pytest.approx(0.5)]
     assert run([ship("S1")], on_hand=399.5)[1].is_empty()
+
+
+
+def test_a_fraction_of_a_unit_below_safety_is_not_urgent_however_long_it_lasts():
+    """Severity counts days below safety stock only from a whole unit below it: half a unit
+    short for 6 days is low (it was once critical); 33 units short for ⅔ of a day is medium."""
+    from detectors._common import severity_of
+    from detectors.model import Impact
+
+    bands = DetectorSettings().severity
+    assert severity_of(Impact(units_short=0.5, service_days_at_risk=6, value_at_risk=15), bands).value == "low"
+    assert severity_of(Impact(units_short=1, service_days_at_risk=6, value_at_risk=15), bands).value == "critical"
+    late = run([ship("S1", eta=ts(3, month=12))], on_hand=400)[1].row(0, named=True)
+    assert late["severity"] == "medium"

@@ -80,7 +80,7 @@ def test_approval_executes_each_action_once_in_both_systems(db_url, sandboxes):
     sku, location, period = actions[1].params["sku"], actions[1].params["location"], \
         actions[1].params["period"]
     assert planning.world.tables["demand"][(sku, location, period)]["planned_qty"] == 1400
-    assert any("Executed in both systems" in n.text for n in notes)
+    assert any("Executed in Planning and Logistics" in n.text for n in notes)
 
 
 def test_kill_between_call_and_bookkeeping_still_applies_once(db_url, sandboxes):

@@ -221,7 +221,7 @@ def test_executed_and_failed_say_what_each_system_did(db_url):
             drive(s, ids[state], state, MONDAY)
     with session_scope(engine) as s:
         shown = {state: texts(_render(s, i, MONDAY, cfg)[1]) for state, i in ids.items()}
-    assert "Approved by <@U0LOG1> at 01:20 CET · Executed in both systems" in shown["executed"]
+    assert "Approved by <@U0LOG1> at 01:20 CET · Executed in Planning and Logistics" in shown["executed"]
     assert ":white_check_mark: 1. Set planned capacity of carrier FAST for 2026-11-30: 50 → 200 "\
            "— _done_" in shown["executed"]
     assert ":x: Approved by <@U0LOG1> at 01:20 CET · Execution failed — nothing was changed " \
@@ -247,7 +247,9 @@ def test_when_doing_nothing_is_cheaper_the_message_says_so(db_url):
 
 def test_a_deadline_that_has_come_asks_to_act_now_only_when_something_is_at_risk(db_url):
     engine = make_engine(db_url)
-    drifts, rec = SCENARIOS["late shipment"]()  # decide_by: at once
+    drifts, rec = SCENARIOS["late shipment"]()
+    assert rec.decide_by is None  # moving a date in the plan has no lead time to beat
+    rec = rec.model_copy(update={"decide_by": MONDAY})  # as if an expedite were recommended
     calm = rec.model_copy(update={"impact_if_ignored": Impact(), "impact_if_approved": Impact()})
     with session_scope(engine) as s:
         urgent = store_scenario(s, drifts, rec, MONDAY, config(), tag="urgent")
@@ -319,7 +321,7 @@ def test_kinds_and_severities_in_words(db_url):
         "demand down": ":large_orange_circle: Medium · Demand change",
         "late shipment": ":large_orange_circle: Medium · Late shipment",
         "stock-out": ":rotating_light: Critical · Stock-out risk",
-        "capacity cut": ":rotating_light: Critical · Capacity change",
+        "capacity cut": ":large_blue_circle: Low · Capacity change",  # 0.4 units for days: not urgent
         "capacity spare": ":large_blue_circle: Low · Capacity change",
     }
 

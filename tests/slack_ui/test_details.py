@@ -104,7 +104,7 @@ def test_details_stay_behind_a_decided_message(world):
     engine, cfg, slack, client = world
     rec_id, message = _post(engine, cfg, client, slack, state="executed")
     assert not any(b["type"] == "actions" for b in message.blocks)  # nothing left to decide
-    assert "Executed in both systems" in texts(message.blocks)
+    assert "Executed in Planning and Logistics" in texts(message.blocks)
 
     slack.click(message, "Details", as_user=PLANNERS[1])
     answer = _details_for(slack, PLANNERS[1])

@@ -96,15 +96,15 @@ def test_summary_by_kind_and_team_worst_first_and_paged(db_url):
     assert summary.splitlines() == [
         "*Open drift by kind and team*",
         (":large_orange_circle: *Demand change* · planning — 12 open, worst medium, "
-         "19,500 value at risk"),
+         "$19,500 at risk"),
         (":large_orange_circle: *Late shipment* · logistics — 1 open, worst medium, "
-         "3,000 value at risk"),
+         "$3,000 at risk"),
     ]
     items = [b["text"]["text"] for b in page0 if b["type"] == "section"][1:]
     assert len(items) == 10
     # worst first: equal severity, so the highest value at risk leads
     assert items[0].startswith(f":large_orange_circle: *#{ids['SKU-12']}* · open · medium · "
-                               "3,000 value at risk · planning · opened 03:00 CST (2 h ago) · "
+                               "$3,000 at risk · planning · opened 03:00 CST (2 h ago) · "
                                "decide by 07:00 CST\nMove 120 units of SKU-12 to DC-DAL")
     assert "1–10 of 13 · page 1 of 2" in shown
     (paging,) = [b for b in page0 if b["type"] == "actions"]
@@ -188,7 +188,7 @@ def test_held_lists_decided_drift_that_is_still_there_and_what_brings_it_back(db
     assert "Nothing is held back" in empty
     assert f"*#{rec_id}* · rejected by <@U0PLAN1> 03:00 CST — “Customer order cancelled”" in held
     assert "held back since 03:05 CST" in held
-    assert ("Raised again if: value at risk above 12,500; severity above high; the drift goes "
+    assert ("Raised again if: value at risk above $12,500; severity above high; the drift goes "
             "away and comes back; after Wed 25 Nov 03:00 CST") in held
     assert "*Demand change* · held back (`/drift held`) — 1 open" in summary
     assert "not routed yet" not in summary

@@ -142,8 +142,7 @@ def test_modals_say_the_decision_and_its_times_as_the_message_does(db_url):
         rec_id = store_scenario(s, drifts, rec, MONDAY, cfg)
         row, actions, _, _ = rows(s, rec_id)
     line = decision_line(row, cfg)
-    assert line == "Act now: move 1 planned receipt to the new ETA — $125 stays at risk, " \
-                   "costs nothing"
+    assert line == "Move 1 planned receipt to the new ETA — $125 stays at risk, costs nothing"
     assert reject_modal(row, cfg)["blocks"][0]["text"]["text"] == f"*{line}*"
     view = modify_modal(row, actions, cfg)
     assert view["blocks"][0]["text"]["text"].startswith(f"*{line}*\n")
