@@ -186,8 +186,7 @@ def _register_optional_commands() -> None:
     from connectors.inspection import inspect_command
     from detectors.cli import detect_command
 
-    app.command("inspect", help="Parse a CSV, EPCIS or X12 file and print canonical records.")(
-        inspect_command)
+    app.command("inspect")(inspect_command)  # its docstring: formats and exit codes
     app.command("detect", help="Run every detector on a snapshot directory.")(detect_command)
     app.command("digest", help="Build a team's weekly digest (--dry-run prints it).")(
         digest_command)

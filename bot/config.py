@@ -183,7 +183,7 @@ class Schedule(_Strict):
 
 class ConnectorConfig(_Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
-    kind: Literal["rest", "csv", "epcis", "x12"]
+    kind: Literal["rest", "csv", "epcis", "x12", "edifact"]
     system: Literal["planning", "logistics"]
     schedule: Schedule = Field(default_factory=lambda: Schedule(every=timedelta(minutes=5)))
     settings: dict[str, Any] = Field(default_factory=dict)

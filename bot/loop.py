@@ -124,19 +124,25 @@ class DecisionLoop:
             s.add(run)
             s.flush()
             run_id = run.id
+        # a large file is read a chunk at a time when the connector can (never held whole);
+        # a read that fails part-way saves no cursor, and reading its chunks again changes nothing
+        chunked = getattr(connector, "read_chunks", None)
+        records, quarantined, changed, new_cursor = 0, [], 0, cursor
         try:
-            result = connector.read(cursor)
+            for result in chunked(cursor) if chunked else [connector.read(cursor)]:
+                kept, duplicates = split_duplicates(result.records, source=name)  # one key, one record
+                changed += self.cache.apply(kept)
+                records += len(kept)
+                quarantined += [*result.quarantined, *duplicates]
+                new_cursor = result.cursor
         except Exception as exc:  # a source that is down degrades that source, never the bot
             return self._record_failure(name, run_id, f"{type(exc).__name__}: {exc}")
-        kept, duplicates = split_duplicates(result.records, source=name)  # one key, one record
-        result = result.model_copy(update={"records": kept, "quarantined": [*result.quarantined, *duplicates]})
-        changed = self.cache.apply(result.records)
         finished = self.clock()
         with session_scope(self.engine) as s:
             run = s.get(ConnectorRun, run_id)
             run.finished_at, run.ok = finished, True
-            run.records, run.quarantined = len(result.records), len(result.quarantined)
-            for bad in result.quarantined:
+            run.records, run.quarantined = records, len(quarantined)
+            for bad in quarantined:
                 s.add(QuarantinedRecord(connector=name, run_id=run_id, source=bad.source,
                                         position=bad.position, reason=bad.reason,
                                         raw=bad.raw[:4000], at=finished))
@@ -145,14 +151,14 @@ class DecisionLoop:
                 add_note(s, None, f"fresh:{name}:{finished.isoformat()}",
                          f":white_check_mark: Connector *{name}* is reading again.",
                          channel=self._notice_channel(), in_thread=False)
-            health.cursor = result.cursor
+            health.cursor = new_cursor
             health.last_success_at = health.last_attempt_at = finished
             health.consecutive_failures, health.last_error = 0, ""
             health.stale = health.stale_notified = False
             s.add_all([run, health])
-        self._cursors[name] = result.cursor
+        self._cursors[name] = new_cursor
         self._read_at[name] = now
-        return PollOutcome(name, True, len(result.records), len(result.quarantined), changed)
+        return PollOutcome(name, True, records, len(quarantined), changed)
 
     def _record_failure(self, name: str, run_id: int, error: str) -> PollOutcome:
         now = self.clock()

@@ -36,7 +36,8 @@ from detectors.model import (
 from detectors.snapshot import Snapshot
 
 _EVENT_STATUS = {"delayed": "delayed", "exception": "delayed", "departed": "in_transit",
-                 "in_transit": "in_transit", "arrived": "delivered", "delivered": "delivered"}
+                 "in_transit": "in_transit", "arrived": "delivered", "delivered": "delivered",
+                 "cancelled": "cancelled"}
 
 _TABLE = {DemandRecord: "demand", ShipmentRecord: "shipments", CapacityRecord: "capacity",
           InventoryRecord: "inventory", LaneRecord: "lanes"}

@@ -238,11 +238,9 @@ def inspect_command(
 ) -> None:
     """Show the canonical records alignbot would read from FILE, and what it would quarantine.
 
-    Records go to stdout; quarantined and skipped records and warnings go to stderr with their
-    position and reason, then a summary line.
+    Records go to stdout; quarantined records and warnings go to stderr with their position and reason.
 
-    Exit codes: 0 records read (some may be quarantined), 1 nothing usable (no record read),
-    2 not readable (no such file, an unknown format or one this build lacks).
+    Exit codes: 0 records read (some may be quarantined), 1 no record read, 2 not readable.
     """
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     try:

@@ -296,3 +296,43 @@ def test_an_executed_action_is_read_back_before_the_next_pass(db_url, sandboxes)
         closed = s.exec(select(DriftRow).where(DriftRow.fingerprint.in_(
             demand.body["drift_fingerprints"]))).all()
     assert closed and not any(d.is_open for d in closed)
+
+
+class _BreaksAfterOneChunk:
+    """The real CSV connector, whose read fails after handing over its first chunk (a file
+    share that goes away mid-read)."""
+
+    def __init__(self, real):
+        self.real = real
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+    def read_chunks(self, since=None):
+        chunks = self.real.read_chunks(since)
+        yield next(chunks)
+        raise OSError("the file share went away")
+
+
+def test_a_large_file_is_polled_a_chunk_at_a_time_and_a_read_that_fails_part_way_saves_no_cursor(
+        db_url, tmp_path):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "demand_1.csv").write_text("sku,location,period,planned_qty,latest_qty,unit_value\n" + "".join(
+        f"SKU-{i},DC-1,2026-11-30,{i},{i},1\n" for i in range(12_000)))
+    cfg = config(connectors=[{"name": "drop", "kind": "csv", "system": "planning", "settings": {
+        "path": str(inbox), "files": [{"glob": "demand_*.csv", "entity": "demand"}]}}])
+    real = build_connector("drop", "csv", cfg.connectors[0].settings, {}, timeout=5)
+    loop = DecisionLoop(cfg, make_engine(db_url), {"drop": _BreaksAfterOneChunk(real)})
+
+    failed = loop.poll("drop")
+    assert not failed.ok and "file share went away" in failed.error
+    with session_scope(loop.engine) as s:
+        assert s.get(ConnectorHealth, "drop").cursor is None  # the next read starts over
+    assert (inbox / "demand_1.csv").exists()
+
+    loop.connectors["drop"] = real
+    read = loop.poll("drop")
+    assert read.ok and read.records == 12_000
+    assert loop.cache.snapshot().demand.height == 12_000  # the first chunk is not counted twice
+    assert loop.poll("drop").records == 0  # recorded as read
