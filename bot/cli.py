@@ -184,9 +184,11 @@ def _register_optional_commands() -> None:
     """Commands that live beside the code they drive."""
     from bot.digest import digest_command
     from connectors.inspection import inspect_command
+    from connectors.presets import connectors_app
     from detectors.cli import detect_command
 
     app.command("inspect")(inspect_command)  # its docstring: formats and exit codes
+    app.add_typer(connectors_app, name="connectors")
     app.command("detect", help="Run every detector on a snapshot directory.")(detect_command)
     app.command("digest", help="Build a team's weekly digest (--dry-run prints it).")(
         digest_command)
