@@ -197,6 +197,16 @@ class ConnectorConfig(_Strict):
     stale_after: Duration = timedelta(minutes=30)
     timeout: Duration = timedelta(seconds=10)
 
+    @model_validator(mode="after")
+    def _settings_fit_the_kind(self) -> ConnectorConfig:
+        """The settings (with their preset) as the kind reads them; secrets count as given."""
+        from connectors.registry import validate_settings
+
+        problems = validate_settings(self.kind, self.settings, list(self.secrets))
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
 
 class ReraiseAfter(_Strict):
     """How long a decided drift stays decided while it does not change materially.

@@ -45,6 +45,7 @@ from bot.slack_door import SlackDoor
 from bot.slack_inbox import SlackInbox
 from bot.slack_sync import SlackSync
 from connectors.base import Connector
+from connectors.presets import push_payloads
 from connectors.registry import build_connector
 from detectors.model import Quarantined, set_input_limits
 from store.db import make_engine, session_scope, warm_pool
@@ -215,7 +216,8 @@ class Runtime:
             return JSONResponse(report, 200 if report["ok"] else 503)
 
         rest = Starlette(routes=[
-            Route("/hooks/{connector}", webhook_endpoint(secrets, self._accept_in_thread),
+            Route("/hooks/{connector}", webhook_endpoint(
+                secrets, self._accept_in_thread, payloads=push_payloads(self.config.connectors)),
                   methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/metrics", self.metrics.starlette_endpoint(), methods=["GET"]),

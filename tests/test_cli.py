@@ -56,6 +56,7 @@ def test_config_check_names_each_broken_key_path(tmp_path):
 def test_config_check_names_the_missing_environment_variable(tmp_path):
     data = yaml.safe_load(EXAMPLE.read_text())
     data["connectors"][0]["secrets"] = {"auth.token": "PLAN_API_TOKEN"}
+    data["connectors"][0]["settings"]["auth"] = {"kind": "bearer"}
     path = _write(tmp_path, data)
     env = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s", "TMS_WEBHOOK_SECRET": "w"}
     missing = runner.invoke(app, ["config", "check", "--config", str(path)], env=env)

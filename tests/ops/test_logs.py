@@ -411,7 +411,7 @@ def test_configured_secrets_collects_every_secret_the_config_names():
 
     cfg = config(connectors=[
         {"name": "plan", "kind": "rest", "system": "planning",
-         "settings": {"base_url": "http://127.0.0.1:1"},
+         "settings": {"base_url": "http://127.0.0.1:1", "auth": {"kind": "bearer"}},
          "secrets": {"auth.token": "PLAN_API_TOKEN"}, "webhook_secret_env": "PLAN_HOOK"},
         {"name": "tms", "kind": "rest", "system": "logistics",
          "settings": {"base_url": "http://127.0.0.1:1"}},
