@@ -150,7 +150,8 @@ def test_ibp_fixture_pages_by_skiptoken_and_maps_key_figures_to_demand() -> None
 
 
 def _ibp(planning, **settings):
-    return {"name": "ibp", "kind": "rest", "system": "planning", "secrets": {},
+    return {"name": "ibp", "kind": "rest", "system": "planning",
+            "secrets": {"auth.password": "IBP_PASSWORD"},
             "settings": {"preset": "sap_ibp", "base_url": planning.url + IBP_SERVICE,
                          "auth": {"username": IBP_USER}, **settings}}
 
