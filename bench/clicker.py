@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 
 import uvloop
 
-from bot.standin.client import sign
+from sandbox.slack.client import sign
 
 TIMEOUT = 10.0
 

@@ -25,10 +25,10 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from canonical.model import SNAPSHOT_SCHEMAS
 from detectors import DetectorSettings, Snapshot, detect
 from detectors.demand_change import detect_demand_change
 from detectors.grouping import group_drifts
-from detectors.model import SNAPSHOT_SCHEMAS
 from detectors.pipeline import detect_frames
 from detectors.recommend import Context, recommend
 

@@ -30,8 +30,8 @@ from sqlmodel import func, select
 from bench.report import Figure, percentile
 from bench.slack_latency import members
 from bot.demo import demo_config
-from connectors.sandbox import start_sandboxes
-from connectors.serving import free_port
+from sandbox.serving import free_port
+from sandbox.systems import start_sandboxes
 from store.db import make_engine, session_scope
 from store.inbox import inbox_url
 from store.migrate import upgrade

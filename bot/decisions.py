@@ -16,7 +16,7 @@ from typing import Any, Literal
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from detectors.model import Action, action_key
+from canonical.model import Action, action_key
 from store.tables import ActionRow, DecisionRow, OutboxRow, RecommendationRow, RecState
 from store.transitions import transition
 

@@ -25,9 +25,9 @@ from typing import Any
 
 from bot.config import AlignbotConfig, load_config
 from bot.runtime import Runtime, freeze_startup_objects
-from bot.standin import SlackStandin
-from connectors.sandbox import start_sandboxes
-from connectors.serving import BackgroundServer
+from sandbox.serving import BackgroundServer
+from sandbox.slack import SlackStandin
+from sandbox.systems import start_sandboxes
 from store.migrate import upgrade
 
 EXAMPLE_CONFIG = Path(__file__).resolve().parent.parent / "alignbot.example.yml"
@@ -317,7 +317,7 @@ class DemoStack:
 
     @property
     def world(self) -> Any:
-        """The sandbox world both systems serve (``connectors.sandbox.World``)."""
+        """The sandbox world both systems serve (``sandbox.systems.World``)."""
         return self.planning.world  # type: ignore[attr-defined]
 
     def wake_polls(self) -> None:

@@ -21,8 +21,8 @@ from sqlmodel import Session, select
 
 from bot.blocks import numbered, system_label
 from bot.notes import add_note
+from canonical.model import Action
 from connectors.base import Connector, ExecuteResult
-from detectors.model import Action
 from store.db import session_scope
 from store.tables import (
     ActionRow,

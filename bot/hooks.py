@@ -22,9 +22,7 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from connectors.batch import split_duplicates
-from connectors.presets import PushSettings, parse_push
-from detectors.model import (
+from canonical.model import (
     CapacityRecord,
     DemandRecord,
     InventoryRecord,
@@ -32,6 +30,8 @@ from detectors.model import (
     ShipmentEvent,
     ShipmentRecord,
 )
+from connectors.batch import split_duplicates
+from connectors.presets import PushSettings, parse_push
 
 MAX_AGE_SECONDS = 300
 MAX_BODY_BYTES = 5 * 1024 * 1024

@@ -22,7 +22,7 @@ from sqlmodel import Session, select
 from bot.config import AlignbotConfig
 from bot.notes import add_note
 from bot.routing import route
-from detectors.model import Action, Drift, Recommendation, action_key
+from canonical.model import Action, Drift, Recommendation, action_key
 from store.tables import (
     ACTIVE_STATES,
     ActionRow,

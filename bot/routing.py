@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from bot.config import AlignbotConfig, RoutingRule
-from detectors.model import Recommendation, Severity
+from canonical.model import Recommendation, Severity
 
 _FACT_KEYS = {
     "location": ("location", "destination", "origin", "site", "from", "to"),

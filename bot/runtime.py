@@ -44,10 +44,10 @@ from bot.slack_app import SlackDeps, build_slack_app, opens_modal
 from bot.slack_door import SlackDoor
 from bot.slack_inbox import SlackInbox
 from bot.slack_sync import SlackSync
+from canonical.model import Quarantined, set_input_limits
 from connectors.base import Connector
 from connectors.presets import push_payloads
 from connectors.registry import build_connector
-from detectors.model import Quarantined, set_input_limits
 from store.db import make_engine, session_scope, warm_pool
 from store.inbox import open_inbox
 from store.migrate import NotMigratedError, ensure_migrated

@@ -23,7 +23,7 @@ from typing import Any
 
 import polars as pl
 
-from detectors.model import (
+from canonical.model import (
     SNAPSHOT_SCHEMAS,
     CapacityRecord,
     DemandRecord,

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from detectors.model import (
+from canonical.model import (
     CapacityRecord,
     DemandRecord,
     InventoryRecord,

@@ -12,7 +12,7 @@ from typing import Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
 
-from detectors.model import UTC, Action, ReadResult
+from canonical.model import UTC, Action, ReadResult
 
 
 class ExecuteResult(BaseModel):

@@ -41,6 +41,7 @@ from pydantic import (
     model_validator,
 )
 
+from canonical.model import Action, Quarantined, ReadResult, ShipmentLine
 from connectors._archive import archive_read_files
 from connectors._mapping import (
     MODELS,
@@ -52,7 +53,6 @@ from connectors._mapping import (
 )
 from connectors.base import ConnectorError, ExecuteResult, Health
 from connectors.http_retry import RetryPolicy
-from detectors.model import Action, Quarantined, ReadResult, ShipmentLine
 
 log = logging.getLogger(__name__)
 

@@ -41,10 +41,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import ValidationError
 
+from canonical.model import Quarantined, ShipmentEvent
 from connectors import x12_codes
 from connectors._mapping import to_utc
 from connectors.x12_syntax import CHUNK_CHARS, _Text, text_chunks
-from detectors.model import Quarantined, ShipmentEvent
 
 log = logging.getLogger(__name__)
 
@@ -564,9 +564,9 @@ def parse_edifact(data: bytes | str, source: str, *, default_zone: str = "UTC") 
 def _connector_classes() -> tuple[type, type]:
     """EdifactSettings/EdifactConnector: the X12 connector's inbox, archive and cursor, with
     IFTSTA files in it. Read only: there is no EDIFACT message alignbot writes."""
+    from canonical.model import Action
     from connectors.base import ExecuteResult
     from connectors.x12 import X12Connector, X12Settings
-    from detectors.model import Action
 
     class EdifactSettings(X12Settings):
         """``inbox``, ``archive``, ``archive_when``, ``min_age_seconds``, ``max_file_bytes``,

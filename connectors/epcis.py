@@ -43,9 +43,9 @@ import httpx
 import ijson
 from pydantic import BaseModel, Field, SecretStr, ValidationError
 
+from canonical.model import UTC, Action, Quarantined, ReadResult, ShipmentEvent
 from connectors.base import ConnectorError, ExecuteResult, Health
 from connectors.http_retry import RetryPolicy
-from detectors.model import UTC, Action, Quarantined, ReadResult, ShipmentEvent
 
 EVENT_TYPES = (
     "ObjectEvent",

@@ -25,6 +25,7 @@ import typer
 from pydantic import BaseModel
 from rich.console import Console
 
+from canonical.model import Quarantined
 from connectors.epcis import (
     EVENT_TYPES,
     NestedTooDeeply,
@@ -34,7 +35,6 @@ from connectors.epcis import (
 )
 from connectors.streaming import Flagged, Item, from_lists, show
 from connectors.x12 import iter_parse_x12
-from detectors.model import Quarantined
 
 FORMATS = ("auto", "csv", "edifact", "epcis", "x12")
 

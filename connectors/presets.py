@@ -22,8 +22,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import typer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from canonical.model import UTC, Quarantined, ShipmentEvent
 from connectors._mapping import raw_text
-from detectors.model import UTC, Quarantined, ShipmentEvent
 
 
 class PresetError(ValueError):

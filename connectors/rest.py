@@ -27,6 +27,7 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from canonical.model import Action, Quarantined, ReadResult
 from connectors._mapping import (
     ENTITIES,
     MappingError,
@@ -38,7 +39,6 @@ from connectors._mapping import (
 )
 from connectors.base import ConnectorError, ExecuteResult, Health
 from connectors.http_retry import RetryPolicy
-from detectors.model import Action, Quarantined, ReadResult
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from typing import Any, Literal, TextIO
 from pydantic import BaseModel
 from rich.console import Console
 
-from detectors.model import Quarantined
+from canonical.model import Quarantined
 
 TABLE_ROWS = 1_000  # rows per table: a table is laid out whole, so a long file is shown in parts
 WIDTH = 200

@@ -46,6 +46,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from canonical.model import (
+    Action,
+    Quarantined,
+    ReadResult,
+    ShipmentEvent,
+    ShipmentLine,
+    ShipmentRecord,
+)
 from connectors import x12_codes
 from connectors._archive import archive_read_files
 from connectors._mapping import to_utc
@@ -59,14 +67,6 @@ from connectors.x12_syntax import (
     isa_segment,
     iter_x12,
     segment,
-)
-from detectors.model import (
-    Action,
-    Quarantined,
-    ReadResult,
-    ShipmentEvent,
-    ShipmentLine,
-    ShipmentRecord,
 )
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """Detectors: canonical snapshots in, drifts and recommendations out. Pure, no I/O, no clock.
 
-Public names load lazily, so ``import detectors.model`` (connectors, store) stays light.
+Public names load lazily: importing one detector module does not load them all.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from detectors.model import UTC, Drift, DriftKind, Impact, Severity, epoch_micros, fingerprint, trusted
+from canonical.model import UTC, Drift, DriftKind, Impact, Severity, epoch_micros, fingerprint, trusted
 from detectors.settings import DetectorSettings, SeveritySettings
 
 IMPACT_COLS = ("units_short", "units_unserved", "units_excess", "value_at_risk", "service_days_at_risk",

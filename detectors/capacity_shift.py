@@ -13,8 +13,8 @@ from datetime import date, datetime, timedelta
 import numpy as np
 import polars as pl
 
+from canonical.model import DriftKind
 from detectors._common import add_fingerprints, collect, collect_all, is_open, period_window, with_impact_and_severity
-from detectors.model import DriftKind
 from detectors.projection import DAY_US, Projection, Receipts
 from detectors.settings import DetectorSettings
 

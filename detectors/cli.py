@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from detectors.model import UTC
+from canonical.model import UTC
 from detectors.pipeline import DetectionResult, detect
 from detectors.settings import DetectorSettings
 from detectors.snapshot_io import SnapshotError, read_snapshot

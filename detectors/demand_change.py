@@ -6,8 +6,8 @@ from datetime import datetime
 
 import polars as pl
 
+from canonical.model import DriftKind
 from detectors._common import add_fingerprints, collect, is_open, period_window, with_impact_and_severity
-from detectors.model import DriftKind
 from detectors.settings import DetectorSettings
 
 KIND = DriftKind.DEMAND_CHANGE

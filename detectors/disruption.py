@@ -13,8 +13,8 @@ from datetime import datetime
 import numpy as np
 import polars as pl
 
+from canonical.model import DriftKind
 from detectors._common import add_fingerprints, collect, is_open, now_literal, with_impact_and_severity
-from detectors.model import DriftKind
 from detectors.projection import DAY_US, Projection, Receipts
 from detectors.settings import DetectorSettings
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from operator import attrgetter
 
+from canonical.model import Drift, DriftKind
 from detectors._common import fast_fingerprint
-from detectors.model import Drift, DriftKind
 
 
 @dataclass

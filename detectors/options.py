@@ -15,7 +15,7 @@ from functools import cached_property
 
 import numpy as np
 
-from detectors.model import Action, Impact, Option, trusted
+from canonical.model import Action, Impact, Option, trusted
 from detectors.projection import Figures, Projection, Receipts
 from detectors.settings import DetectorSettings
 

@@ -16,10 +16,10 @@ from typing import NamedTuple
 import polars as pl
 from pydantic import BaseModel, Field
 
+from canonical.model import UTC, Drift, Recommendation
 from detectors import capacity_shift, demand_change, disruption, stockout_risk
 from detectors._common import to_drifts
 from detectors.grouping import group_drifts
-from detectors.model import UTC, Drift, Recommendation
 from detectors.projection import Projection, build
 from detectors.recommend import Context, recommend
 from detectors.settings import DetectorSettings

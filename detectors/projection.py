@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import polars as pl
 
-from detectors.model import UTC
+from canonical.model import UTC
 from detectors.settings import DetectorSettings
 
 DAY_US = 86_400_000_000

@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from canonical.model import Action, DriftKind, Impact, Recommendation, trusted
 from detectors._common import severity_of
 from detectors.capacity_shift import next_period_with_room, resource_loads
 from detectors.grouping import Group
-from detectors.model import Action, DriftKind, Impact, Recommendation, trusted
 from detectors.options import Evaluated, Plan, as_option, evaluate, nothing, why_lost
 from detectors.projection import Projection, Receipts
 from detectors.settings import DetectorSettings

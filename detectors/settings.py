@@ -5,9 +5,9 @@ Every field has a default a planner would accept on day one, so an empty section
 
 from __future__ import annotations
 
-from datetime import date
-
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from canonical.limits import InputLimits
 
 
 class _Section(BaseModel):
@@ -155,18 +155,6 @@ class RecommendSettings(_Section):
 
     def expedite_mode(self, mode: str) -> ExpediteMode:
         return self.expedite.get(mode) or self.expedite.get("default") or ExpediteMode()
-
-
-class InputLimits(_Section):
-    """Values no real plan or shipment holds. A record beyond them is quarantined where it is
-    read, with the limit it broke, so one bad number cannot break detection for every key."""
-
-    max_units: float = Field(1e9, gt=0, description="Largest quantity, capacity, load or stock "
-                             "(absolute value) a record may carry.")
-    max_unit_value: float = Field(1e7, gt=0, description="Largest value or cost per unit.")
-    max_days: float = Field(3650, gt=0, description="Longest transit time, in days.")
-    earliest: date = Field(date(1990, 1, 1), description="Earliest date or time a record may carry.")
-    latest: date = Field(date(2199, 12, 31), description="Latest date or time a record may carry.")
 
 
 class DetectorSettings(_Section):

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, fields
 
 import polars as pl
 
-from detectors.model import (
+from canonical.model import (
     SNAPSHOT_SCHEMAS,
     CapacityRecord,
     DemandRecord,

@@ -1,7 +1,7 @@
 """Read a snapshot directory (the one place in detectors that touches files).
 
 A directory holds one file per table, ``<table>.parquet`` or ``<table>.csv`` (Parquet wins when
-both exist). Columns are named as in ``detectors.model`` (see ``SNAPSHOT_COLUMNS_DOC``).
+both exist). Columns are named as in ``canonical.model`` (see ``SNAPSHOT_COLUMNS_DOC``).
 
 Reading is strict: the detectors sum rows by key and read a time without a zone as UTC, so a
 doubled inventory row or a local time would hide a stock-out instead of failing. Every rule in
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import polars as pl
 
-from detectors.model import SNAPSHOT_SCHEMAS, input_limits
+from canonical.model import SNAPSHOT_SCHEMAS, input_limits
 from detectors.settings import DisruptionSettings
 from detectors.snapshot import OPTIONAL_DEFAULTS, Snapshot, conform, empty
 

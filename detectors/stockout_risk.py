@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from canonical.model import DriftKind
 from detectors._common import add_fingerprints, is_open, with_impact_and_severity
-from detectors.model import DriftKind
 from detectors.projection import Projection
 from detectors.settings import DetectorSettings
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from connectors.sandbox import start_sandboxes
+from sandbox.systems import start_sandboxes
 from store.migrate import upgrade
 from tests.support.postgres import PostgresServer, start_postgres
 

@@ -9,8 +9,8 @@ import httpx
 import pytest
 from slack_sdk import WebClient
 
-from bot.standin import SlackStandin
-from connectors.serving import BackgroundServer
+from sandbox.serving import BackgroundServer
+from sandbox.slack import SlackStandin
 from tests.support.slack_receiver import Receiver
 
 TOKEN, SECRET = "xoxb-ui-test", "ui-signing-secret"

@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from connectors.serving import free_port
+from sandbox.serving import free_port
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.browser

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.standin import SlackStandin
+from sandbox.slack import SlackStandin
 from tests.browser.test_demo_ui import CHROMIUM, CHROMIUM_ARGS, _require_chromium
 
 pytestmark = pytest.mark.browser

@@ -41,10 +41,10 @@ from sqlmodel import select
 
 from bot.demo import demo_config
 from bot.lifecycle import apply_detection
-from bot.standin import SlackStandin
-from connectors.sandbox import start_sandboxes
-from connectors.serving import free_port
-from detectors.model import Action, Recommendation
+from canonical.model import Action, Recommendation
+from sandbox.serving import free_port
+from sandbox.slack import SlackStandin
+from sandbox.systems import start_sandboxes
 from store.db import make_engine, session_scope
 from store.migrate import upgrade
 from store.tables import ActionRow, AuditEvent, DecisionRow, OutboxRow, RecommendationRow

@@ -15,7 +15,7 @@ from sqlmodel import select
 
 from bot.lifecycle import apply_detection
 from bot.slack_sync import SlackSync
-from bot.standin import SlackStandin
+from sandbox.slack import SlackStandin
 from store.db import session_scope
 from store.tables import RecommendationRow, RecState
 from store.transitions import transition

@@ -2,8 +2,7 @@
 
 from datetime import UTC, date, datetime
 
-from connectors.batch import split_duplicates
-from detectors.model import (
+from canonical.model import (
     CapacityRecord,
     DemandRecord,
     InventoryRecord,
@@ -12,6 +11,7 @@ from detectors.model import (
     ShipmentLine,
     ShipmentRecord,
 )
+from connectors.batch import split_duplicates
 
 WEEK = date(2026, 11, 23)
 

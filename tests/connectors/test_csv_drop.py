@@ -16,12 +16,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from canonical.model import Action, CapacityRecord, DemandRecord, ShipmentRecord
 from connectors import csv_drop
 from connectors.base import ConnectorError
 from connectors.csv_drop import CsvDropConnector, CsvDropSettings, FilePattern, parse_csv
 from connectors.http_retry import RetryPolicy
-from connectors.serving import BackgroundServer
-from detectors.model import Action, CapacityRecord, DemandRecord, ShipmentRecord
+from sandbox.serving import BackgroundServer
 
 DEMAND = FilePattern(glob="demand_*.csv", entity="demand")
 HEADER = "sku,location,period,planned_qty,latest_qty,unit_value\n"

@@ -12,6 +12,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from canonical.model import UTC
 from connectors.edifact import (
     Delimiters,
     Interchange,
@@ -23,7 +24,6 @@ from connectors.edifact import (
     status_codes,
 )
 from connectors.inspection import inspect_command
-from detectors.model import UTC
 
 HERE = Path(__file__).parent / "fixtures" / "edifact"
 BERLIN = "Europe/Berlin"
@@ -211,7 +211,7 @@ def test_the_edifact_connector_reads_its_inbox_once(tmp_path: Path) -> None:
     second = connector.read(first.cursor)
     assert second.records == [] and sorted(p.name for p in (tmp_path / "archive").iterdir()) == [
         "iftsta_d96a.edi", "iftsta_envelope_errors.edi"]
-    from detectors.model import Action
+    from canonical.model import Action
 
     refused = connector.execute(Action(system="logistics", operation="reassign_carrier",
                                        params={}, idempotency_key="k"))

@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from canonical.model import UTC, Action
 from connectors.base import ConnectorError
 from connectors.epcis import (
     EpcisConnector,
@@ -22,8 +23,7 @@ from connectors.epcis import (
     parse_document,
     parse_event_time,
 )
-from connectors.serving import BackgroundServer
-from detectors.model import UTC, Action
+from sandbox.serving import BackgroundServer
 
 FIXTURES = Path("/work/shared/fixtures/epcis")
 ALL_FIXTURES = sorted(FIXTURES.glob("*.jsonld"))

@@ -14,7 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from connectors.http_retry import RetryPolicy, parse_retry_after
-from connectors.serving import BackgroundServer, free_port
+from sandbox.serving import BackgroundServer, free_port
 
 
 class Script:

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from canonical.model import ShipmentEvent
 from connectors.epcis import event_list, parse_document
 from connectors.x12 import parse_x12
-from detectors.model import ShipmentEvent
 
 X12_FIXTURES = sorted(Path("/work/shared/fixtures/x12").glob("*.edi"))
 EPCIS_FIXTURES = sorted(Path("/work/shared/fixtures/epcis").glob("*.jsonld"))

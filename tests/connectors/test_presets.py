@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 
 from bot.hooks import sign, webhook_endpoint
 from bot.loop import DecisionLoop
+from canonical.model import Action, DemandRecord
 from connectors.presets import (
     PRESETS,
     PushSettings,
@@ -30,14 +31,13 @@ from connectors.presets import (
 )
 from connectors.registry import build_connector, validate_settings
 from connectors.rest import RestConnector, RestSettings
-from connectors.sandbox.vendors import (
+from sandbox.serving import BackgroundServer
+from sandbox.systems.vendors import (
     IBP_PASSWORD,
     IBP_SERVICE,
     IBP_USER,
     project44_notification,
 )
-from connectors.serving import BackgroundServer
-from detectors.model import Action, DemandRecord
 from store.db import make_engine, session_scope
 from store.tables import RecommendationRow
 from tests.support.builders import config

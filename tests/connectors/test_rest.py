@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from canonical.model import Action, DemandRecord
 from connectors.base import Connector, ConnectorError
 from connectors.http_retry import RetryPolicy
 from connectors.rest import (
@@ -30,9 +31,8 @@ from connectors.rest import (
     RestConnector,
     RestSettings,
 )
-from connectors.sandbox import start_sandboxes
-from connectors.serving import BackgroundServer, free_port
-from detectors.model import Action, DemandRecord
+from sandbox.serving import BackgroundServer, free_port
+from sandbox.systems import start_sandboxes
 
 # --- a vendor-shaped planning API -------------------------------------------------------------
 

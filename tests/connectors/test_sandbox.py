@@ -9,10 +9,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from connectors.http_retry import RetryPolicy
-from connectors.rest import EndpointSettings, RestConnector, RestSettings
-from connectors.sandbox import CARRIERS, DCS, PLANTS, World, start_sandboxes
-from detectors.model import (
+from canonical.model import (
     Action,
     CapacityRecord,
     DemandRecord,
@@ -20,6 +17,9 @@ from detectors.model import (
     LaneRecord,
     ShipmentRecord,
 )
+from connectors.http_retry import RetryPolicy
+from connectors.rest import EndpointSettings, RestConnector, RestSettings
+from sandbox.systems import CARRIERS, DCS, PLANTS, World, start_sandboxes
 
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 FAST = RetryPolicy(max_attempts=2, timeout=5.0, backoff_base=0.01, sleep=lambda s: None)

@@ -18,16 +18,16 @@ from typing import Any
 import httpx
 import pytest
 
+from canonical.model import Action, DriftKind, Recommendation, action_key
 from connectors.base import Connector
 from connectors.registry import build_connector
-from connectors.sandbox import planning as planning_module
-from connectors.sandbox import start_sandboxes
-from connectors.sandbox import tms as tms_module
-from connectors.sandbox._world import parse_ts, ts
-from detectors.model import Action, DriftKind, Recommendation, action_key
 from detectors.pipeline import DetectionResult, detect
 from detectors.settings import DetectorSettings
 from detectors.snapshot import snapshot_from_records
+from sandbox.systems import planning as planning_module
+from sandbox.systems import start_sandboxes
+from sandbox.systems import tms as tms_module
+from sandbox.systems._world import parse_ts, ts
 
 RECOMMEND = Path(__file__).resolve().parents[2] / "detectors" / "recommend.py"
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)

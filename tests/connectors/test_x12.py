@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from canonical.model import UTC, Action, ShipmentEvent, ShipmentLine, ShipmentRecord
 from connectors.x12 import (
     Envelope,
     LoadTender,
@@ -20,7 +21,6 @@ from connectors.x12 import (
     write_204,
 )
 from connectors.x12_syntax import Separators, read_interchanges, separators_from_isa
-from detectors.model import UTC, Action, ShipmentEvent, ShipmentLine, ShipmentRecord
 
 FIXTURES = Path("/work/shared/fixtures/x12")
 CHICAGO = "America/Chicago"

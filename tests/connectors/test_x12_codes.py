@@ -14,10 +14,10 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from canonical.model import UTC, ShipmentEvent, ShipmentLine, ShipmentRecord
 from connectors import x12_codes
 from connectors.inspection import inspect_command
 from connectors.x12 import parse_x12
-from detectors.model import UTC, ShipmentEvent, ShipmentLine, ShipmentRecord
 
 HERE = Path(__file__).parent / "fixtures" / "x12"
 CHICAGO = "America/Chicago"

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 import polars as pl
 import pytest
 
-from detectors.model import SNAPSHOT_SCHEMAS
+from canonical.model import SNAPSHOT_SCHEMAS
 from detectors.snapshot import OPTIONAL_DEFAULTS
 
 NOW = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)  # a Thursday

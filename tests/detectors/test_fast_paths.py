@@ -9,9 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bench.detect import NOW, generate
+from canonical.model import Action, Drift, Impact, Recommendation
 from detectors import DetectorSettings, detect
 from detectors._common import round_like_python
-from detectors.model import Action, Drift, Impact, Recommendation
 from detectors.pipeline import detect_frames
 
 FLOATS = st.floats(allow_nan=True, allow_infinity=True, width=64)

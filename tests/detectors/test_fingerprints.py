@@ -4,8 +4,8 @@ import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from canonical.model import DriftKind, fingerprint
 from detectors._common import add_fingerprints, fast_fingerprint
-from detectors.model import DriftKind, fingerprint
 
 TEXT = st.text(min_size=0, max_size=8)
 

@@ -6,8 +6,8 @@ import polars as pl
 import pytest
 from conftest import NOW, ts
 
+from canonical.model import DemandRecord, InventoryRecord, ShipmentLine, ShipmentRecord
 from detectors import detect, snapshot_from_records
-from detectors.model import DemandRecord, InventoryRecord, ShipmentLine, ShipmentRecord
 from detectors.settings import DisruptionSettings
 from detectors.snapshot_io import SNAPSHOT_COLUMNS_DOC, SnapshotError, read_snapshot, shipment_statuses
 

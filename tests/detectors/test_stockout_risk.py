@@ -70,8 +70,8 @@ def test_an_open_drift_exactly_at_safety_stock_is_no_longer_a_drift():
 def test_a_fraction_of_a_unit_below_safety_is_not_urgent_however_long_it_lasts():
     """Severity counts days below safety stock only from a whole unit below it: half a unit
     short for 6 days is low (it was once critical); 33 units short for ⅔ of a day is medium."""
+    from canonical.model import Impact
     from detectors._common import severity_of
-    from detectors.model import Impact
 
     bands = DetectorSettings().severity
     assert severity_of(Impact(units_short=0.5, service_days_at_risk=6, value_at_risk=15), bands).value == "low"

@@ -19,9 +19,9 @@ from bot.config import load_config
 from bot.demo import NARRATOR, DemoStack, keep_folder
 from bot.routing import route
 from connectors.registry import build_connector
-from connectors.sandbox import STORY, start_sandboxes
 from detectors.pipeline import detect
 from detectors.snapshot import snapshot_from_records
+from sandbox.systems import STORY, start_sandboxes
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "alignbot.example.yml"
 # what each beat adds to the open recommendations: (kind, teams)

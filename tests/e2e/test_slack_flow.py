@@ -11,7 +11,7 @@ import time
 import httpx
 from sqlmodel import func, select
 
-from bot.standin import Message
+from sandbox.slack import Message
 from store.db import session_scope
 from store.tables import ActionRow, DecisionRow, RecommendationRow, SlackInboxRow
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from bot.demo import DemoStack
-from bot.standin import Envelope
+from sandbox.slack import Envelope
 from tests.e2e.test_slack_flow import (
     COORDINATOR,
     OUTSIDER,

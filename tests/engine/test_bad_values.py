@@ -15,8 +15,7 @@ from hypothesis import strategies as st
 
 from bot.hooks import parse_records
 from bot.snapshot_cache import SnapshotCache
-from detectors.isolation import detect_isolating
-from detectors.model import (
+from canonical.model import (
     CapacityRecord,
     DemandRecord,
     InventoryRecord,
@@ -24,6 +23,7 @@ from detectors.model import (
     ShipmentLine,
     ShipmentRecord,
 )
+from detectors.isolation import detect_isolating
 from detectors.pipeline import detect
 from detectors.settings import DetectorSettings
 

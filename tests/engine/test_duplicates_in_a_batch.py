@@ -18,9 +18,9 @@ from starlette.routing import Route
 
 from bot.hooks import sign, webhook_endpoint
 from bot.loop import DecisionLoop
+from canonical.model import InventoryRecord, ReadResult
 from connectors.registry import build_connector
-from connectors.serving import BackgroundServer
-from detectors.model import InventoryRecord, ReadResult
+from sandbox.serving import BackgroundServer
 from store.db import make_engine, session_scope
 from store.tables import ConnectorRun, QuarantinedRecord
 from tests.support.builders import config

@@ -13,8 +13,8 @@ from sqlmodel import select
 from bot.decisions import decide
 from bot.executor import Executor, RetryPolicy
 from bot.lifecycle import apply_detection
+from canonical.model import Action
 from connectors.registry import build_connector
-from detectors.model import Action
 from store.db import make_engine, session_scope
 from store.tables import ActionRow, ExecutionRow, RecommendationRow, SlackNote
 from tests.support.builders import NOW, PLANNERS, config, demand_drift, recommendation_for
@@ -154,7 +154,7 @@ def test_the_same_business_change_reaches_a_system_once_under_any_recommendation
     """Two recommendations carrying the same change (system, operation, target, from → to) send
     it with the same idempotency key, so a receiver that does not check ``from_qty`` applies it
     once; the second one is reported as already done, not as a failure."""
-    from connectors.sandbox import start_sandboxes
+    from sandbox.systems import start_sandboxes
 
     planning, tms = start_sandboxes(seed=7, checks_from=False)
     try:
@@ -182,7 +182,7 @@ def test_the_same_business_change_reaches_a_system_once_under_any_recommendation
 
 
 def test_a_modified_quantity_is_a_different_change_with_its_own_key():
-    from detectors.model import action_key
+    from canonical.model import action_key
 
     base = Action(system="planning", operation="update_forecast",
                   params={"sku": "A", "location": "L", "period": "2026-12-07", "from_qty": 215.0,

@@ -14,7 +14,7 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 from bot.hooks import MAX_BODY_BYTES, sign, verify, webhook_endpoint
-from connectors.serving import BackgroundServer
+from sandbox.serving import BackgroundServer
 
 SECRET = "whsec-edges-0123456789"
 

@@ -289,7 +289,7 @@ def test_a_failed_execution_is_raised_again_at_once(db_url):
 
 
 def _empty(drift):
-    from detectors.model import Impact
+    from canonical.model import Impact
 
     return recommendation_for(drift).model_copy(update={
         "actions": [], "impact_if_ignored": Impact(), "impact_if_approved": Impact()})

@@ -16,7 +16,7 @@ from bot.hooks import sign, webhook_endpoint
 from bot.loop import DecisionLoop
 from bot.scheduler import Jobs
 from connectors.registry import build_connector
-from connectors.serving import BackgroundServer
+from sandbox.serving import BackgroundServer
 from store.db import make_engine, session_scope
 from store.tables import ConnectorHealth, QuarantinedRecord, RecommendationRow
 from tests.support.builders import config
@@ -216,7 +216,7 @@ def test_a_value_detection_fails_on_is_quarantined_and_the_rest_is_still_detecte
 
     from bot.health import _detection
     from bot.metrics import Metrics
-    from detectors.model import DemandRecord
+    from canonical.model import DemandRecord
     from tests.ops._prom import by_label, parse, value
 
     planning, tms = sandboxes

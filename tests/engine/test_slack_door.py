@@ -19,8 +19,8 @@ from starlette.routing import Route
 
 from bot.slack_door import SlackDoor
 from bot.slack_inbox import SlackInbox
-from bot.standin.client import sign
-from connectors.serving import BackgroundServer
+from sandbox.serving import BackgroundServer
+from sandbox.slack.client import sign
 from store.db import make_engine
 
 SECRET = "door-signing-secret"

@@ -20,7 +20,7 @@ from bot.lifecycle import apply_detection
 from bot.notes import add_note
 from bot.slack_client import make_web_client
 from bot.slack_sync import NOTE_EVENT, POSTED_EVENT, SlackSync
-from bot.standin import RateLimits, SlackStandin
+from sandbox.slack import RateLimits, SlackStandin
 from store.db import make_engine, session_scope
 from store.migrate import upgrade
 from store.tables import RecommendationRow, RecState, SlackNote

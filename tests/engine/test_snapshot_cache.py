@@ -9,7 +9,7 @@ import polars as pl
 
 from bot import snapshot_cache
 from bot.snapshot_cache import SnapshotCache
-from detectors.model import (
+from canonical.model import (
     CapacityRecord,
     DemandRecord,
     InventoryRecord,

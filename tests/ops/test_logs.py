@@ -34,8 +34,8 @@ from bot.logs import (
     log_context,
 )
 from bot.metrics import Metrics, instrumented_web_client
-from bot.standin import RateLimits, SlackStandin, sign
-from connectors.serving import BackgroundServer
+from sandbox.serving import BackgroundServer
+from sandbox.slack import RateLimits, SlackStandin, sign
 from store.db import make_engine
 
 BOT_TOKEN = "xoxb-2718281828-3141592653-OpsTestTokenValue"

@@ -13,7 +13,7 @@ from starlette.routing import Route
 from bot.decisions import decide
 from bot.lifecycle import apply_detection
 from bot.metrics import Metrics
-from connectors.serving import BackgroundServer
+from sandbox.serving import BackgroundServer
 from store.db import make_engine, session_scope
 from store.tables import ActionRow, ConnectorHealth, ExecutionRow, RecommendationRow
 from tests.ops._prom import by_label, parse, value

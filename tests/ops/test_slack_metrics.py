@@ -7,7 +7,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.metrics import Metrics, instrumented_web_client, slack_method
-from bot.standin import RateLimits, SlackStandin
+from sandbox.slack import RateLimits, SlackStandin
 from tests.ops._prom import by_label, parse
 
 TOKEN = "xoxb-42-metrics-test"

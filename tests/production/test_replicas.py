@@ -19,8 +19,8 @@ import pytest
 from sqlmodel import func, select
 
 from bot.demo import demo_config
-from connectors.sandbox import start_sandboxes
-from connectors.serving import free_port
+from sandbox.serving import free_port
+from sandbox.systems import start_sandboxes
 from store.db import make_engine, session_scope
 from store.migrate import upgrade
 from store.tables import ConnectorRun, DecisionRow, ExecutionRow, RecommendationRow

@@ -16,7 +16,7 @@ import pytest
 from sqlmodel import select
 
 from bot.slack_inbox import delivery_key
-from bot.standin.client import sign
+from sandbox.slack.client import sign
 from store.db import session_scope
 from store.tables import SlackInboxRow
 from tests.security.conftest import WAIT, open_recommendations, recorded_for

@@ -12,7 +12,7 @@ import pytest
 from sqlmodel import func, select
 
 from bot.hooks import sign as sign_webhook
-from bot.standin.client import sign as sign_slack
+from sandbox.slack.client import sign as sign_slack
 from store.db import session_scope
 from store.tables import QuarantinedRecord, SlackInboxRow
 from tests.security.conftest import WAIT, open_recommendations, recorded_for

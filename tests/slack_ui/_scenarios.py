@@ -10,8 +10,8 @@ from datetime import UTC, date, datetime, timedelta
 
 import polars as pl
 
+from canonical.model import SNAPSHOT_SCHEMAS, Drift, Recommendation
 from detectors import DetectorSettings, Snapshot, detect
-from detectors.model import SNAPSHOT_SCHEMAS, Drift, Recommendation
 from detectors.snapshot import OPTIONAL_DEFAULTS
 
 MONDAY = datetime(2026, 11, 30, tzinfo=UTC)

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlmodel import Session, select
 
 from bot.lifecycle import apply_detection
-from detectors.model import Drift, Recommendation
+from canonical.model import Drift, Recommendation
 from store.tables import ActionRow, DecisionRow, DriftRow, RecommendationRow
 from tests.support.builders import config
 

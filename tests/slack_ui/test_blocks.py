@@ -18,7 +18,7 @@ from bot.blocks import (
 )
 from bot.decisions import decide
 from bot.lifecycle import apply_detection
-from detectors.model import Action, Impact
+from canonical.model import Action, Impact
 from store.db import make_engine, session_scope
 from store.tables import RecState
 from store.transitions import transition

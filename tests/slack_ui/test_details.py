@@ -16,7 +16,7 @@ from starlette.routing import Route
 from bot.membership import TeamDirectory
 from bot.slack_app import SlackDeps, build_slack_app
 from bot.slack_sync import SlackSync
-from connectors.serving import BackgroundServer
+from sandbox.serving import BackgroundServer
 from store.db import session_scope
 from store.tables import DecisionRow, RecommendationRow
 from tests.slack_ui._scenarios import MONDAY, SCENARIOS

@@ -13,7 +13,7 @@ from bot.decisions import decide
 from bot.digest import build_digest, digest_command
 from bot.lifecycle import apply_detection
 from bot.sweeps import sweep
-from detectors.model import Impact
+from canonical.model import Impact
 from store.db import make_engine, session_scope
 from store.transitions import transition
 from tests.slack_ui._store import assert_within_slack_limits, detect, texts

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from bot.drift_query import DRIFT_USAGE, DriftQuery, Usage, drift_response, parse_drift_args
-from detectors.model import Action, Drift, Impact, Recommendation, fingerprint
+from canonical.model import Action, Drift, Impact, Recommendation, fingerprint
 from store.db import make_engine, session_scope
 from tests.slack_ui._store import assert_within_slack_limits, detect, texts
 from tests.support.builders import NOW, config, demand_drift, recommendation_for

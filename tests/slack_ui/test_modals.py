@@ -7,7 +7,7 @@ from sqlmodel import select
 from bot.blocks import decision_line
 from bot.decisions import decide
 from bot.modals import modify_modal, modify_values, reject_modal
-from detectors.model import Action
+from canonical.model import Action
 from store.db import make_engine, session_scope
 from store.tables import ActionRow, RecommendationRow
 from tests.slack_ui._scenarios import MONDAY, SCENARIOS

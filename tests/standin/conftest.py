@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 from slack_sdk import WebClient
 
-from bot.standin import SlackStandin
-from connectors.serving import BackgroundServer
+from sandbox.serving import BackgroundServer
+from sandbox.slack import SlackStandin
 from tests.support.slack_receiver import Receiver
 
 TOKEN = "xoxb-standin-test"

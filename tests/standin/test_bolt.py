@@ -12,7 +12,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.routing import Route
 
-from connectors.serving import BackgroundServer
+from sandbox.serving import BackgroundServer
 from tests.standin.conftest import SECRET, TOKEN
 from tests.standin.test_interactions import APPROVAL, MODAL
 

@@ -10,7 +10,7 @@ import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
 
-from bot.standin import sign
+from sandbox.slack import sign
 from tests.standin.conftest import SECRET, TOKEN
 
 APPROVAL = [

@@ -1,4 +1,4 @@
-"""``python -m bot.standin`` serves a workspace the demo can point a bot at."""
+"""``python -m sandbox.slack`` serves a workspace the demo can point a bot at."""
 
 from __future__ import annotations
 
@@ -10,14 +10,14 @@ import time
 import httpx
 from slack_sdk import WebClient
 
-from connectors.serving import free_port
+from sandbox.serving import free_port
 
 
 def test_standalone_process_serves_the_web_api():
     port = free_port()
     env = {**os.environ, "SLACK_BOT_TOKEN": "xoxb-demo", "SLACK_SIGNING_SECRET": "s3cret"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bot.standin", "--port", str(port), "--channel", "C1:planning",
+        [sys.executable, "-m", "sandbox.slack", "--port", str(port), "--channel", "C1:planning",
          "--user", "U1:alice"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 15

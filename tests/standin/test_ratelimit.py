@@ -9,8 +9,8 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
-from bot.standin import RateLimits
-from bot.standin._ratelimit import RateLimiter
+from sandbox.slack import RateLimits
+from sandbox.slack._ratelimit import RateLimiter
 from tests.standin.conftest import TOKEN
 
 

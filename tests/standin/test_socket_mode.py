@@ -17,7 +17,7 @@ from slack_sdk.socket_mode.builtin.connection import Connection
 from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 
-from bot.standin import APP_ID, RateLimits, SlackStandin
+from sandbox.slack import APP_ID, RateLimits, SlackStandin
 from tests.standin.conftest import SECRET, TOKEN
 from tests.standin.test_bolt import build_app
 from tests.standin.test_interactions import APPROVAL

@@ -7,7 +7,7 @@ import pytest
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.standin import BOT_USER_ID
+from sandbox.slack import BOT_USER_ID
 from tests.standin.conftest import TOKEN
 
 BLOCKS = [{"type": "section", "block_id": "s", "text": {"type": "mrkdwn", "text": "*drift*"}}]
@@ -231,7 +231,7 @@ def test_blocks_get_ids_filled_in_and_duplicates_refused(client):
 
 
 def test_a_standin_bug_fails_loudly_and_is_recorded(slack, client, monkeypatch):
-    from bot.standin import webapi
+    from sandbox.slack import webapi
 
     def broken(ws, args):
         raise RuntimeError("boom")

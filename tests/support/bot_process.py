@@ -10,7 +10,7 @@ import yaml
 
 from bot.config import AlignbotConfig
 from bot.demo import DEMO_GROUPS, DEMO_USERS
-from bot.standin import RateLimits, SlackStandin
+from sandbox.slack import RateLimits, SlackStandin
 
 
 def prepare_bot_processes(config: AlignbotConfig, database_url: str, tmp_path: Path, *,

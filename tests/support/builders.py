@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from bot.config import AlignbotConfig
-from detectors.model import Action, Drift, Impact, Recommendation, fingerprint
+from canonical.model import Action, Drift, Impact, Recommendation, fingerprint
 
 NOW = datetime(2026, 11, 18, 9, 0, tzinfo=timezone.utc)
 

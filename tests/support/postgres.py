@@ -15,7 +15,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from connectors.serving import free_port
+from sandbox.serving import free_port
 
 
 def _bindir() -> Path | None:

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 
 from bot.config import AlignbotConfig
 from bot.slack_client import make_web_client
-from bot.standin import RateLimits, SlackStandin
+from sandbox.slack import RateLimits, SlackStandin
 from store.db import make_engine
 from store.migrate import upgrade
 from tests.support.builders import COORDINATORS, PLANNERS, config

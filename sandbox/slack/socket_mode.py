@@ -39,8 +39,8 @@ from typing import Any
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
-from bot.standin._workspace import APP_ID, Workspace
-from bot.standin.client import SLACK_ACK_TIMEOUT, Delivery
+from sandbox.slack._workspace import APP_ID, Workspace
+from sandbox.slack.client import SLACK_ACK_TIMEOUT, Delivery
 
 EVENT_RETRY_DELAYS = (0.0, 60.0, 300.0)  # after a missed ack: at once, 1 minute, 5 minutes
 CLOSE_AFTER = {"refresh_requested": 2.0, "warning": 10.0}  # then Slack closes the socket itself

@@ -19,7 +19,7 @@ from urllib.parse import urlencode
 import httpx
 
 if TYPE_CHECKING:
-    from bot.standin.socket_mode import Envelope
+    from sandbox.slack.socket_mode import Envelope
 
 SLACK_ACK_TIMEOUT = 3.0  # Slack shows the user an error if the app has not answered by then
 

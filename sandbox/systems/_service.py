@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from connectors.sandbox._world import ActionError, World
+from sandbox.systems._world import ActionError, World
 
 Operation = Callable[[World, dict[str, Any]], dict[str, Any]]
 

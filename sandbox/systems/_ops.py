@@ -11,7 +11,7 @@ import math
 from datetime import date
 from typing import Any
 
-from connectors.sandbox._world import ActionError, World, week_start
+from sandbox.systems._world import ActionError, World, week_start
 
 
 def pick(params: dict[str, Any], *names: str) -> str:

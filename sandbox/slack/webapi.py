@@ -26,8 +26,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from bot.standin._ratelimit import RateLimiter
-from bot.standin._workspace import (
+from sandbox.slack._ratelimit import RateLimiter
+from sandbox.slack._workspace import (
     APP_ID,
     BOT_ID,
     BOT_NAME,
@@ -167,7 +167,7 @@ def _channel(ws: Workspace, args: dict[str, Any], key: str = "channel"):
 @method("apps.connections.open")
 def apps_connections_open(ws: Workspace, args: dict[str, Any]) -> dict[str, Any]:
     """A single-use WebSocket URL for one Socket Mode connection (see ``socket_mode``)."""
-    from bot.standin.socket_mode import PATH
+    from sandbox.slack.socket_mode import PATH
 
     ticket = ws.issue_socket_ticket()
     base = "ws" + ws.base_url.removeprefix("http")

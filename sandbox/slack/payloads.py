@@ -10,7 +10,7 @@ import secrets
 import time
 from typing import Any
 
-from bot.standin._workspace import APP_ID, TEAM_DOMAIN, TEAM_ID, Message, User
+from sandbox.slack._workspace import APP_ID, TEAM_DOMAIN, TEAM_ID, Message, User
 
 VERIFICATION_TOKEN = "standin-verification-token"  # deprecated by Slack but still sent
 

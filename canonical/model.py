@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal, TypeVar
 import polars as pl
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
-from detectors.settings import InputLimits
+from canonical.limits import InputLimits
 
 UTC = timezone.utc
 

@@ -2,7 +2,7 @@
 
 They drive the same facade the tests use (as a person would: type a command, click, choose,
 submit). The stand-in serves on 127.0.0.1 only; these routes are for the local demo, not for the
-bot. The browser UI itself (``bot/standin/ui/``) is served at ``/`` and ``/ui/``.
+bot. The browser UI itself (``sandbox/slack/ui/``) is served at ``/`` and ``/ui/``.
 
 Watching: ``GET /standin/watch?since=<etag>`` answers at once with ``{"etag", "state"}`` when
 the workspace differs from what the caller last saw, or waits for the next change (at most a
@@ -30,13 +30,13 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from bot.standin._workspace import APP_ID, TEAM_DOMAIN, TEAM_ID
-from bot.standin.client import Delivery
-from bot.standin.payloads import VERIFICATION_TOKEN
+from sandbox.slack._workspace import APP_ID, TEAM_DOMAIN, TEAM_ID
+from sandbox.slack.client import Delivery
+from sandbox.slack.payloads import VERIFICATION_TOKEN
 
 if TYPE_CHECKING:
-    from bot.standin import SlackStandin
-    from bot.standin._workspace import Workspace
+    from sandbox.slack import SlackStandin
+    from sandbox.slack._workspace import Workspace
 
 UI_DIR = Path(__file__).resolve().parent / "ui"
 WATCH_MAX_WAIT = 5.0  # seconds a watch may hold its request open

@@ -28,10 +28,11 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Self, TypeVar
 
-from bot.standin import payloads
-from bot.standin._control import control_routes
-from bot.standin._ratelimit import Limit, RateLimiter, RateLimits
-from bot.standin._workspace import (
+from sandbox.serving import BackgroundServer
+from sandbox.slack import payloads
+from sandbox.slack._control import control_routes
+from sandbox.slack._ratelimit import Limit, RateLimiter, RateLimits
+from sandbox.slack._workspace import (
     APP_ID,
     BOT_ID,
     BOT_USER_ID,
@@ -44,10 +45,9 @@ from bot.standin._workspace import (
     Workspace,
     iter_buttons,
 )
-from bot.standin.client import Delivery, SignedRequest, SigningClient, Transport, sign
-from bot.standin.socket_mode import Envelope, SocketModeServer
-from bot.standin.webapi import WebApi
-from connectors.serving import BackgroundServer
+from sandbox.slack.client import Delivery, SignedRequest, SigningClient, Transport, sign
+from sandbox.slack.socket_mode import Envelope, SocketModeServer
+from sandbox.slack.webapi import WebApi
 
 __all__ = [
     "APP_ID", "BOT_ID", "BOT_USER_ID", "TEAM_ID", "Call", "Channel", "Delivery", "Envelope",
@@ -487,7 +487,7 @@ class SlackStandin:
                                ephemeral_to=None if in_channel else user))
 
     def _apply_response_action(self, delivery: Delivery, user: str, view_id: str) -> None:
-        from bot.standin.webapi import _materialize_view
+        from sandbox.slack.webapi import _materialize_view
         try:
             body = delivery.json() or {}
         except ValueError:

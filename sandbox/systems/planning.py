@@ -22,7 +22,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from connectors.sandbox._ops import (
+from sandbox.systems._ops import (
     day,
     expect,
     known,
@@ -33,9 +33,9 @@ from connectors.sandbox._ops import (
     text,
     week,
 )
-from connectors.sandbox._service import SandboxService
-from connectors.sandbox._world import ActionError, World, parse_ts
-from connectors.sandbox.vendors import ibp_routes
+from sandbox.systems._service import SandboxService
+from sandbox.systems._world import ActionError, World, parse_ts
+from sandbox.systems.vendors import ibp_routes
 
 RESOURCE_TYPES = ("carrier", "lane", "site", "dock")
 

@@ -1,11 +1,11 @@
-"""``python -m connectors.sandbox --seed 7 --auto-step 30``: serve both sandboxes until Ctrl-C."""
+"""``python -m sandbox.systems --seed 7 --auto-step 30``: serve both sandboxes until Ctrl-C."""
 
 from __future__ import annotations
 
 import argparse
 import time
 
-from connectors.sandbox import start_sandboxes
+from sandbox.systems import start_sandboxes
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,4 +1,4 @@
-"""Run the Slack stand-in on its own: ``python -m bot.standin --port 3100 --app-url URL``.
+"""Run the Slack stand-in on its own: ``python -m sandbox.slack --port 3100 --app-url URL``.
 
 Secrets come from the environment (SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET), never the command line.
 """
@@ -10,7 +10,7 @@ import os
 import signal
 import threading
 
-from bot.standin import SlackStandin
+from sandbox.slack import SlackStandin
 
 
 def _pairs(values: list[str]) -> list[dict[str, str]]:
@@ -23,7 +23,7 @@ def _pairs(values: list[str]) -> list[dict[str, str]]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bot.standin", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m sandbox.slack", description=__doc__)
     parser.add_argument("--port", type=int, default=3100)
     parser.add_argument("--app-url",
                         help="the app's request URL, e.g. http://127.0.0.1:3000/slack/events")

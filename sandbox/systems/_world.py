@@ -17,7 +17,7 @@ from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from detectors.model import lane_id
+from canonical.model import lane_id
 
 PLANTS = ("PLT-DAL", "PLT-CHI", "PLT-ATL")
 DCS = ("DC-NJ", "DC-CA", "DC-TX", "DC-OH")

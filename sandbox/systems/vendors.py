@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from connectors.sandbox._world import World, parse_ts
+from sandbox.systems._world import World, parse_ts
 
 IBP_SERVICE = "/sap/opu/odata/IBP/PLANNING_DATA_API_SRV"
 IBP_PLANNING_AREA = "SAPIBP1"

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from connectors.sandbox._service import SandboxService
-from connectors.sandbox._world import CARRIERS, DCS, PLANTS, STORY, World
-from connectors.sandbox.planning import planning_service
-from connectors.sandbox.tms import tms_service
-from connectors.serving import BackgroundServer
+from sandbox.serving import BackgroundServer
+from sandbox.systems._service import SandboxService
+from sandbox.systems._world import CARRIERS, DCS, PLANTS, STORY, World
+from sandbox.systems.planning import planning_service
+from sandbox.systems.tms import tms_service
 
 __all__ = ["CARRIERS", "DCS", "PLANTS", "STORY", "SandboxService", "World", "planning_service",
            "start_sandboxes", "tms_service"]

@@ -19,7 +19,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from connectors.sandbox._ops import (
+from canonical.model import lane_id
+from sandbox.systems._ops import (
     day,
     expect,
     number,
@@ -29,9 +30,8 @@ from connectors.sandbox._ops import (
     text,
     week,
 )
-from connectors.sandbox._service import SandboxService
-from connectors.sandbox._world import ActionError, World, parse_ts, ts, week_start
-from detectors.model import lane_id
+from sandbox.systems._service import SandboxService
+from sandbox.systems._world import ActionError, World, parse_ts, ts, week_start
 
 OPEN = ("planned", "in_transit", "delayed")
 
