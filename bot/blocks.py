@@ -57,9 +57,10 @@ from bot._format import (
     zone_abbreviation,
 )
 from bot.config import AlignbotConfig
+from bot.modal_input import MODIFY, REJECT
 from store.tables import ActionRow, DecisionRow, DriftRow, RecommendationRow
 
-APPROVE, REJECT, MODIFY, SNOOZE = "rec_approve", "rec_reject", "rec_modify", "rec_snooze"
+APPROVE, SNOOZE = "rec_approve", "rec_snooze"
 DETAILS = "rec_details"
 ACTIONS_BLOCK_PREFIX = "rec_actions:"
 STATE_BLOCK_PREFIX = "rec_state:"

@@ -133,22 +133,83 @@ def drift(
     out.print(table)
 
 
-@app.command("run")
-def run(
-    config: ConfigOption = None,
-    host: Annotated[str, typer.Option(help="Interface for the HTTP server.")] = "0.0.0.0",
-    port: Annotated[int, typer.Option(help="Port for /slack/events, /hooks, /healthz.")] = 3000,
-) -> None:
-    """Run the bot: Slack app (HTTP, or Socket Mode with SLACK_APP_TOKEN) and the scheduler."""
-    from bot.runtime import StartupError, serve
-    from store.db import DatabaseUnavailable
+def _serving_config(config: Path | None):  # type: ignore[no-untyped-def]
+    """The configuration of a serving process, checked (secrets, database) before it starts,
+    and its logging set up."""
+    import os
+
+    from bot.logs import configure_logging, configured_secrets
 
     cfg = load_or_exit(config)
     problems = missing_secrets(cfg)
     if problems:
         raise fail("; ".join(problems))
+    migrated_engine(database_url(cfg)).dispose()
+    configure_logging(level=os.environ.get("ALIGNBOT_LOG_LEVEL", "INFO"),
+                      json=os.environ.get("ALIGNBOT_LOG_FORMAT", "json") != "text",
+                      secrets=configured_secrets(cfg, os.environ),
+                      # every job run and every /healthz schema check would be a line otherwise
+                      levels={"apscheduler.executors": "WARNING",
+                              "alembic.runtime.migration": "WARNING"})
+    return cfg
+
+
+HostOption = Annotated[str, typer.Option(help="Interface for the HTTP server.")]
+
+
+@app.command("run")
+def run(
+    config: ConfigOption = None,
+    host: HostOption = "0.0.0.0",
+    port: Annotated[int, typer.Option(help="Port of the ingress (/slack/events); the worker "
+                                           "(/hooks, /healthz, /metrics) listens on the next.")]
+    = 3000,
+) -> None:
+    """Run the bot: the ingress and the worker as two processes, restarted if they exit."""
+    from bot.supervisor import Child, alignbot_command, supervise
+
+    _serving_config(config)
+    where = ["--config", str(resolve_path(config).resolve()), "--host", host]
+    code = supervise([
+        Child("ingress", alignbot_command("ingress", *where, "--port", str(port))),
+        Child("worker", alignbot_command("worker", *where, "--port", str(port + 1))),
+    ])
+    raise typer.Exit(code)
+
+
+@app.command("ingress")
+def ingress(
+    config: ConfigOption = None,
+    host: HostOption = "0.0.0.0",
+    port: Annotated[int, typer.Option(help="Port for /slack/events and /healthz.")] = 3000,
+) -> None:
+    """Take Slack's requests: verify, store in the inbox, ack (Socket Mode with
+    SLACK_APP_TOKEN). Run as many as you like behind a load balancer."""
+    from bot.ingress import serve_ingress
+    from store.db import DatabaseUnavailable
+    from store.migrate import NotMigratedError
+
+    cfg = _serving_config(config)
     try:
-        serve(cfg, host=host, port=port)
+        serve_ingress(cfg, host=host, port=port)
+    except (NotMigratedError, DatabaseUnavailable) as exc:
+        raise fail(str(exc)) from None
+
+
+@app.command("worker")
+def worker(
+    config: ConfigOption = None,
+    host: HostOption = "0.0.0.0",
+    port: Annotated[int, typer.Option(help="Port for /hooks, /healthz and /metrics.")] = 3001,
+) -> None:
+    """Do the work: handle what the ingress stored, poll, detect, execute, update Slack.
+    Several may run on PostgreSQL; one leads the polls."""
+    from bot.runtime import StartupError, serve_worker
+    from store.db import DatabaseUnavailable
+
+    cfg = _serving_config(config)
+    try:
+        serve_worker(cfg, host=host, port=port)
     except (StartupError, DatabaseUnavailable) as exc:
         raise fail(str(exc)) from None
 

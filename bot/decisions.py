@@ -10,26 +10,19 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
+from bot.modal_input import EDITABLE_PARAMS, coerce
 from canonical.model import Action, action_key
 from store.tables import ActionRow, DecisionRow, OutboxRow, RecommendationRow, RecState
 from store.transitions import transition
 
 Verdict = Literal["approve", "reject", "modify", "snooze"]
 DECIDABLE = (RecState.OPEN, RecState.SNOOZED)
-# What a person may change in the Modify modal, and as what kind of value. The names are the
-# ones detectors put in action params (to_qty, to_date ...) plus older aliases.
-EDITABLE_PARAMS: dict[str, type] = {
-    **dict.fromkeys(("qty", "to_qty", "quantity", "units", "reduce_by", "to_capacity"), float),
-    **dict.fromkeys(("date", "new_date", "to_date", "ship_date", "arrival_date", "need_by",
-                     "target_arrival"), date),
-    **dict.fromkeys(("carrier", "to_carrier"), str),
-}
 
 
 @dataclass
@@ -192,22 +185,10 @@ def apply_modifications(session: Session, rec: RecommendationRow,
 
 
 def _coerce(param: str, raw: Any) -> Any:
-    kind = EDITABLE_PARAMS[param]
     try:
-        if kind is float:
-            value = float(raw)
-            if value < 0:
-                raise ValueError
-            return value
-        if kind is date:
-            return date.fromisoformat(str(raw)).isoformat()
-        text = str(raw).strip()
-        if not text:
-            raise ValueError
-        return text
-    except ValueError:
-        wanted = {float: "a number ≥ 0", date: "a date like 2026-11-30", str: "a name"}[kind]
-        raise DecisionError(f"{param} must be {wanted}, not {raw!r}") from None
+        return coerce(param, raw)
+    except ValueError as exc:
+        raise DecisionError(str(exc)) from None
 
 
 def _insert_once(session: Session, decision: DecisionRow) -> bool:

@@ -24,10 +24,13 @@ from types import SimpleNamespace
 from typing import Any
 
 from bot.config import AlignbotConfig, load_config
-from bot.runtime import Runtime, freeze_startup_objects
+from bot.ingress import Ingress, SocketModeIngress
+from bot.runtime import Runtime
+from bot.supervisor import alignbot_command
 from sandbox.serving import BackgroundServer
 from sandbox.slack import SlackStandin
 from sandbox.systems import start_sandboxes
+from store.inbox import open_inbox
 from store.migrate import upgrade
 
 EXAMPLE_CONFIG = Path(__file__).resolve().parent.parent / "alignbot.example.yml"
@@ -228,9 +231,12 @@ class DemoStack:
     def __init__(self, *, fast: bool = True, database_url: str | None = None, seed: int = 7,
                  ui_port: int = 0, auto_step_seconds: float | None = None,
                  config_path: Path = EXAMPLE_CONFIG, socket_mode: bool = False,
-                 checks_from: bool = True, story_seconds: float | None = None):
+                 checks_from: bool = True, story_seconds: float | None = None,
+                 ingress_process: bool = False):
         """``story_seconds``: tell the story (introduction, narrator, a beat every so many
-        seconds once started) instead of random scenario steps."""
+        seconds once started) instead of random scenario steps. ``ingress_process``: run the
+        ingress as its own process (``alignbot demo``); tests keep it in theirs."""
+        self.ingress_process = ingress_process
         self.fast = fast
         self.story_seconds = story_seconds
         self.checks_from = checks_from
@@ -281,12 +287,9 @@ class DemoStack:
             self.runtime = Runtime(self.config, fast=self.fast, environ=environ)
             self.bot = BackgroundServer(self.runtime.asgi_app()).start()  # hooks, health
             self._started.append(self.bot)
-            if not self.socket_mode:
-                self.slack.app_url = self.bot.url + "/slack/events"
             self.runtime.start()
             self._started.append(self.runtime)
-            if self.socket_mode:
-                self._started.append(self._connect_socket_mode())
+            self._start_ingress(environ)
             if self.story_seconds:
                 self.narrator = Narrator(self).start()
                 self._started.append(self.narrator)
@@ -298,22 +301,44 @@ class DemoStack:
             raise
         return self
 
-    def _connect_socket_mode(self) -> SimpleNamespace:
-        """Connect the bot to the stand-in over Socket Mode, as ``alignbot run`` does with
-        SLACK_APP_TOKEN set (the handler's web client is the runtime's, so
-        apps.connections.open goes to SLACK_API_URL too)."""
-        handler = self.runtime.connect_socket_mode()
-        self.slack.socket.wait_connected()
-        self.socket_handler = handler
+    def _start_ingress(self, environ: dict[str, str]) -> None:
+        """The ingress, in this process (tests: it wakes the worker directly) or as a process
+        of its own (``alignbot demo``: as ``alignbot run`` has it)."""
+        if self.ingress_process:
+            self.ingress = _IngressProcess(self.config, environ, self._folder()).start()
+            self._started.append(self.ingress)
+        else:
+            app = Ingress(open_inbox(self.database_url, self.runtime.engine),
+                          self.signing_secret, on_stored=self.runtime.inbox.wake)
+            self._started.append(app)
+            self.ingress = BackgroundServer(app).start()  # /healthz; /slack/events over HTTP
+            self._started.append(self.ingress)
+            if self.socket_mode:
+                self._started.append(self._connect_socket_mode(app))
+        if self.socket_mode:
+            self.slack.socket.wait_connected()
+        else:
+            self.slack.app_url = self.ingress.url + "/slack/events"
+
+    def _connect_socket_mode(self, ingress: Ingress) -> SimpleNamespace:
+        """Hold the stand-in's Socket Mode WebSocket here, as ``alignbot ingress`` does with
+        SLACK_APP_TOKEN set."""
+        socket = SocketModeIngress(ingress.commit, self.app_token,
+                                   self.slack.api_url).connect()
 
         def stop() -> None:
             # Slack closes the socket first: the client then stops without waiting out its
             # blocking read (up to 3 s), and must not reconnect.
-            handler.client.auto_reconnect_enabled = False
+            socket.client.auto_reconnect_enabled = False
             self.slack.socket.drop()
-            self.runtime.disconnect_socket_mode()
+            socket.stop()
 
         return SimpleNamespace(stop=stop)
+
+    def _folder(self) -> Path:
+        if self._tmp is None:
+            self._tmp = Path(tempfile.mkdtemp(prefix="alignbot-demo-"))
+        return self._tmp
 
     @property
     def world(self) -> Any:
@@ -341,12 +366,56 @@ class DemoStack:
         self._started.clear()
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
 
     def __enter__(self) -> DemoStack:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class _IngressProcess:
+    """``alignbot ingress`` as a child process, on a free port, until ``stop``."""
+
+    def __init__(self, config: AlignbotConfig, environ: dict[str, str], folder: Path):
+        import os
+
+        import yaml
+
+        from sandbox.serving import free_port
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        path = folder / "ingress.yml"
+        path.write_text(yaml.safe_dump(config.model_dump(mode="json", by_alias=True)))
+        self.argv = alignbot_command("ingress", "--config", str(path), "--host", "127.0.0.1",
+                                     "--port", str(self.port))
+        self.env = {**os.environ, **environ, "ALIGNBOT_LOG_LEVEL": "WARNING"}
+
+    def start(self) -> _IngressProcess:
+        import subprocess
+
+        import httpx
+
+        self.process = subprocess.Popen(self.argv, env=self.env)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and self.process.poll() is None:
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("the demo's ingress process did not start (see its output above)")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except Exception:
+            self.process.kill()
 
 
 def keep_folder(folder: Path) -> str:
@@ -381,10 +450,8 @@ def run_demo(*, fast: bool = False, ui_port: int = 8600, duration: float | None 
     """``alignbot demo``: the story, in the browser UI, until Ctrl-C (or ``duration``)."""
     database_url = keep_folder(keep) if keep else None
     stack = DemoStack(fast=fast, ui_port=ui_port, socket_mode=socket_mode,
-                      database_url=database_url,
+                      database_url=database_url, ingress_process=True,
                       story_seconds=FAST_STORY_SECONDS if fast else STORY_SECONDS).start()
-    freeze_startup_objects()
-    stack.runtime.freeze_when_warm()
     done = threading.Event()
     # Ctrl-C and SIGTERM both just say "stop": no KeyboardInterrupt lands inside a running job.
     signal.signal(signal.SIGTERM, lambda *_: done.set())
@@ -392,7 +459,8 @@ def run_demo(*, fast: bool = False, ui_port: int = 8600, duration: float | None 
     print(f"alignbot demo is running — open {stack.slack.url}/ in your browser and press "
           "Start", flush=True)
     print(f"  (sandbox planning {stack.planning.url}, TMS {stack.tms.url}, "
-          f"bot {stack.bot.url}; Ctrl-C stops everything)", flush=True)
+          f"ingress {stack.ingress.url}, worker {stack.bot.url}; Ctrl-C stops everything)",
+          flush=True)
     if socket_mode:
         print("  Slack reaches the bot over Socket Mode (a WebSocket the bot opened), not HTTP",
               flush=True)

@@ -29,14 +29,16 @@ from slack_sdk.models.views import View
 from bot._format import MAX_SECTION_TEXT, MAX_VIEW_BLOCKS, MAX_VIEW_TITLE, clip, num, rec_zone
 from bot.blocks import decision_line, describe_action, numbered
 from bot.config import AlignbotConfig
-from bot.decisions import EDITABLE_PARAMS
+from bot.modal_input import (
+    EDITABLE_PARAMS,
+    MAX_REASON,
+    MODIFY_CALLBACK,
+    REASON_ACTION,
+    REASON_BLOCK,
+    REJECT_CALLBACK,
+    VALUE_ACTION,
+)
 from store.tables import ActionRow, RecommendationRow
-
-REJECT_CALLBACK = "reject_modal"
-MODIFY_CALLBACK = "modify_modal"
-REASON_BLOCK, REASON_ACTION = "reason", "reason_input"
-VALUE_ACTION = "value"
-MAX_REASON = 2000
 
 NUMBER_PARAMS = tuple(p for p, kind in EDITABLE_PARAMS.items() if kind is float)
 DATE_PARAMS = tuple(p for p, kind in EDITABLE_PARAMS.items() if kind is date)
@@ -107,23 +109,6 @@ def modify_modal(rec: RecommendationRow, actions: Sequence[ActionRow],
                 title=_title(f"Modify #{rec.id}"),
                 submit=PlainTextObject(text="Approve with changes"),
                 close=PlainTextObject(text="Cancel"), blocks=blocks).to_dict()
-
-
-def modify_values(view_state_values: dict) -> dict[str, str]:
-    """``view.state.values`` of a Modify submission → ``{"<position>.<param>": value}``."""
-    out: dict[str, str] = {}
-    for block_id, elements in (view_state_values or {}).items():
-        position, _, param = block_id.partition(".")
-        if not position.isdigit() or param not in EDITABLE:
-            continue  # not one of our inputs
-        state = (elements or {}).get(VALUE_ACTION) or {}
-        value = state.get("selected_date") if state.get("type") == "datepicker" \
-            else state.get("value")
-        if value is None:
-            value = state.get("selected_date")
-        if value is not None and str(value).strip() != "":
-            out[block_id] = str(value).strip()
-    return out
 
 
 def _title(text: str) -> PlainTextObject:

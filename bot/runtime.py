@@ -1,28 +1,24 @@
-"""Assemble and run the bot: store, connectors, loop, Slack app, scheduler, HTTP server.
+"""Assemble and run the worker: store, connectors, loop, Slack app, inbox, scheduler, HTTP.
 
-``Runtime`` wires the parts once; ``serve`` runs it until stopped. In HTTP mode one path,
-``/slack/events``, takes events, commands and interactivity; with ``SLACK_APP_TOKEN`` set the
-Slack side runs over Socket Mode instead and HTTP serves only hooks and health.
+``Runtime`` wires the parts once; ``serve_worker`` runs it until stopped (``alignbot worker``).
+Slack's requests reach it through the inbox the ingress fills (``bot.ingress``); its own HTTP
+server takes pushed events (``/hooks``) and serves ``/healthz`` and ``/metrics``.
 """
 
 from __future__ import annotations
 
 import fcntl
-import gc
 import logging
 import os
 import signal
 import threading
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import uvicorn
-from apscheduler.triggers.date import DateTrigger
 from slack_bolt.request import BoltRequest
-from slack_sdk.signature import SignatureVerifier
-from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -33,29 +29,26 @@ from starlette.routing import Route
 from bot.config import AlignbotConfig, connector_secrets, database_url
 from bot.executor import RetryPolicy
 from bot.hooks import webhook_endpoint
+from bot.inbox_worker import InboxWorker
 from bot.leadership import Leadership
-from bot.logs import configure_logging, configured_secrets, dispatch_in_log_context
+from bot.logs import dispatch_in_log_context
 from bot.loop import DecisionLoop
 from bot.membership import TeamDirectory
 from bot.metrics import Metrics, instrumented_web_client
 from bot.notes import add_note
 from bot.scheduler import Jobs
-from bot.slack_app import SlackDeps, build_slack_app, opens_modal
-from bot.slack_door import SlackDoor
-from bot.slack_inbox import SlackInbox
+from bot.slack_app import SlackDeps, build_slack_app
 from bot.slack_sync import SlackSync
 from canonical.model import Quarantined, set_input_limits
 from connectors.base import Connector
 from connectors.presets import push_payloads
 from connectors.registry import build_connector
-from store.db import make_engine, session_scope, warm_pool
+from store.db import make_engine, session_scope
 from store.inbox import open_inbox
 from store.migrate import NotMigratedError, ensure_migrated
 from store.tables import QuarantinedRecord
 
 log = logging.getLogger(__name__)
-
-WARM_AFTER = timedelta(seconds=30)  # first polls, first detection pass and Slack sync are done
 
 
 class StartupError(RuntimeError):
@@ -93,34 +86,20 @@ class Runtime:
                                  lease=execution_lease(config))
         slack = config.slack
         self.bot_token = env[slack.bot_token_env]
-        self.signing_secret = env[slack.signing_secret_env]
-        self.app_token = env.get(slack.app_token_env) or None
         self.client = instrumented_web_client(self.bot_token, env.get(slack.api_url_env),
                                               self.metrics)
         self.directory = TeamDirectory(config, self.client)
         self.sync = SlackSync(self.engine, self.client, config)
         deps = SlackDeps(config, self.engine, self.directory, on_change=self.wake)
-        self.slack_app = build_slack_app(deps, signing_secret=self.signing_secret,
-                                         client=self.client)
-        self._acked_app = build_slack_app(deps, signing_secret=self.signing_secret,
-                                          client=self.client, already_acked=True)
-        self.verifier = SignatureVerifier(self.signing_secret)
+        self.slack_app = build_slack_app(deps, client=self.client)
         try:
             inbox_engine = open_inbox(database_url(config, env), self.engine)
         except NotMigratedError as exc:
             raise StartupError(str(exc)) from None
-        self.inbox = SlackInbox(inbox_engine, self._handle_slack_request, urgent=opens_modal)
-        # Background work starts, and pauses between items, only while the door is quiet.
-        self.jobs = Jobs(before_run=self.inbox.acks_first.wait)
-        # Statements of work under way wait while the door answers; not when the inbox shares
-        # the bot's engine (one in-memory database): its writer is what the door waits for.
-        if inbox_engine is not self.engine:
-            event.listen(self.engine, "before_cursor_execute",
-                         lambda *_args, **_kw: self.inbox.acks_first.step_aside())
-        self.sync.checkpoint = self.inbox.acks_first.wait
-        self.loop.checkpoint = self.loop.executor.checkpoint = self.inbox.acks_first.wait
-        self.jobs.register_local(drain=self._drain, sync=self.sync.run,
-                                 recover=self.inbox.recover, fast=fast)
+        self.inbox = InboxWorker(inbox_engine, self._handle_slack_request,
+                                 poll=0.05 if fast else None)
+        self.jobs = Jobs()
+        self.jobs.register_local(drain=self._drain, sync=self.sync.run, fast=fast)
         self.leadership = Leadership(
             self.engine, interval=1.0 if fast else 2.0,
             on_elected=lambda: (self.metrics.set_leader(True), self.jobs.register_leader(
@@ -194,7 +173,7 @@ class Runtime:
     # -- HTTP ------------------------------------------------------------------------------
 
     def _handle_slack_request(self, body: str, content_type: str) -> bool:
-        """Run a request the door already verified and acked through Bolt (after the ack).
+        """Run a request the ingress verified, stored and acked through the Bolt app.
 
         A stored request Bolt cannot read never will: it is dropped once with a warning, not
         retried with an error each time.
@@ -205,9 +184,10 @@ class Runtime:
             log.warning("dropped a stored Slack request alignbot cannot read (%s: %s)",
                         type(exc).__name__, str(exc)[:200])
             return True
-        return dispatch_in_log_context(self._acked_app, request).status < 500
+        return dispatch_in_log_context(self.slack_app, request).status < 500
 
-    def asgi_app(self) -> SlackDoor:
+    def asgi_app(self) -> Starlette:
+        """The worker's HTTP server: pushed events, health and metrics."""
         secrets = {c.name: self.env[c.webhook_secret_env] for c in self.config.connectors
                    if c.webhook_secret_env and self.env.get(c.webhook_secret_env)}
 
@@ -215,14 +195,13 @@ class Runtime:
             report = await run_in_threadpool(self.health)
             return JSONResponse(report, 200 if report["ok"] else 503)
 
-        rest = Starlette(routes=[
+        return Starlette(routes=[
             Route("/hooks/{connector}", webhook_endpoint(
                 secrets, self._accept_in_thread, payloads=push_payloads(self.config.connectors)),
                   methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/metrics", self.metrics.starlette_endpoint(), methods=["GET"]),
         ])
-        return SlackDoor(rest, inbox=self.inbox, verifier=self.verifier, bolt=self.slack_app)
 
     def _accept_in_thread(self, connector: str, records: list[Any],
                           quarantined: list[Quarantined]) -> None:
@@ -232,54 +211,19 @@ class Runtime:
     def health(self) -> dict[str, Any]:
         from bot.health import health_report
 
-        return health_report(self)
+        return health_report(self.engine, self.client, self.config, worker=self.worker,
+                             leader=self.leadership.is_leader, last_pass=self.loop.last_pass,
+                             inbox_waiting=self.inbox.waiting)
 
     # -- life ------------------------------------------------------------------------------
 
-    def connect_socket_mode(self) -> Any:
-        """Connect to Slack over Socket Mode (``SLACK_APP_TOKEN``); ``stop()`` closes it.
-
-        The handler uses ``self.client``, so ``apps.connections.open`` goes to
-        ``SLACK_API_URL`` too.
-        """
-        from slack_bolt.adapter.socket_mode import SocketModeHandler
-
-        if not self.app_token:
-            raise StartupError("Socket Mode needs an app-level token (xapp-…) in "
-                               f"{self.config.slack.app_token_env}")
-        self._socket = SocketModeHandler(self.slack_app, self.app_token)
-        self._socket.connect()
-        return self._socket
-
     def start(self) -> Runtime:
-        # The first burst of clicks after a start should not pay for threads and connections.
-        warm_pool(self.engine, self.inbox.workers)  # each worker may hold one
-        warm_pool(self.inbox.engine, 2)
-        self.inbox.warm_up()
+        self.inbox.start()
         self.jobs.start()
         self.leadership.start()
         return self
 
-    def freeze_when_warm(self, after: timedelta = WARM_AFTER) -> None:
-        """Freeze once more what the first polls, passes and Slack requests built to keep:
-        modules imported on first use, compiled SQL, the clients' pools. In the ack bench's
-        bot that was ~20k objects, and every full collection walked them: 20–40 ms each,
-        3–10 ms after this (measured by logging the bot's collections).
-
-        From ``after`` start on, the next full collection the interpreter makes anyway freezes
-        what survived it, so the freeze adds no pause of its own (a collection made for it
-        once met a burst of clicks and delayed their acks by ~60 ms) and freezes no garbage.
-        """
-        self.jobs.add("freeze-warm-objects", freeze_after_next_full_collection,
-                      DateTrigger(run_date=datetime.now(UTC) + after, timezone=UTC))
-
-    def disconnect_socket_mode(self) -> None:
-        if getattr(self, "_socket", None) is not None:
-            self._socket.close()
-            self._socket = None
-
     def stop(self) -> None:
-        self.disconnect_socket_mode()
         self._stopped.set()
         self.leadership.stop()
         self.jobs.shutdown()
@@ -289,55 +233,16 @@ class Runtime:
             self._lock_file = None
 
 
-def freeze_startup_objects() -> None:
-    """Keep what start-up built out of the garbage collector's full scans.
-
-    Modules, the Bolt apps, the ORM's mappers and the configuration are most of the heap and
-    live as long as the process; a full collection walked all of them (~200k objects, ~180 ms
-    holding the interpreter), and a burst of Slack requests meeting one waited that long for its
-    acks. Reference counting still frees whatever they let go of. Called again once the bot is
-    warm (``Runtime.freeze_when_warm``).
-    """
-    gc.collect()
-    gc.freeze()
-
-
-def freeze_after_next_full_collection() -> None:
-    """Freeze what survives the collector's next full collection, once."""
-    frozen = threading.Event()
-
-    def freeze_survivors(phase: str, info: dict[str, int]) -> None:
-        # Runs inside the collection, which holds the interpreter: nothing can be allocated
-        # between the collection and the freeze. Left in place afterwards as a no-op:
-        # removing a callback while the collector iterates over them would skip the next one.
-        if phase == "stop" and info["generation"] == 2 and not frozen.is_set():
-            frozen.set()
-            gc.freeze()
-
-    gc.callbacks.append(freeze_survivors)
-
-
-def serve(config: AlignbotConfig, host: str = "0.0.0.0", port: int = 3000) -> None:
-    configure_logging(level=os.environ.get("ALIGNBOT_LOG_LEVEL", "INFO"),
-                      json=os.environ.get("ALIGNBOT_LOG_FORMAT", "json") != "text",
-                      secrets=configured_secrets(config, os.environ),
-                      # every job run and every /healthz schema check would be a line otherwise
-                      levels={"apscheduler.executors": "WARNING",
-                              "alembic.runtime.migration": "WARNING"})
+def serve_worker(config: AlignbotConfig, host: str = "0.0.0.0", port: int = 3001) -> None:
+    """``alignbot worker``: run until SIGTERM."""
     runtime = Runtime(config).start()
     try:
-        if runtime.app_token:
-            runtime.connect_socket_mode()
-            log.info("Socket Mode connected; HTTP serves /hooks and /healthz only")
         server = uvicorn.Server(uvicorn.Config(runtime.asgi_app(), host=host, port=port,
                                                log_level="info", lifespan="off",
                                                log_config=None,
-                                               # a JSON line per Slack request costs acks time
                                                access_log=os.environ.get(
                                                    "ALIGNBOT_ACCESS_LOG", "0") == "1"))
         signal.signal(signal.SIGTERM, lambda *_: setattr(server, "should_exit", True))
-        freeze_startup_objects()
-        runtime.freeze_when_warm()
         server.run()
     finally:
         runtime.stop()

@@ -36,33 +36,27 @@ class Jobs:
     DRAIN = "outbox-drain"
     SYNC = "slack-sync"
     SWEEP = "sweep"
-    RECOVER = "slack-inbox-recover"
 
-    def __init__(self, before_run: Callable[[], None] | None = None) -> None:
-        """``before_run`` is called at the start of every job run (the bot passes the Slack
-        door's wait, so background work lets a burst of acks go out first)."""
-        self.before_run = before_run
+    def __init__(self) -> None:
         self.scheduler = BackgroundScheduler(
             timezone=UTC,
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 60},
         )
 
     def add(self, job_id: str, func: Callable[[], object], trigger) -> None:  # type: ignore[no-untyped-def]
-        self.scheduler.add_job(_logged(job_id, func, self.before_run), trigger=trigger, id=job_id, name=job_id,
+        self.scheduler.add_job(_logged(job_id, func), trigger=trigger, id=job_id, name=job_id,
                                replace_existing=True)
 
     def add_every(self, job_id: str, func: Callable[[], object], seconds: float) -> None:
         self.add(job_id, func, IntervalTrigger(seconds=seconds, timezone=UTC))
 
     def register_local(self, *, drain: Callable[[], object], sync: Callable[[], object] | None,
-                       recover: Callable[[], object] | None = None, fast: bool = False) -> None:
+                       fast: bool = False) -> None:
         """Jobs every replica runs: all are safe to run concurrently (rows are claimed)."""
         tick = 0.5 if fast else 2.0
         self.add_every(self.DRAIN, drain, tick)
         if sync is not None:
             self.add_every(self.SYNC, sync, tick)
-        if recover is not None:
-            self.add_every(self.RECOVER, recover, 1.0 if fast else 5.0)
 
     def register_leader(self, config: AlignbotConfig, *, poll: Callable[[str], object],
                         sweep: Callable[[], object], digest: Callable[[str], object] | None,
@@ -113,12 +107,9 @@ class Jobs:
         return sorted(job.id for job in self.scheduler.get_jobs())
 
 
-def _logged(job_id: str, func: Callable[[], object],
-            before: Callable[[], None] | None = None) -> Callable[[], None]:
+def _logged(job_id: str, func: Callable[[], object]) -> Callable[[], None]:
     def run() -> None:
         try:
-            if before is not None:
-                before()
             func()
         except Exception:  # a failing job must not kill the scheduler; it runs again next tick
             log.exception("job %s failed", job_id)

@@ -1,9 +1,10 @@
 """The Bolt app: buttons, modals, /drift and App Home.
 
-Over HTTP, clicks and commands reach these handlers after Slack has its ack (the door in
-``bot/slack_inbox.py`` stores clicks first); modal submissions and events come straight from the
-request. Handlers authorize, record the decision in one short transaction and ack; Slack edits
-and execution happen later, in the sync and executor jobs that ``on_change`` wakes.
+Every request reaches it from the inbox, after the ingress has stored it and Slack has its ack
+(``bot.ingress``), so ``ack()`` here answers nobody and listeners run to the end in the worker's
+thread. Middleware finds the user's teams and turns away a decision click from outside the
+recommendation's teams; handlers record the decision in one short transaction; Slack edits and
+execution happen later, in the sync and executor jobs that ``on_change`` wakes.
 """
 
 from __future__ import annotations
@@ -14,21 +15,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from slack_bolt import Ack, App, BoltContext, Respond
-from slack_bolt.request.internals import parse_body
+from slack_bolt import Ack, App, BoltContext, BoltResponse, Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
-from bot.blocks import DETAILS, MODIFY, REJECT, render_details
+from bot.blocks import APPROVE, DETAILS, MODIFY, REJECT, SNOOZE, render_details
 from bot.config import AlignbotConfig
 from bot.decisions import DecisionError, DecisionResult, decide
 from bot.drift_query import Usage, drift_response, parse_drift_args, recommendation_id
 from bot.home import render_home
-from bot.logs import ContextThreadPoolExecutor, bolt_log_context_middleware
+from bot.logs import bolt_log_context_middleware
 from bot.membership import TeamDirectory
-from bot.modals import modify_modal, modify_values, reject_modal
+from bot.modal_input import modify_values, reject_reason
+from bot.modals import modify_modal, reject_modal
 from store.db import read_scope, session_scope
 from store.tables import ActionRow, DecisionRow, DriftRow, RecommendationRow
 from store.types import utcnow
@@ -39,14 +40,6 @@ SNOOZE_CHOICES = {"1h": timedelta(hours=1), "4h": timedelta(hours=4), "1d": time
                   "1w": timedelta(weeks=1)}
 
 
-def opens_modal(body: str, content_type: str) -> bool:
-    """Whether a click opens a modal (Reject, Modify). Slack's trigger for the modal expires
-    3 s after the click, so the inbox handles such clicks before the others waiting."""
-    payload = parse_body(body, content_type)
-    return any(isinstance(a, dict) and a.get("action_id") in (REJECT, MODIFY)
-               for a in payload.get("actions") or [])
-
-
 @dataclass
 class SlackDeps:
     config: AlignbotConfig
@@ -55,29 +48,21 @@ class SlackDeps:
     on_change: Callable[[], None]  # wake the Slack sync and the executor
 
 
-def build_slack_app(deps: SlackDeps, *, signing_secret: str, client: WebClient,
-                    already_acked: bool = False) -> App:
+def build_slack_app(deps: SlackDeps, *, client: WebClient) -> App:
     """The Bolt app; ``client`` carries the bot token (and our timeouts and retry handlers).
 
-    ``already_acked``: for requests the HTTP door has answered already (stored clicks, slash
-    commands). Listeners then run to the end in the caller's thread: there is no ack to hurry,
-    and Bolt would otherwise hand each one to another thread and poll for its ack.
+    The ingress verified every request's signature before storing it (Socket Mode needs none),
+    so Bolt's own check is off.
     """
-    # The HTTP door (bot/slack_door.py) verifies every request's signature before Bolt sees it —
-    # clicks are stored and acked before Bolt runs, possibly after a restart — and Socket Mode
-    # needs none, so Bolt's own check is off.
-    app = App(signing_secret=signing_secret, client=client, request_verification_enabled=False,
-              process_before_response=already_acked, token_verification_enabled=False,
-              ignoring_self_events_enabled=True,
-              listener_executor=ContextThreadPoolExecutor(max_workers=10))
+    app = App(client=client, request_verification_enabled=False, process_before_response=True,
+              token_verification_enabled=False, ignoring_self_events_enabled=True)
     app.use(bolt_log_context_middleware)
     register_handlers(app, deps)
     return app
 
 
 def register_handlers(app: App, deps: SlackDeps) -> None:
-    def record(rec_id: int, user: str, verdict: str, **kw) -> DecisionResult:
-        teams = deps.directory.teams_of(user)
+    def record(rec_id: int, user: str, teams: set[str], verdict: str, **kw) -> DecisionResult:
         with session_scope(deps.engine) as s:
             result = decide(s, rec_id, user, teams, verdict, now=utcnow(), **kw)
         if result.recorded:
@@ -88,69 +73,77 @@ def register_handlers(app: App, deps: SlackDeps) -> None:
         client.chat_postEphemeral(channel=body["channel"]["id"], user=body["user"]["id"],
                                   text=text)
 
-    def may_decide(rec_id: int, user: str) -> tuple[bool, str]:
-        with read_scope(deps.engine) as s:
-            rec = s.get(RecommendationRow, rec_id)
-        if rec is None:
-            return False, f"Recommendation #{rec_id} no longer exists."
-        if not set(rec.teams) & deps.directory.teams_of(user):
-            return False, ("Only members of " + " or ".join(rec.teams)
-                           + " can decide on this recommendation.")
-        return True, ""
-
-    def dropped(action: dict, why: str) -> None:
+    def dropped(action: dict, why: str) -> BoltResponse:
         """A click alignbot cannot act on. Its buttons carry what it needs, so such a click was
-        not made on a message as alignbot sent it: it is acked and dropped, not left for the
-        inbox to retry, as it would fail the same way every time."""
+        not made on a message as alignbot sent it: it is dropped, not left for the inbox to
+        retry, as it would fail the same way every time."""
         log.warning("dropped a click on %s: %s", action.get("action_id"), why)
+        return BoltResponse(status=200)
 
-    def clicked_id(action: dict, raw: object) -> int | None:
-        """The recommendation a click is about, or None (dropped) when ``raw`` names none."""
+    def deciders_only(body: dict, context: BoltContext, client: WebClient,
+                      next: Callable[[], None]) -> BoltResponse | None:
+        """Listener middleware: a decision click goes on only from a member of one of the
+        recommendation's teams (``context["rec_id"]``, ``context["teams"]``); anyone else is
+        told who may decide."""
+        action = (body.get("actions") or [{}])[0]
+        # a select carries no value: the snooze menu's recommendation ends its block's id
+        raw = str(action.get("block_id")).rpartition(":")[2] \
+            if action.get("action_id") == SNOOZE else action.get("value")
         rec_id = recommendation_id(raw)
         if rec_id is None:
-            dropped(action, f"{str(raw)[:40]!r} is not a recommendation id")
-        return rec_id
+            return dropped(action, f"{str(raw)[:40]!r} is not a recommendation id")
+        teams = deps.directory.teams_of(body["user"]["id"])
+        with read_scope(deps.engine) as s:
+            rec = s.get(RecommendationRow, rec_id)
+        if rec is None or not set(rec.teams) & teams:
+            tell(client, body, f"Recommendation #{rec_id} no longer exists." if rec is None
+                 else "Only members of " + " or ".join(rec.teams)
+                 + " can decide on this recommendation.")
+            return BoltResponse(status=200)
+        context["rec_id"], context["teams"] = rec_id, teams
+        next()
+        return None
 
-    # Decisions are recorded before the ack: over Socket Mode the ack is Slack's 200 and Slack
-    # never resends an acked envelope, so a crash after an early ack would lose the click.
-
-    @app.action("rec_approve")
-    def approve(ack: Ack, body: dict, action: dict, client: WebClient) -> None:
-        rec_id = clicked_id(action, action.get("value"))
+    def submitted(view: dict, body: dict, client: WebClient, verdict: str,
+                  **kw) -> None:
+        """Record a modal's decision. The modal closed with the ingress's ack, so whatever
+        stops the decision is said to the user directly."""
+        user = body["user"]["id"]
+        rec_id = recommendation_id(view.get("private_metadata"))
         if rec_id is None:
-            ack()
+            log.warning("dropped a %s submission without a recommendation id", verdict)
             return
-        result = record(rec_id, body["user"]["id"], "approve")
+        try:
+            result = record(rec_id, user, deps.directory.teams_of(user), verdict, **kw)
+        except DecisionError as exc:
+            client.chat_postMessage(channel=user, text=f"Your {verdict} of #{rec_id} was not "
+                                                       f"recorded: {exc}")
+            return
+        if not result.recorded or (verdict == "modify" and result.missing):
+            client.chat_postMessage(channel=user, text=result.message)
+
+    @app.action(APPROVE, middleware=[deciders_only])
+    def approve(ack: Ack, body: dict, context: BoltContext, client: WebClient) -> None:
         ack()
+        result = record(context["rec_id"], body["user"]["id"], context["teams"], "approve")
         if not result.recorded or result.missing:
             tell(client, body, result.message)
 
-    @app.action("rec_snooze")
-    def snooze(ack: Ack, body: dict, action: dict, client: WebClient) -> None:
-        # a select carries no value: the id ends its block's id
-        rec_id = clicked_id(action, str(action.get("block_id")).rpartition(":")[2])
+    @app.action(SNOOZE, middleware=[deciders_only])
+    def snooze(ack: Ack, body: dict, action: dict, context: BoltContext,
+               client: WebClient) -> None:
+        ack()
         choice = str((action.get("selected_option") or {}).get("value"))
-        if rec_id is None:
-            ack()
-            return
         if choice not in SNOOZE_CHOICES:
             dropped(action, f"{choice[:40]!r} is not a snooze choice")
-            ack()
             return
-        result = record(rec_id, body["user"]["id"], "snooze", snooze_for=SNOOZE_CHOICES[choice])
-        ack()
+        result = record(context["rec_id"], body["user"]["id"], context["teams"], "snooze",
+                        snooze_for=SNOOZE_CHOICES[choice])
         if not result.recorded:
             tell(client, body, result.message)
 
-    def open_modal(body: dict, action: dict, client: WebClient, build) -> None:  # type: ignore[no-untyped-def]
-        """Open a decision modal, but only for someone who may decide (checked before Slack)."""
-        rec_id, user = clicked_id(action, action.get("value")), body["user"]["id"]
-        if rec_id is None:
-            return
-        allowed, why = may_decide(rec_id, user)
-        if not allowed:
-            tell(client, body, why)
-            return
+    def open_modal(body: dict, context: BoltContext, client: WebClient, build) -> None:  # type: ignore[no-untyped-def]
+        rec_id = context["rec_id"]
         with read_scope(deps.engine) as s:
             rec = s.get(RecommendationRow, rec_id)
             actions = list(s.exec(select(ActionRow).where(ActionRow.recommendation_id == rec_id)
@@ -164,54 +157,35 @@ def register_handlers(app: App, deps: SlackDeps) -> None:
             tell(client, body, "Slack closed the window for opening this form before alignbot "
                                "could (it was busy). Nothing was recorded: click the button again.")
 
-    @app.action(REJECT)
-    def open_reject(ack: Ack, body: dict, action: dict, client: WebClient) -> None:
+    @app.action(REJECT, middleware=[deciders_only])
+    def open_reject(ack: Ack, body: dict, context: BoltContext, client: WebClient) -> None:
         ack()
-        open_modal(body, action, client, lambda rec, _actions: reject_modal(rec, deps.config))
+        open_modal(body, context, client, lambda rec, _actions: reject_modal(rec, deps.config))
 
     @app.view("reject_modal")
     def submit_reject(ack: Ack, body: dict, view: dict, client: WebClient) -> None:
-        reason = view["state"]["values"]["reason"]["reason_input"].get("value") or ""
-        if not reason.strip():
-            ack(response_action="errors", errors={"reason": "Say why, so the team learns."})
-            return
-        try:
-            result = record(int(view["private_metadata"]), body["user"]["id"], "reject",
-                            reason=reason)
-        except DecisionError as exc:
-            ack(response_action="errors", errors={"reason": str(exc)})
-            return
         ack()
-        if not result.recorded:
-            client.chat_postMessage(channel=body["user"]["id"], text=result.message)
+        submitted(view, body, client, "reject", reason=reject_reason(view))
 
-    @app.action(MODIFY)
-    def open_modify(ack: Ack, body: dict, action: dict, client: WebClient) -> None:
+    @app.action(MODIFY, middleware=[deciders_only])
+    def open_modify(ack: Ack, body: dict, context: BoltContext, client: WebClient) -> None:
         ack()
-        open_modal(body, action, client,
+        open_modal(body, context, client,
                    lambda rec, actions: modify_modal(rec, actions, deps.config))
 
     @app.view("modify_modal")
     def submit_modify(ack: Ack, body: dict, view: dict, client: WebClient) -> None:
-        changes = modify_values(view["state"]["values"])
-        try:
-            result = record(int(view["private_metadata"]), body["user"]["id"], "modify",
-                            changes=changes)
-        except DecisionError as exc:
-            field = next((k for k in changes if k.split(".")[-1] in str(exc)), None)
-            ack(response_action="errors", errors={field or next(iter(changes), "x"): str(exc)})
-            return
         ack()
-        if not result.recorded or result.missing:
-            client.chat_postMessage(channel=body["user"]["id"], text=result.message)
+        submitted(view, body, client, "modify", changes=modify_values(view["state"]["values"]))
 
     @app.action(DETAILS)
     def details(ack: Ack, body: dict, action: dict, client: WebClient, respond: Respond) -> None:
         """What stands behind a recommendation, to whoever asks: anyone who sees the message
         may read it, so there is no team check. The answer is ephemeral (only they see it)."""
         ack()
-        rec_id = clicked_id(action, action.get("value"))
+        rec_id = recommendation_id(action.get("value"))
         if rec_id is None:
+            dropped(action, f"{str(action.get('value'))[:40]!r} is not a recommendation id")
             return
         with read_scope(deps.engine) as s:
             rec = s.get(RecommendationRow, rec_id)

@@ -7,9 +7,6 @@ reassignment model for the whole pass).
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from typing import NamedTuple
 
@@ -48,27 +45,12 @@ def detect(
         raise ValueError("`now` must carry a time zone, e.g. 2026-11-26T08:00:00Z")
     now = now.astimezone(UTC)
     settings = settings or DetectorSettings()
-    with _collector_paused():
-        frames = detect_frames(snapshot, settings, now, open_fingerprints)
-        groups = group_drifts(frames.drifts, settings.group_by)
-        ctx = Context(projection=frames.projection, figures=frames.figures, shipments=snapshot.shipments,
-                      capacity=snapshot.capacity, lanes=snapshot.lanes, settings=settings, now=now,
-                      loads=frames.loads)
-        return DetectionResult(drifts=frames.drifts, recommendations=recommend(groups, ctx))
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """A pass builds tens of thousands of small objects (drifts, options, actions) that form no
-    cycles, and the cyclic collector would walk them, and everything else alive, again and
-    again while they pile up. Reference counting still frees them; the collector resumes after."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
+    frames = detect_frames(snapshot, settings, now, open_fingerprints)
+    groups = group_drifts(frames.drifts, settings.group_by)
+    ctx = Context(projection=frames.projection, figures=frames.figures, shipments=snapshot.shipments,
+                  capacity=snapshot.capacity, lanes=snapshot.lanes, settings=settings, now=now,
+                  loads=frames.loads)
+    return DetectionResult(drifts=frames.drifts, recommendations=recommend(groups, ctx))
 
 
 class Frames(NamedTuple):

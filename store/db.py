@@ -71,7 +71,7 @@ def normalize_url(url: str) -> str:
 
 
 def make_engine(url: str, *, echo: bool = False, pre_ping: bool = True,
-                synced_commits: bool = False, manual_checkpoints: bool = False) -> Engine:
+                synced_commits: bool = False) -> Engine:
     """``pre_ping=False`` saves a round trip per checkout where a failed statement is cheap to
     report (the Slack inbox: the click gets an error and Slack shows it; the pool then drops the
     dead connection).
@@ -80,12 +80,7 @@ def make_engine(url: str, *, echo: bool = False, pre_ping: bool = True,
     survives the process crashing, and the last ones may roll back if the machine loses power.
     ``synced_commits`` syncs every commit (``FULL``), for data that exists nowhere else once
     committed (an acked Slack click: Slack does not send it again). PostgreSQL syncs every commit
-    unless its server is configured otherwise.
-
-    SQLite copies its write-ahead log into the database file (a checkpoint) inside whichever
-    commit takes the log past 1,000 pages: with 50 clicks in a commit, one commit in ten took
-    28–38 ms instead of 4–5. ``manual_checkpoints`` leaves that to ``checkpoint``, called off
-    the path of any waiting request."""
+    unless its server is configured otherwise."""
     given, url = url, normalize_url(url)
     try:
         parsed = make_url(url)
@@ -98,8 +93,7 @@ def make_engine(url: str, *, echo: bool = False, pre_ping: bool = True,
                 connect_args={"check_same_thread": False,
                               "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
             )
-            _configure_sqlite(engine, synchronous="FULL" if synced_commits else "NORMAL",
-                              autocheckpoint=0 if manual_checkpoints else 1000)
+            _configure_sqlite(engine, synchronous="FULL" if synced_commits else "NORMAL")
             return engine
         return create_engine(
             url, echo=echo, pool_pre_ping=pre_ping, pool_size=10, max_overflow=20,
@@ -109,7 +103,7 @@ def make_engine(url: str, *, echo: bool = False, pre_ping: bool = True,
         raise unusable(given, exc) from None
 
 
-def _configure_sqlite(engine: Engine, synchronous: str, autocheckpoint: int) -> None:
+def _configure_sqlite(engine: Engine, synchronous: str) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
         # Hand transaction control to SQLAlchemy so we can say BEGIN IMMEDIATE ourselves.
@@ -119,7 +113,6 @@ def _configure_sqlite(engine: Engine, synchronous: str, autocheckpoint: int) -> 
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA synchronous={synchronous}")
-        cursor.execute(f"PRAGMA wal_autocheckpoint={autocheckpoint}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -129,34 +122,8 @@ def _configure_sqlite(engine: Engine, synchronous: str, autocheckpoint: int) -> 
         connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
-def checkpoint(engine: Engine) -> None:
-    """Copy SQLite's write-ahead log into the database file as far as readers allow, without
-    waiting for them or for writers (``PASSIVE``); nothing to do on PostgreSQL."""
-    if engine.dialect.name == "sqlite":
-        with engine.connect() as connection:  # outside a transaction: SQLite refuses one within
-            connection.connection.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)").close()
-
-
 def is_postgres(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
-
-
-def warm_pool(engine: Engine, connections: int) -> None:
-    """Open up to ``connections`` PostgreSQL connections now, into the engine's pool.
-
-    Each new connection costs the server a process and the client a handshake; paid during the
-    first burst of Slack clicks after a start, that was tens of milliseconds on every ack of the
-    burst. SQLite connections cost next to nothing and are left to open when needed.
-    """
-    if engine.dialect.name != "postgresql":
-        return
-    opened = []
-    try:
-        for _ in range(min(connections, engine.pool.size())):  # type: ignore[attr-defined]
-            opened.append(engine.connect())
-    finally:
-        for connection in opened:
-            connection.close()  # back to the pool, still open
 
 
 def reader(engine: Engine) -> Engine:

@@ -249,10 +249,11 @@ class SlackNote(SQLModel, table=True):
 
 
 class SlackInboxRow(SQLModel, table=True):
-    """A verified Slack click, stored before Slack gets its ack so that a crash cannot lose it.
+    """A verified Slack request, stored by the ingress before Slack gets its ack.
 
-    Slack never resends a click it got a 200 for; the row is what survives the process. The key
-    is a digest of the raw body: a retried delivery resends the same body and is stored once.
+    Slack never resends a request it got a 200 for; the row is what survives the process. The
+    key is a digest of the raw body: a retried delivery resends the same body and is stored once.
+    Workers claim pending rows, the highest ``priority`` first, until ``claim_until``.
     """
 
     __tablename__ = "slack_inbox"
@@ -261,9 +262,10 @@ class SlackInboxRow(SQLModel, table=True):
     delivery_key: str = Field(max_length=64, unique=True)
     content_type: str = Field(max_length=80)
     body: str
+    priority: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     state: str = Field(default="pending", max_length=16, index=True)  # pending, done, failed
-    attempts: int = 0
-    claim_until: datetime = _ts(nullable=False)  # until then the receiving process owns it
+    attempts: int = 0  # claims so far
+    claim_until: datetime = _ts(nullable=False)  # until then the worker that claimed it owns it
     error: str | None = None
     received_at: datetime = _ts(nullable=False)
     done_at: datetime | None = _ts(nullable=True)
