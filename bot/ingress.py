@@ -83,6 +83,8 @@ def read_payload(body: bytes, content_type: str) -> dict[str, Any]:
         raise Unreadable("request body is not valid JSON") from None
     if not isinstance(payload, dict):
         raise Unreadable("request body is not a JSON object")
+    if "\x00" in text_body or len(content_type) > 80:  # nothing Slack sends; nothing to store
+        raise Unreadable("request is not a Slack request alignbot can read")
     return payload
 
 
@@ -123,15 +125,33 @@ class GroupCommit:
             self._write(batch)
 
     def _write(self, batch: list[tuple[InboxItem, Future[None]]]) -> None:
+        # a request whose client went away is not stored: nobody waits for its ack
+        batch = [(item, done) for item, done in batch if done.set_running_or_notify_cancel()]
         try:
             inbox.record(self.engine, [item for item, _ in batch], now=utcnow())
-        except Exception as exc:  # the ack becomes an error; Slack shows the user one
-            log.exception("could not store %d Slack request(s)", len(batch))
-            for _, done in batch:
-                done.set_exception(exc)
+        except Exception as exc:
+            if len(batch) > 1:  # one request the store refuses must not fail the others
+                for one in batch:
+                    self._write_one(one)
+            else:  # the ack becomes an error; Slack shows the user one
+                log.exception("could not store a Slack request")
+                for _, done in batch:
+                    done.set_exception(exc)
             return
         for _, done in batch:
             done.set_result(None)
+        if self.on_stored is not None:
+            self.on_stored()
+
+    def _write_one(self, one: tuple[InboxItem, Future[None]]) -> None:
+        item, done = one
+        try:
+            inbox.record(self.engine, [item], now=utcnow())
+        except Exception as exc:
+            log.exception("could not store a Slack request")
+            done.set_exception(exc)
+            return
+        done.set_result(None)
         if self.on_stored is not None:
             self.on_stored()
 

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from sqlmodel import select
 
-from bot.slack_inbox import delivery_key
+from bot.ingress import delivery_key
 from sandbox.slack.client import sign
 from store.db import session_scope
 from store.tables import SlackInboxRow
@@ -65,7 +65,7 @@ def test_a_click_alignbot_cannot_act_on_is_dropped_once_with_one_warning(
     caplog.set_level(logging.INFO)
 
     ts = int(time.time())
-    answer = httpx.post(stack.bot.url + "/slack/events", content=body, timeout=10, headers={
+    answer = httpx.post(stack.ingress.url + "/slack/events", content=body, timeout=10, headers={
         "Content-Type": "application/x-www-form-urlencoded", "X-Slack-Request-Timestamp": str(ts),
         "X-Slack-Signature": sign(stack.signing_secret, ts, body)})
     assert answer.status_code == 200  # stored and acked: what is wrong shows after
@@ -88,7 +88,7 @@ def test_a_stored_click_bolt_cannot_read_is_dropped_once_with_one_warning(stack,
     body = b'payload={"type":"block_actions","actions":[ not json'
     caplog.set_level(logging.INFO)
     ts = int(time.time())
-    answer = httpx.post(stack.bot.url + "/slack/events", content=body, timeout=10, headers={
+    answer = httpx.post(stack.ingress.url + "/slack/events", content=body, timeout=10, headers={
         "Content-Type": "application/x-www-form-urlencoded", "X-Slack-Request-Timestamp": str(ts),
         "X-Slack-Signature": sign(stack.signing_secret, ts, body)})
     assert answer.status_code in (200, 400)

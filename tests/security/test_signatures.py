@@ -70,7 +70,7 @@ def test_forged_slack_requests_get_401_and_record_nothing(stack):
     before = recorded_for(stack, rec.id)
     stored_before = _stored_clicks(stack)
     ephemerals_before = len(stack.slack.ephemeral_for(COORDINATOR))
-    url = stack.bot.url + "/slack/events"
+    url = stack.ingress.url + "/slack/events"
 
     results = {}
     for what, payload in (("click", body), ("/drift", command)):
@@ -104,7 +104,7 @@ def test_slack_request_with_a_non_numeric_timestamp_gets_401(stack):
     body = stack.slack.click(message, "Approve", as_user=PLANNER,
                              url="http://127.0.0.1:9/slack/events").request.body
     before = recorded_for(stack, rec.id)
-    status = _post(stack.bot.url + "/slack/events", body, "application/x-www-form-urlencoded",
+    status = _post(stack.ingress.url + "/slack/events", body, "application/x-www-form-urlencoded",
                    {"X-Slack-Request-Timestamp": "yesterday",
                     "X-Slack-Signature": sign_slack(stack.signing_secret, "yesterday", body)}
                    ).status_code

@@ -6,7 +6,8 @@ from sqlmodel import select
 
 from bot.blocks import decision_line
 from bot.decisions import decide
-from bot.modals import modify_modal, modify_values, reject_modal
+from bot.modal_input import modify_values
+from bot.modals import modify_modal, reject_modal
 from canonical.model import Action
 from store.db import make_engine, session_scope
 from store.tables import ActionRow, RecommendationRow
