@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
+from rich.table import Column, Table
 
 from bot.config import ConfigError, database_url, load_config, missing_secrets, resolve_path
 
@@ -279,9 +279,7 @@ def digest(
     path.write_bytes(week.chart_png)
 
     out.print(week.text, markup=False, highlight=False)
-    table = Table(title=f"Digest stats — {team}", show_header=True)
-    table.add_column("measure")
-    table.add_column("value", justify="right")
+    table = Table("measure", Column("value", justify="right"), title=f"Digest stats — {team}")
     s = week.stats
     median = s["median_time_to_decision_s"]
     for label, value in (

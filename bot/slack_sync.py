@@ -30,7 +30,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy import func, or_, update
 from sqlalchemy.engine import Engine
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from bot.blocks import render_note, render_recommendation
 from bot.config import AlignbotConfig
@@ -227,12 +227,40 @@ class SlackSync:
             if not cursor:
                 return
 
-    # -- stages both kinds go through ------------------------------------------------------
+    def _find(self, m: Message) -> tuple[str, str] | None:
+        """(channel, ts) of the message whose metadata names ``m``'s row, if Slack has one (in
+        the thread it goes to, or the channel)."""
+        if m.channel is None:
+            return None
+        if m.thread_ts:
+            method, where = "conversations.replies", {"ts": m.thread_ts}
+        else:
+            method, where = "conversations.history", {"oldest": f"{m.since.timestamp() - 60:.6f}"}
+        what = f"note {m.key}" if m.key else f"recommendation {m.id}"
+        wanted = {k: str(v) for k, v in m.metadata["event_payload"].items()}
+        for page, message in self._messages(method, m.channel, what, **where):
+            meta = message.get("metadata") or {}
+            if meta.get("event_type") == m.metadata["event_type"] and \
+                    {k: str(v) for k, v in (meta.get("event_payload") or {}).items()} == wanted:
+                return page.get("channel", m.channel), message["ts"]
+        return None
+
+    # -- for both kinds -------------------------------------------------------------------
 
     def _throttled(self, m: Message) -> Message | None:
         """Not while its method and channel wait out a Retry-After (the list may be older)."""
         method = "chat.update" if m.ts else "chat.postMessage"
         return None if self.throttle.blocked(method, m.channel) else m
+
+    def _claimed(self, s: Session, m: Message, claim: Any, *where: Any) -> bool:
+        """Compare-and-set a short claim on ``m``'s row; one left there by a dead worker makes
+        ``m`` unsure (it may be posted already)."""
+        now, table = self.clock(), claim.class_
+        m.unsure = s.exec(select(claim).where(table.id == m.id)).first() is not None
+        m.claimed = s.execute(
+            update(table).where(table.id == m.id, claim.is_(None) | (claim < now), *where)
+            .values({claim.key: now + CLAIM}).returning(table.id)).first() is not None
+        return m.claimed
 
     def _send(self, m: Message) -> Message | None:
         """Post the message, or edit it in place; a 429 stops it here, nothing sent."""
@@ -271,25 +299,18 @@ class SlackSync:
             return [tuple(row) for row in s.exec(query.order_by(rec.id).limit(limit)).all()]
 
     def _claim_message(self, m: Message) -> Message | None:
-        """A short claim (compare-and-set), so no other worker syncs it meanwhile."""
-        now, rec = self.clock(), RecommendationRow
         with session_scope(self.engine) as s:
-            left = s.exec(select(rec.slack_claim_until).where(rec.id == m.id)).first()
-            if s.execute(update(rec).where(
-                    rec.id == m.id,
-                    (rec.slack_claim_until.is_(None)) | (rec.slack_claim_until < now))
-                    .values(slack_claim_until=now + CLAIM).returning(rec.id)).first() is None:
+            if not self._claimed(s, m, RecommendationRow.slack_claim_until):
                 return None  # another worker is on it
-            row = s.get(rec, m.id)
+            row = s.get(RecommendationRow, m.id)
             m.channel, m.ts, m.since = row.slack_channel, row.slack_ts, row.created_at
-        m.claimed, m.unsure = True, left is not None  # a dead worker's claim: maybe posted
         m.metadata = {"event_type": POSTED_EVENT, "event_payload": {"id": m.id}}
         return m
 
     def _adopt_message(self, m: Message) -> Message:
         """A worker that died between posting and writing the ts down left a message: adopt it
         rather than post a second one."""
-        if m.ts is None and m.unsure and (found := self._find_posted(m.channel, m.id, m.since)):
+        if m.ts is None and m.unsure and (found := self._find(m)):
             with session_scope(self.engine) as s:
                 s.execute(update(RecommendationRow).where(RecommendationRow.id == m.id)
                           .values(slack_channel=found[0], slack_ts=found[1]))
@@ -319,18 +340,6 @@ class SlackSync:
         m.claimed = False
         return m
 
-    def _find_posted(self, channel: str, rec_id: int, since: datetime,
-                     max_pages: int = 5) -> tuple[str, str] | None:
-        """(channel, ts) of the message alignbot posted for ``rec_id``, if Slack has one."""
-        for page, message in self._messages(
-                "conversations.history", channel, f"recommendation {rec_id}", max_pages,
-                oldest=f"{since.timestamp() - 60:.6f}"):
-            meta = message.get("metadata") or {}
-            if meta.get("event_type") == POSTED_EVENT and \
-                    str(meta.get("event_payload", {}).get("id")) == str(rec_id):
-                return page.get("channel", channel), message["ts"]
-        return None
-
     def render(self, s, rec: RecommendationRow) -> tuple[str, list[dict]]:  # type: ignore[no-untyped-def]
         actions = s.exec(select(ActionRow).where(ActionRow.recommendation_id == rec.id)
                          .order_by(ActionRow.position)).all()
@@ -358,13 +367,8 @@ class SlackSync:
 
     def _claim_note(self, m: Message) -> Message | None:
         """Claim the note, and read what it says and where it goes."""
-        now = self.clock()
         with session_scope(self.engine) as s:
-            left = s.exec(select(SlackNote.claim_until).where(SlackNote.id == m.id)).first()
-            if s.execute(update(SlackNote).where(
-                    SlackNote.id == m.id, SlackNote.state == "pending",
-                    (SlackNote.claim_until.is_(None)) | (SlackNote.claim_until < now))
-                    .values(claim_until=now + CLAIM).returning(SlackNote.id)).first() is None:
+            if not self._claimed(s, m, SlackNote.claim_until, SlackNote.state == "pending"):
                 return None
             note = s.get(SlackNote, m.id)
             m.channel, m.thread_ts = note.channel, None
@@ -376,22 +380,19 @@ class SlackSync:
                     waiting = rec.state in (RecState.OPEN, RecState.SNOOZED) \
                         or rec.slack_claim_until is not None
                     note.state = "pending" if waiting else "dead"
-                    note.claim_until = None
+                    note.claim_until, m.claimed = None, False
                     return None
                 m.channel = m.channel or rec.slack_channel
                 m.thread_ts = rec.slack_ts if note.in_thread else None
             m.text, m.blocks = note.text, note.blocks or render_note(note.text)
             m.key, m.since = note.dedupe_key, note.created_at
-        # Unsure while Slack may hold this note without the row knowing: a dead worker's
-        # claim, or (from ``_send`` on) a post whose answer never came.
-        m.claimed, m.unsure = True, left is not None
         m.metadata = {"event_type": NOTE_EVENT, "event_payload": {"key": m.key}}
         return m
 
     def _adopt_note(self, m: Message) -> Message | None:
-        if m.unsure and (found := self._find_note(m.channel, m.thread_ts, m.key, m.since)):
+        if m.unsure and (found := self._find(m)):
             log.info("note %s was posted by a worker that died: adopted", m.key)
-            m.ts = found
+            m.ts = found[1]
             self._record_note(m)
             return None
         return m
@@ -408,20 +409,3 @@ class SlackSync:
             note.claim_until = None
         m.claimed = False
         return None if m.refused else m
-
-    def _find_note(self, channel: str | None, thread_ts: str | None, key: str,
-                   since: datetime) -> str | None:
-        """ts of the note posted under ``key``, if Slack has it (in its thread, or the channel)."""
-        if channel is None:
-            return None
-        if thread_ts:
-            found = self._messages("conversations.replies", channel, f"note {key}", ts=thread_ts)
-        else:
-            found = self._messages("conversations.history", channel, f"note {key}",
-                                   oldest=f"{since.timestamp() - 60:.6f}")
-        for _page, message in found:
-            meta = message.get("metadata") or {}
-            if meta.get("event_type") == NOTE_EVENT and \
-                    (meta.get("event_payload") or {}).get("key") == key:
-                return message["ts"]
-        return None
