@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
+from rich.table import Column, Table
 
 from bot.config import ConfigError, database_url, load_config, missing_secrets, resolve_path
 
@@ -241,9 +241,71 @@ def demo(
     run_demo(fast=fast, ui_port=port, duration=open_for, socket_mode=socket_mode, keep=keep)
 
 
+@app.command("digest")
+def digest(
+    team: Annotated[str, typer.Option("--team", "-t", help="Team name from alignbot.yml.")],
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run/--queue", help="Print only (default), or also queue the digest message for "
+                                  "the team channel.")] = True,
+    config: ConfigOption = None,
+    database_url_: DatabaseOption = None,
+    chart: Annotated[Path | None, typer.Option(
+        "--out", help="Where to write the chart PNG (default: a file in the temp directory).",
+        show_default=False)] = None,
+) -> None:
+    """Build a team's weekly digest (--dry-run prints it) and write its chart."""
+    import tempfile
+    from datetime import datetime, timedelta
+
+    from bot._format import duration, key_text, kind_label, money
+    from bot.digest import build_digest
+    from bot.notes import add_note
+    from store.db import session_scope
+
+    cfg = load_or_exit(config)
+    if team not in {t.name for t in cfg.teams}:
+        raise fail(f"no team {team!r}; teams in the configuration: "
+                   + ", ".join(t.name for t in cfg.teams), code=2)
+    engine = migrated_engine(database_url_ or database_url(cfg))
+    now = datetime.now().astimezone()
+    day = now.astimezone(cfg.team(team).zone).date()
+    with session_scope(engine) as session:
+        week = build_digest(session, team, cfg, now)
+        queued = not dry_run and add_note(session, None, f"digest:{team}:{day.isoformat()}",
+                                          week.text, channel=week.channel, in_thread=False,
+                                          blocks=week.blocks)
+    path = chart or Path(tempfile.gettempdir()) / f"alignbot-digest-{team}-{day:%Y-%m-%d}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(week.chart_png)
+
+    out.print(week.text, markup=False, highlight=False)
+    table = Table("measure", Column("value", justify="right"), title=f"Digest stats — {team}")
+    s = week.stats
+    median = s["median_time_to_decision_s"]
+    for label, value in (
+        ("drifts detected", s["drifts_detected"]), ("drifts closed", s["drifts_closed"]),
+        ("approved", s["approved"]), ("rejected", s["rejected"]), ("expired", s["expired"]),
+        ("executed", s["executed"]), ("partially executed", s["partially_executed"]),
+        ("median time to decision",
+         duration(timedelta(seconds=median)) if median is not None else "—"),
+        ("value protected", money(s["value_protected"], cfg.currency)),
+    ):
+        table.add_row(label, str(value))
+    out.print(table)
+    for item in s["top_open"]:
+        ref = f" (#{item['recommendation_id']})" if item["recommendation_id"] else ""
+        out.print(f"  open: {money(item['value_at_risk'], cfg.currency)} at risk — "
+                  f"{kind_label(item['kind'])} {key_text(item['key'])}{ref}",
+                  markup=False, highlight=False)
+    out.print(f"chart written to {path}", markup=False, highlight=False)
+    if not dry_run:
+        out.print(f"queued for {week.channel}" if queued
+                  else f"already queued today for {week.channel}; not queued again",
+                  markup=False, highlight=False)
+
+
 def _register_optional_commands() -> None:
     """Commands that live beside the code they drive."""
-    from bot.digest import digest_command
     from connectors.inspection import inspect_command
     from connectors.presets import connectors_app
     from detectors.cli import detect_command
@@ -251,8 +313,6 @@ def _register_optional_commands() -> None:
     app.command("inspect")(inspect_command)  # its docstring: formats and exit codes
     app.add_typer(connectors_app, name="connectors")
     app.command("detect", help="Run every detector on a snapshot directory.")(detect_command)
-    app.command("digest", help="Build a team's weekly digest (--dry-run prints it).")(
-        digest_command)
 
 
 _register_optional_commands()

@@ -8,14 +8,11 @@ in the chart is the team's Monday. The chart is drawn with matplotlib's Agg canv
 from __future__ import annotations
 
 import statistics
-import tempfile
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from io import BytesIO
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-import typer
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from slack_sdk.models.blocks import (
@@ -162,10 +159,6 @@ def _median_text(median: timedelta | None) -> str:
     return duration(median) if median is not None else "no decisions yet"
 
 
-def _key_text(key: dict) -> str:
-    return key_text(key)
-
-
 def _text(team: str, first: date, last: date, stats: dict[str, Any],
           median: timedelta | None, currency: str) -> str:
     return (
@@ -200,7 +193,7 @@ def _blocks(team: str, first: date, last: date, stats: dict[str, Any], median: t
     if top_open:
         lines = [f"{severity_emoji(d.severity)} {money(d.value_at_risk, currency)} at risk — "
                  f"{kind_label(d.kind)} "
-                 f"{_key_text(d.key)}"
+                 f"{key_text(d.key)}"
                  + (f" (#{rec_of[d.fingerprint]})" if d.fingerprint in rec_of else "")
                  for d in top_open]
         blocks.append(SectionBlock(text=MarkdownTextObject(text=clip_lines(
@@ -250,73 +243,3 @@ def render_chart(team: str, timezone: str, days: list[date],
     out = BytesIO()
     fig.savefig(out, format="png")
     return out.getvalue()
-
-
-def digest_command(
-    team: Annotated[str, typer.Option("--team", "-t", help="Team name from alignbot.yml.")],
-    dry_run: Annotated[bool, typer.Option(
-        "--dry-run/--queue", help="Print only (default), or also queue the digest message for "
-                                  "the team channel.")] = True,
-    config: Annotated[Path | None, typer.Option(
-        "--config", "-c", help="Path to alignbot.yml (default: $ALIGNBOT_CONFIG or "
-                               "./alignbot.yml).", show_default=False)] = None,
-    database_url: Annotated[str | None, typer.Option(
-        "--database-url", help="Overrides $DATABASE_URL.", show_default=False)] = None,
-    out: Annotated[Path | None, typer.Option(
-        "--out", help="Where to write the chart PNG (default: a file in the temp directory).",
-        show_default=False)] = None,
-) -> Digest:
-    """`alignbot digest --team T --dry-run`: print this week's digest and write its chart."""
-    from rich.console import Console
-    from rich.table import Table
-
-    from bot.cli import fail, load_or_exit, migrated_engine
-    from bot.config import database_url as configured_url
-    from bot.notes import add_note
-    from store.db import session_scope
-
-    console = Console()
-    cfg = load_or_exit(config)
-    if team not in {t.name for t in cfg.teams}:
-        raise fail(f"no team {team!r}; teams in the configuration: "
-                   + ", ".join(t.name for t in cfg.teams), code=2)
-    engine = migrated_engine(database_url or configured_url(cfg))
-    now = datetime.now().astimezone()
-    with session_scope(engine) as session:
-        digest = build_digest(session, team, cfg, now)
-        if not dry_run:
-            day = now.astimezone(cfg.team(team).zone).date().isoformat()
-            queued = add_note(session, None, f"digest:{team}:{day}", digest.text,
-                              channel=digest.channel, in_thread=False, blocks=digest.blocks)
-    path = out or Path(tempfile.gettempdir()) / (
-        f"alignbot-digest-{team}-{now.astimezone(cfg.team(team).zone):%Y-%m-%d}.png")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(digest.chart_png)
-
-    console.print(digest.text, markup=False, highlight=False)
-    table = Table(title=f"Digest stats — {team}", show_header=True)
-    table.add_column("measure")
-    table.add_column("value", justify="right")
-    s = digest.stats
-    median = s["median_time_to_decision_s"]
-    for label, value in (
-        ("drifts detected", s["drifts_detected"]), ("drifts closed", s["drifts_closed"]),
-        ("approved", s["approved"]), ("rejected", s["rejected"]), ("expired", s["expired"]),
-        ("executed", s["executed"]), ("partially executed", s["partially_executed"]),
-        ("median time to decision",
-         duration(timedelta(seconds=median)) if median is not None else "—"),
-        ("value protected", money(s["value_protected"], cfg.currency)),
-    ):
-        table.add_row(label, str(value))
-    console.print(table)
-    for item in s["top_open"]:
-        ref = f" (#{item['recommendation_id']})" if item["recommendation_id"] else ""
-        console.print(f"  open: {money(item['value_at_risk'], cfg.currency)} at risk — "
-                      f"{kind_label(item['kind'])} "
-                      f"{_key_text(item['key'])}{ref}", markup=False, highlight=False)
-    console.print(f"chart written to {path}", markup=False, highlight=False)
-    if not dry_run:
-        console.print(f"queued for {digest.channel}" if queued
-                      else f"already queued today for {digest.channel}; not queued again",
-                      markup=False, highlight=False)
-    return digest

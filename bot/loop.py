@@ -88,9 +88,6 @@ class DecisionLoop:
                                  revalidate=self.revalidate, retry=retry, clock=clock,
                                  lease=lease)
         self._detect_lock = threading.Lock()
-        # Called between a pass's transactions: the runtime makes it wait while the Slack door
-        # answers a burst.
-        self.checkpoint: Callable[[], None] = lambda: None
         # This process's read position per connector: its picture lives in memory, so its
         # cursor does too (the one in connector_health is for people; another replica's reads
         # must not move this one's). A connector is in here once read in full.
@@ -213,10 +210,8 @@ class DecisionLoop:
             # (a burst of thousands) would keep a click's decision waiting past Slack's 3 s.
             seen: set[str] = set()
             for start in range(0, len(result.drifts), DRIFT_CHUNK):
-                self.checkpoint()
                 with session_scope(self.engine) as s:
                     seen |= upsert_drifts(s, result.drifts[start:start + DRIFT_CHUNK], now)
-            self.checkpoint()
             with session_scope(self.engine) as s:
                 scope = None if self._picture_complete(s) else set()
                 return apply_recommendations(s, seen, result.recommendations, self.config, now,

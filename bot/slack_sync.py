@@ -2,8 +2,9 @@
 
 The store is the truth and Slack a view of it. A recommendation row carries the version its
 message shows (``slack_version``); whenever the row is ahead, the message is edited in place.
-No transaction stays open while Slack answers (rate limits can make that seconds): a worker
-first claims the row with a short lease (compare-and-set), talks to Slack, then writes down the
+Each message goes through a list of stages (``message_stages``, ``note_stages``): throttle →
+claim → adopt → render → send → record. No transaction stays open while Slack answers: a worker
+claims the row with a short lease (compare-and-set), talks to Slack, then writes down the
 result — so two replicas never post the same message, and a crashed worker's claim expires.
 Every post carries metadata naming its row (a recommendation's id, a note's dedupe key): a claim
 left behind by a dead worker means "this may be posted already", and the next worker looks in
@@ -21,6 +22,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -28,11 +30,12 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy import func, or_, update
 from sqlalchemy.engine import Engine
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from bot.blocks import render_note, render_recommendation
 from bot.config import AlignbotConfig
 from bot.slack_client import without_rate_limit_retries
+from bot.stages import Stage, run
 from store.db import read_scope, session_scope
 from store.tables import (
     ActionRow,
@@ -109,6 +112,24 @@ def retry_after(response: Any) -> float:
         return 1.0
 
 
+@dataclass
+class Message:
+    """One Slack message on its way through the stages: a recommendation's, or a note."""
+    id: int
+    channel: str | None
+    ts: str | None = None  # the message's, once Slack has it
+    claimed: bool = False  # this worker holds the row's claim: let go of it at the end
+    unsure: bool = False  # Slack may hold this message though the row does not say so
+    metadata: dict = field(default_factory=dict)  # names the row, for a later search
+    thread_ts: str | None = None
+    since: datetime | None = None
+    key: str = ""  # a note's dedupe key
+    version: int = 0
+    text: str = ""
+    blocks: list[dict] = field(default_factory=list)
+    refused: str = ""  # Slack's error, when it refused the call
+
+
 class SlackSync:
     def __init__(self, engine: Engine, client: WebClient, config: AlignbotConfig, *,
                  clock: Callable[[], datetime] = utcnow,
@@ -124,16 +145,44 @@ class SlackSync:
         # Seconds a recovery search may take: with a last page's own timeout and connection
         # retries, it must end well inside the claim it runs under.
         self.search_budget = search_budget
-        # Called between messages: the runtime makes it wait while the Slack door answers a
-        # burst (a sync pass can run for seconds, rendering and posting one message after
-        # another, and the door's event loop shares the interpreter with it).
-        self.checkpoint: Callable[[], None] = lambda: None
         self._failed: set[int] = set()  # recommendations whose sync failed in this run
+        self.message_stages: list[Stage[Message]] = [
+            self._throttled, self._claim_message, self._adopt_message, self._render_message,
+            self._send, self._record_message]
+        self.note_stages: list[Stage[Message]] = [
+            self._throttled, self._claim_note, self._adopt_note, self._send, self._record_note]
 
     def run(self, limit: int = 50) -> int:
         """One sync pass; returns how many Slack writes it made."""
         self._failed = set()
-        return self._sync_recommendations(limit) + self._post_notes(limit)
+        return self._sync_messages(limit) + self._post_notes(limit)
+
+    def _sync_messages(self, limit: int) -> int:
+        return sum(self._through(self.message_stages, Message(i, channel, ts),
+                                 RecommendationRow.slack_claim_until)
+                   for i, channel, ts in self._due_messages(limit))
+
+    def _post_notes(self, limit: int) -> int:
+        writes = 0
+        for note_id, channel in self._pending_notes(limit):
+            if self._through(self.note_stages, Message(note_id, channel), SlackNote.claim_until):
+                # The state of a message goes before the rest of the notes.
+                writes += 1 + self._sync_messages(limit)
+        return writes
+
+    def _through(self, stages: list[Stage[Message]], m: Message, claim: Any) -> int:
+        """1 if ``m`` went through every stage (a Slack write), else 0. A claim still held is
+        let go: none, or one already past that makes the next worker look first."""
+        try:
+            return int(run(stages, m) is not None)
+        except PutBack:  # unsure stays as it was, so the next worker looks again
+            return 0
+        finally:
+            if m.claimed:
+                until = self.clock() - _LEFT_BEHIND if m.unsure else None
+                with session_scope(self.engine) as s:
+                    s.execute(update(claim.class_).where(claim.class_.id == m.id)
+                              .values({claim.key: until}))
 
     def _call(self, method: str, channel: str | None, **kwargs: Any) -> Any:
         """Call a Web API method for a channel, unless its Retry-After is still running.
@@ -178,11 +227,64 @@ class SlackSync:
             if not cursor:
                 return
 
+    def _find(self, m: Message) -> tuple[str, str] | None:
+        """(channel, ts) of the message whose metadata names ``m``'s row, if Slack has one (in
+        the thread it goes to, or the channel)."""
+        if m.channel is None:
+            return None
+        if m.thread_ts:
+            method, where = "conversations.replies", {"ts": m.thread_ts}
+        else:
+            method, where = "conversations.history", {"oldest": f"{m.since.timestamp() - 60:.6f}"}
+        what = f"note {m.key}" if m.key else f"recommendation {m.id}"
+        wanted = {k: str(v) for k, v in m.metadata["event_payload"].items()}
+        for page, message in self._messages(method, m.channel, what, **where):
+            meta = message.get("metadata") or {}
+            if meta.get("event_type") == m.metadata["event_type"] and \
+                    {k: str(v) for k, v in (meta.get("event_payload") or {}).items()} == wanted:
+                return page.get("channel", m.channel), message["ts"]
+        return None
+
+    # -- for both kinds -------------------------------------------------------------------
+
+    def _throttled(self, m: Message) -> Message | None:
+        """Not while its method and channel wait out a Retry-After (the list may be older)."""
+        method = "chat.update" if m.ts else "chat.postMessage"
+        return None if self.throttle.blocked(method, m.channel) else m
+
+    def _claimed(self, s: Session, m: Message, claim: Any, *where: Any) -> bool:
+        """Compare-and-set a short claim on ``m``'s row; one left there by a dead worker makes
+        ``m`` unsure (it may be posted already)."""
+        now, table = self.clock(), claim.class_
+        m.unsure = s.exec(select(claim).where(table.id == m.id)).first() is not None
+        m.claimed = s.execute(
+            update(table).where(table.id == m.id, claim.is_(None) | (claim < now), *where)
+            .values({claim.key: now + CLAIM}).returning(table.id)).first() is not None
+        return m.claimed
+
+    def _send(self, m: Message) -> Message | None:
+        """Post the message, or edit it in place; a 429 stops it here, nothing sent."""
+        m.unsure = m.ts is None  # a post whose answer never came may be out there
+        try:
+            if m.ts is None:
+                reply = self._call("chat.postMessage", m.channel, text=m.text, blocks=m.blocks,
+                                   thread_ts=m.thread_ts, unfurl_links=False, metadata=m.metadata)
+                m.channel, m.ts = reply["channel"], reply["ts"]
+            else:
+                self._call("chat.update", m.channel, ts=m.ts, text=m.text, blocks=m.blocks)
+        except RateLimited:
+            m.unsure = False  # refused: nothing went out; the next pass tries again
+            return None
+        except SlackApiError as exc:
+            m.unsure, m.refused = False, str(exc.response.get("error"))
+        return m
+
     # -- recommendation messages -----------------------------------------------------------
 
-    def _due_recommendations(self, limit: int) -> list[int]:
+    def _due_messages(self, limit: int) -> list[tuple[int, str | None, str | None]]:
+        """(id, channel, ts) of recommendations whose message is not out or behind the row."""
         rec = RecommendationRow
-        query = (select(rec.id)
+        query = (select(rec.id, rec.slack_channel, rec.slack_ts)
                  .where(or_((rec.slack_ts.is_(None))
                             & ((rec.state == RecState.OPEN) | rec.slack_claim_until.is_not(None)),
                             (rec.slack_ts.is_not(None)) & (rec.slack_version < rec.version))))
@@ -194,104 +296,49 @@ class SlackSync:
         if self._failed:
             query = query.where(rec.id.not_in(sorted(self._failed)))
         with read_scope(self.engine) as s:
-            return list(s.exec(query.order_by(rec.id).limit(limit)).all())
+            return [tuple(row) for row in s.exec(query.order_by(rec.id).limit(limit)).all()]
 
-    def _sync_recommendations(self, limit: int) -> int:
-        writes = 0
-        for rec_id in self._due_recommendations(limit):
-            self.checkpoint()
-            writes += self._sync_recommendation(rec_id)
-        return writes
-
-    def _claim_recommendation(self, rec_id: int) -> tuple[bool, bool]:
-        """(claimed, recovering): recovering when the last claim was left by a dead worker."""
-        now = self.clock()
-        rec = RecommendationRow
+    def _claim_message(self, m: Message) -> Message | None:
         with session_scope(self.engine) as s:
-            left = s.exec(select(rec.slack_claim_until).where(rec.id == rec_id)).first()
-            claimed = s.execute(
-                update(rec).where(
-                    rec.id == rec_id,
-                    (rec.slack_claim_until.is_(None)) | (rec.slack_claim_until < now))
-                .values(slack_claim_until=now + CLAIM).returning(rec.id)).first()
-        return claimed is not None, left is not None
+            if not self._claimed(s, m, RecommendationRow.slack_claim_until):
+                return None  # another worker is on it
+            row = s.get(RecommendationRow, m.id)
+            m.channel, m.ts, m.since = row.slack_channel, row.slack_ts, row.created_at
+        m.metadata = {"event_type": POSTED_EVENT, "event_payload": {"id": m.id}}
+        return m
 
-    def _sync_recommendation(self, rec_id: int) -> int:
-        claimed, recovering = self._claim_recommendation(rec_id)
-        if not claimed:
-            return 0  # another worker is on it
-        # True while Slack may hold a message for this row that the row does not name yet.
-        unsure = recovering
-        try:
-            with read_scope(self.engine) as s:
-                row = s.get(RecommendationRow, rec_id)
-                channel, ts, since = row.slack_channel, row.slack_ts, row.created_at
-            if ts is None and recovering:
-                # A worker died between posting and writing the ts down: adopt its message
-                # rather than post a second one.
-                found = self._find_posted(channel, rec_id, since)
-                if found:
-                    with session_scope(self.engine) as s:
-                        s.execute(update(RecommendationRow)
-                                  .where(RecommendationRow.id == rec_id)
-                                  .values(slack_channel=found[0], slack_ts=found[1]))
-            unsure = False
-            # Reads only: rendering a storm's message takes a while, and on SQLite a write
-            # session would hold the write lock (and a click's decision) for all of it.
-            with read_scope(self.engine) as s:
-                row = s.get(RecommendationRow, rec_id)
-                if row.slack_ts and row.slack_version >= row.version:
-                    return 0
-                if row.slack_ts is None and row.state != RecState.OPEN:
-                    return 0
-                version, channel, ts = row.version, row.slack_channel, row.slack_ts
-                text, blocks = self.render(s, row)
-            try:
-                if ts is None:
-                    unsure = True
-                    reply = self._call(
-                        "chat.postMessage", channel, text=text, blocks=blocks,
-                        unfurl_links=False,
-                        metadata={"event_type": POSTED_EVENT, "event_payload": {"id": rec_id}})
-                    channel, ts = reply["channel"], reply["ts"]
-                else:
-                    self._call("chat.update", channel, ts=ts, text=text, blocks=blocks)
-            except RateLimited:
-                unsure = False  # refused: nothing went out; the next pass tries again
-                return 0
-            except SlackApiError as exc:
-                unsure = False
-                self._failed.add(rec_id)
-                log.warning("Slack sync of recommendation %s failed: %s", rec_id,
-                            exc.response.get("error"))
-                return 0
+    def _adopt_message(self, m: Message) -> Message:
+        """A worker that died between posting and writing the ts down left a message: adopt it
+        rather than post a second one."""
+        if m.ts is None and m.unsure and (found := self._find(m)):
             with session_scope(self.engine) as s:
-                s.execute(update(RecommendationRow).where(RecommendationRow.id == rec_id).values(
-                    slack_channel=channel, slack_ts=ts, slack_version=version))
-            unsure = False
-            return 1
-        except PutBack:  # the search was refused or cut short: still unsure, so the next
-            return 0     # worker looks again
-        finally:
-            with session_scope(self.engine) as s:
-                s.execute(update(RecommendationRow).where(RecommendationRow.id == rec_id)
-                          .values(slack_claim_until=self._released(unsure)))
+                s.execute(update(RecommendationRow).where(RecommendationRow.id == m.id)
+                          .values(slack_channel=found[0], slack_ts=found[1]))
+        m.unsure = False
+        return m
 
-    def _released(self, unsure: bool) -> datetime | None:
-        """The claim to leave: none, or one already past that makes the next worker look first."""
-        return self.clock() - _LEFT_BEHIND if unsure else None
+    def _render_message(self, m: Message) -> Message | None:
+        # Reads only: rendering a storm's message takes a while, and on SQLite a write
+        # session would hold the write lock (and a click's decision) for all of it.
+        with read_scope(self.engine) as s:
+            row = s.get(RecommendationRow, m.id)
+            if row.slack_version >= row.version if row.slack_ts else row.state != RecState.OPEN:
+                return None  # up to date, or decided before its message went out
+            m.version, m.channel, m.ts = row.version, row.slack_channel, row.slack_ts
+            m.text, m.blocks = self.render(s, row)
+        return m
 
-    def _find_posted(self, channel: str, rec_id: int, since: datetime,
-                     max_pages: int = 5) -> tuple[str, str] | None:
-        """(channel, ts) of the message alignbot posted for ``rec_id``, if Slack has one."""
-        for page, message in self._messages(
-                "conversations.history", channel, f"recommendation {rec_id}", max_pages,
-                oldest=f"{since.timestamp() - 60:.6f}"):
-            meta = message.get("metadata") or {}
-            if meta.get("event_type") == POSTED_EVENT and \
-                    str(meta.get("event_payload", {}).get("id")) == str(rec_id):
-                return page.get("channel", channel), message["ts"]
-        return None
+    def _record_message(self, m: Message) -> Message | None:
+        if m.refused:
+            self._failed.add(m.id)  # not again in this run
+            log.warning("Slack sync of recommendation %s failed: %s", m.id, m.refused)
+            return None
+        with session_scope(self.engine) as s:
+            s.execute(update(RecommendationRow).where(RecommendationRow.id == m.id).values(
+                slack_channel=m.channel, slack_ts=m.ts, slack_version=m.version,
+                slack_claim_until=None))
+        m.claimed = False
+        return m
 
     def render(self, s, rec: RecommendationRow) -> tuple[str, list[dict]]:  # type: ignore[no-untyped-def]
         actions = s.exec(select(ActionRow).where(ActionRow.recommendation_id == rec.id)
@@ -318,31 +365,13 @@ class SlackSync:
         with read_scope(self.engine) as s:
             return [(i, c) for i, c in s.exec(query.order_by(SlackNote.id).limit(limit)).all()]
 
-    def _post_notes(self, limit: int) -> int:
-        writes = 0
-        for note_id, channel in self._pending_notes(limit):
-            if self.throttle.blocked("chat.postMessage", channel):
-                continue  # throttled since the list was read
-            self.checkpoint()
-            if self._post_note(note_id):
-                writes += 1
-                # The state of a message goes before the rest of the notes.
-                writes += self._sync_recommendations(limit)
-        return writes
-
-    def _post_note(self, note_id: int) -> int:
-        now = self.clock()
+    def _claim_note(self, m: Message) -> Message | None:
+        """Claim the note, and read what it says and where it goes."""
         with session_scope(self.engine) as s:
-            left = s.exec(select(SlackNote.claim_until).where(SlackNote.id == note_id)).first()
-            claimed = s.execute(
-                update(SlackNote).where(
-                    SlackNote.id == note_id, SlackNote.state == "pending",
-                    (SlackNote.claim_until.is_(None)) | (SlackNote.claim_until < now))
-                .values(claim_until=now + CLAIM).returning(SlackNote.id)).first()
-            if claimed is None:
-                return 0
-            note = s.get(SlackNote, note_id)
-            channel, thread_ts = note.channel, None
+            if not self._claimed(s, m, SlackNote.claim_until, SlackNote.state == "pending"):
+                return None
+            note = s.get(SlackNote, m.id)
+            m.channel, m.thread_ts = note.channel, None
             if note.recommendation_id is not None:
                 rec = s.get(RecommendationRow, note.recommendation_id)
                 if rec.slack_ts is None:
@@ -351,78 +380,32 @@ class SlackSync:
                     waiting = rec.state in (RecState.OPEN, RecState.SNOOZED) \
                         or rec.slack_claim_until is not None
                     note.state = "pending" if waiting else "dead"
-                    note.claim_until = None
-                    s.add(note)
-                    return 0
-                channel = channel or rec.slack_channel
-                thread_ts = rec.slack_ts if note.in_thread else None
-            text, blocks = note.text, note.blocks or render_note(note.text)
-            key, since = note.dedupe_key, note.created_at
-        # True while Slack may hold this note without the row knowing: a dead worker's claim
-        # (left is not None), or a post whose answer never came.
-        unsure = left is not None
-        try:
-            if unsure:
-                found = self._find_note(channel, thread_ts, key, since)
-                if found:
-                    log.info("note %s was posted by a worker that died: adopted", key)
-                    self._note_done(note_id, found)
-                    unsure = False
-                    return 0
-            unsure = True
-            try:
-                reply = self._call(
-                    "chat.postMessage", channel, text=text, blocks=blocks, thread_ts=thread_ts,
-                    unfurl_links=False,
-                    metadata={"event_type": NOTE_EVENT, "event_payload": {"key": key}})
-            except RateLimited:
-                unsure = False  # refused: nothing went out; the next pass tries again
-                raise
-            except SlackApiError as exc:
-                unsure = False
-                log.warning("Slack note %s failed: %s", note_id, exc.response.get("error"))
-                with session_scope(self.engine) as s:
-                    note = s.get(SlackNote, note_id)
-                    note.attempts += 1
-                    note.state = "dead" if note.attempts >= MAX_NOTE_ATTEMPTS else "pending"
-                    note.claim_until = None
-                    s.add(note)
-                return 0
-            self._note_done(note_id, reply["ts"])
-            unsure = False
-            return 1
-        except PutBack:
-            self._release_note(note_id, unsure)
-            return 0
-        except BaseException:
-            self._release_note(note_id, unsure)
-            raise
+                    note.claim_until, m.claimed = None, False
+                    return None
+                m.channel = m.channel or rec.slack_channel
+                m.thread_ts = rec.slack_ts if note.in_thread else None
+            m.text, m.blocks = note.text, note.blocks or render_note(note.text)
+            m.key, m.since = note.dedupe_key, note.created_at
+        m.metadata = {"event_type": NOTE_EVENT, "event_payload": {"key": m.key}}
+        return m
 
-    def _note_done(self, note_id: int, ts: str) -> None:
-        with session_scope(self.engine) as s:
-            note = s.get(SlackNote, note_id)
-            note.state, note.ts, note.posted_at, note.claim_until = \
-                "posted", ts, self.clock(), None
-            s.add(note)
-
-    def _release_note(self, note_id: int, unsure: bool) -> None:
-        with session_scope(self.engine) as s:
-            s.execute(update(SlackNote).where(SlackNote.id == note_id, SlackNote.state == "pending")
-                      .values(claim_until=self._released(unsure)))
-
-    def _find_note(self, channel: str | None, thread_ts: str | None, key: str,
-                   since: datetime) -> str | None:
-        """ts of the note posted under ``key``, if Slack has it (in its thread, or the channel)."""
-        if channel is None:
+    def _adopt_note(self, m: Message) -> Message | None:
+        if m.unsure and (found := self._find(m)):
+            log.info("note %s was posted by a worker that died: adopted", m.key)
+            m.ts = found[1]
+            self._record_note(m)
             return None
-        if thread_ts:
-            found = self._messages("conversations.replies", channel, f"note {key}", ts=thread_ts)
-        else:
-            found = self._messages("conversations.history", channel, f"note {key}",
-                                   oldest=f"{since.timestamp() - 60:.6f}")
-        for _page, message in found:
-            meta = message.get("metadata") or {}
-            if meta.get("event_type") == NOTE_EVENT and \
-                    (meta.get("event_payload") or {}).get("key") == key:
-                return message["ts"]
-        return None
+        return m
+
+    def _record_note(self, m: Message) -> Message | None:
+        with session_scope(self.engine) as s:
+            note = s.get(SlackNote, m.id)
+            if m.refused:
+                log.warning("Slack note %s failed: %s", m.id, m.refused)
+                note.attempts += 1
+                note.state = "dead" if note.attempts >= MAX_NOTE_ATTEMPTS else "pending"
+            else:
+                note.state, note.ts, note.posted_at = "posted", m.ts, self.clock()
+            note.claim_until = None
+        m.claimed = False
+        return None if m.refused else m

@@ -6,11 +6,11 @@ import struct
 import textwrap
 from datetime import timedelta
 
-import typer
 from typer.testing import CliRunner
 
+from bot.cli import app
 from bot.decisions import decide
-from bot.digest import build_digest, digest_command
+from bot.digest import build_digest
 from bot.lifecycle import apply_detection
 from bot.sweeps import sweep
 from canonical.model import Impact
@@ -131,9 +131,6 @@ def test_digest_command_prints_and_writes_the_chart(db_url, tmp_path):
     _week(engine)
     path = tmp_path / "alignbot.yml"
     path.write_text(CONFIG_YAML)
-    app = typer.Typer()
-    app.command("digest")(digest_command)
-    app.command("noop")(lambda: None)  # keep "digest" a subcommand, as in the real CLI
     out = tmp_path / "chart.png"
     result = CliRunner().invoke(app, ["digest", "--team", "planning", "--dry-run",
                                       "--config", str(path), "--database-url", db_url,
