@@ -28,15 +28,17 @@ from store.tables import RecommendationRow
 from store.types import utcnow
 from tests.support.builders import PLANNERS, config
 
-pytest.importorskip("opentelemetry.sdk", reason="the otel extra is not installed "
-                    "(uv sync installs it with the dev group)")
 
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (  # noqa: E402
-    ExportTraceServiceRequest,
-)
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import (  # noqa: E402
-    InMemorySpanExporter,
-)
+def _needs_the_extra() -> None:
+    pytest.importorskip("opentelemetry.sdk", reason="the otel extra is not installed "
+                        "(uv sync installs it with the dev group)")
+
+
+def _memory_exporter():  # type: ignore[no-untyped-def]
+    _needs_the_extra()
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    return InMemorySpanExporter()
 
 
 @pytest.fixture(autouse=True)
@@ -63,7 +65,7 @@ def _loop(tmp_path, planning, tms) -> DecisionLoop:
 
 def test_a_poll_a_detection_pass_and_a_decision_are_spans(tmp_path, sandboxes):
     planning, tms = sandboxes
-    exporter = InMemorySpanExporter()
+    exporter = _memory_exporter()
     assert tracing.configure({}, exporter=exporter)
     loop = _loop(tmp_path, planning, tms)
     httpx.post(planning.url + "/scenario/step", timeout=5)  # drift to detect
@@ -98,7 +100,7 @@ def test_a_poll_a_detection_pass_and_a_decision_are_spans(tmp_path, sandboxes):
 
 def test_a_source_that_is_down_and_an_exception_mark_their_spans_failed(tmp_path, sandboxes):
     planning, tms = sandboxes
-    exporter = InMemorySpanExporter()
+    exporter = _memory_exporter()
     tracing.configure({}, exporter=exporter)
     loop = _loop(tmp_path, planning, tms)
     tms.stop()
@@ -116,10 +118,14 @@ class Collector:
     """A real OTLP/HTTP trace receiver on loopback: what a collector would be sent."""
 
     def __init__(self) -> None:
-        self.requests: list[ExportTraceServiceRequest] = []
+        self.requests: list = []
         self.app = Starlette(routes=[Route("/v1/traces", self.receive, methods=["POST"])])
 
     async def receive(self, request: Request) -> Response:
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+            ExportTraceServiceRequest,
+        )
+
         message = ExportTraceServiceRequest()
         message.ParseFromString(await request.body())
         self.requests.append(message)
@@ -135,6 +141,7 @@ class Collector:
 
 
 def test_spans_reach_the_otlp_endpoint_only_when_it_is_set(monkeypatch):
+    _needs_the_extra()
     collector = Collector()
     with BackgroundServer(collector.app) as server:
         assert not tracing.configure()  # no endpoint in the environment: off
