@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from bot.modal_input import EDITABLE_PARAMS, coerce
+from bot.tracing import traced
 from canonical.model import Action, action_key
 from store.tables import ActionRow, DecisionRow, OutboxRow, RecommendationRow, RecState
 from store.transitions import transition
@@ -54,6 +55,7 @@ def missing_approvals(rec: RecommendationRow, tally: dict[str, list[str]]) -> di
             if need > len(tally.get(team, []))}
 
 
+@traced("decision", "recommendation_id", "verdict")
 def decide(
     session: Session,
     recommendation_id: int,

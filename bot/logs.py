@@ -41,6 +41,12 @@ MIN_SECRET_LENGTH = 4  # shorter "secrets" would mask ordinary words
 
 # Attributes every LogRecord has; anything else on a record came from ``extra=`` or a filter.
 _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
+# Extras not written out: uvicorn's ``color_message`` is a copy of the message template with
+# terminal colours, for its own formatter (which we do not use). It is still masked in place.
+_NOT_WRITTEN = _STANDARD | {"color_message"}
+# Terminal control sequences (colours, cursor moves: CSI; titles, links: OSC) that libraries
+# such as click, rich or a remote system's error text may put in a message.
+_TERMINAL_CODES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-_]")
 
 _GENERIC: list[tuple[re.Pattern[str], str]] = [
     # Authorization / Proxy-Authorization header values: "Authorization: Bearer x", dict reprs
@@ -244,8 +250,20 @@ def bolt_log_context_middleware(context: Any, body: dict, next: Callable[[], Any
 
 # -- formatting -------------------------------------------------------------------------------
 
+def _plain(value: Any) -> Any:
+    """``value`` with terminal control sequences taken out of every string inside it."""
+    if isinstance(value, str):
+        return _TERMINAL_CODES.sub("", value) if "\x1b" in value else value
+    if isinstance(value, Mapping):
+        return {_plain(str(k)): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line; never raises on odd ``extra`` values."""
+    """One JSON object per line; never raises on odd ``extra`` values, and carries no terminal
+    colour codes (a log collector would store them as text)."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -256,7 +274,7 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         for key, value in record.__dict__.items():
-            if key not in _STANDARD and key not in entry:
+            if key not in _NOT_WRITTEN and key not in entry:
                 entry[key] = value
         if record.exc_info:
             entry["exc_type"] = getattr(record.exc_info[0], "__name__", None)
@@ -265,7 +283,8 @@ class JsonFormatter(logging.Formatter):
             entry["exc"] = record.exc_text
         if record.stack_info:
             entry["stack"] = record.stack_info
-        return json.dumps(entry, default=_to_text, ensure_ascii=False)
+        return json.dumps(_plain(entry), default=lambda v: _plain(_to_text(v)),
+                          ensure_ascii=False)
 
 
 class TextFormatter(logging.Formatter):
@@ -280,7 +299,7 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         text = super().format(record)
-        extras = {k: v for k, v in record.__dict__.items() if k not in _STANDARD}
+        extras = {k: v for k, v in record.__dict__.items() if k not in _NOT_WRITTEN}
         if extras:
             first, nl, rest = text.partition("\n")
             text = first + " " + " ".join(f"{k}={_to_text(v)}" for k, v in extras.items()) \

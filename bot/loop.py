@@ -32,6 +32,7 @@ from bot.lifecycle import (
 from bot.notes import add_note
 from bot.snapshot_cache import SnapshotCache
 from bot.sweeps import SweepReport, sweep
+from bot.tracing import mark_failed, span
 from connectors.base import Connector
 from connectors.batch import split_duplicates
 from detectors.isolation import IsolatedGroup, detect_isolating
@@ -104,7 +105,7 @@ class DecisionLoop:
         """Read one connector incrementally into the picture; record the run and its health."""
         started, ok = time.perf_counter(), False
         try:
-            with self._poll_locks[name]:  # the scheduler and a re-validation may both poll
+            with self._poll_locks[name], span("connector.poll", connector=name):  # re-validation polls too
                 outcome = self._poll(name)
             ok = outcome.ok
             return outcome
@@ -160,6 +161,7 @@ class DecisionLoop:
     def _record_failure(self, name: str, run_id: int, error: str) -> PollOutcome:
         now = self.clock()
         log.warning("connector %s failed: %s", name, error)
+        mark_failed(error)
         stale_after = self.config.connector(name).stale_after
         with session_scope(self.engine) as s:
             run = s.get(ConnectorRun, run_id)
@@ -194,7 +196,7 @@ class DecisionLoop:
         it runs, every system an execution changed since this process read it is read again,
         so the pass sees what was done and does not raise it again.
         """
-        with self._detect_lock:
+        with self._detect_lock, span("detection.pass"):
             if self._executing():
                 return LifecycleReport()  # the pass after the execution covers this one
             self.refresh()

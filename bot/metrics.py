@@ -19,8 +19,9 @@ Two kinds of series:
   - ``alignbot_decisions_total{verdict}`` — decisions recorded (approve, reject, modify, snooze).
   - ``alignbot_time_to_decision_seconds`` — histogram of ``decided_at - created_at`` over every
     recommendation that has been decided (approved or rejected).
-  - ``alignbot_executions_total{status}`` — execution attempts (done, duplicate, rejected, error;
-    ``running`` while an attempt has not finished).
+  - ``alignbot_executions_total{status}`` — finished execution attempts (done, duplicate,
+    rejected, error), and ``alignbot_executions_running`` — attempts not finished yet (a gauge:
+    a counter must never go down, or ``rate()`` would read each finish as a reset).
   - ``alignbot_outbox_depth{state}`` — outbox rows still pending, and dead ones (gave up).
   - ``alignbot_outbox_oldest_pending_age_seconds`` — how long the oldest pending action waits.
   - ``alignbot_connector_stale{connector}`` and
@@ -104,7 +105,7 @@ DECISION_BUCKETS: tuple[float, ...] = (
 POLL_BUCKETS: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 VERDICTS = ("approve", "reject", "modify", "snooze")
-EXECUTION_STATUSES = ("done", "duplicate", "rejected", "error", "running")
+EXECUTION_STATUSES = ("done", "duplicate", "rejected", "error")
 OUTBOX_DEPTH_STATES = ("pending", "dead")  # "done" rows are history, not depth
 UNROUTED = "unrouted"
 
@@ -189,7 +190,7 @@ class StoreCollector:
             self._recommendations(states),
             self._decisions(verdicts),
             self._time_to_decision(decided),
-            self._executions(executions),
+            *self._executions(executions),
             *self._outbox(outbox, oldest, now),
             *self._connectors(health),
         ]
@@ -266,17 +267,21 @@ class StoreCollector:
             buckets=buckets, sum_value=float(total))
 
     @staticmethod
-    def _executions(rows: list[Any]) -> Metric:
-        counts = dict.fromkeys(EXECUTION_STATUSES, 0)
+    def _executions(rows: list[Any]) -> list[Metric]:
+        counts, running = dict.fromkeys(EXECUTION_STATUSES, 0), 0
         for status, unfinished, n in rows:
-            key = "running" if unfinished or not status else status
-            counts[key] = counts.get(key, 0) + n
+            if unfinished or not status:
+                running += n
+            else:
+                counts[status] = counts.get(status, 0) + n
         family = CounterMetricFamily("alignbot_executions",
-                                     "Attempts to execute an approved action, by outcome.",
+                                     "Finished attempts to execute an approved action, by outcome.",
                                      labels=["status"])
         for status, n in sorted(counts.items()):
             family.add_metric([status], n)
-        return family
+        return [family, GaugeMetricFamily("alignbot_executions_running",
+                                          "Execution attempts under way (not finished).",
+                                          value=running)]
 
     @staticmethod
     def _outbox(rows: list[Any], oldest: datetime | None, now: datetime) -> list[Metric]:

@@ -16,9 +16,11 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote, urlencode
 
+import click
 import httpx
 import pytest
 import uvicorn
+from rich.console import Console
 from slack_bolt import App, BoltRequest
 from slack_sdk.errors import SlackApiError
 from sqlalchemy import text
@@ -344,6 +346,58 @@ def test_our_servers_leave_logging_to_us_and_uvicorn_lines_are_masked():
     # every line is one of ours (JSON); other tests' bots may still be logging meanwhile
     loggers = [json.loads(line)["logger"] for line in out.splitlines()]
     assert {"uvicorn.error", "uvicorn.access"} <= set(loggers)
+
+
+def test_json_lines_carry_no_terminal_colour_codes():
+    """uvicorn attaches a coloured copy of its start-up lines (``color_message``), and click,
+    rich or a remote system's error text can put colour codes in a message: none reaches a
+    JSON line, where a log collector would store the codes as text."""
+    stream = io.StringIO()
+    configure_logging(stream=stream)
+    coloured = click.style("stale", fg="red", bold=True)
+    console = Console(file=io.StringIO(), force_terminal=True, color_system="truecolor")
+    with console.capture() as captured:
+        console.print("[bold magenta]tms[/] is [link=https://tms.example]down[/link]")
+    assert "\x1b[" in coloured and "\x1b]8;" in captured.get()  # real codes, links too
+
+    async def app(scope, receive, send):
+        pass
+
+    # as serve() builds it: info level, uvicorn's own log config off
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="info",
+                                           lifespan="off", log_config=None))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.01)
+    server.should_exit = True
+    thread.join(10)
+    log = logging.getLogger("bot.loop")
+    log.warning("connector %s is %s", "tms", coloured, extra={"detail": captured.get(),
+                                                             "steps": [coloured]})
+    try:
+        raise RuntimeError(coloured)
+    except RuntimeError:
+        log.exception("poll failed")
+
+    out = stream.getvalue()
+    assert "\x1b" not in out and "\\u001b" not in out
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert "Started server process [" in lines[0]["message"]
+    assert not any("color_message" in line for line in lines)
+    (warning,) = [line for line in lines if line["logger"] == "bot.loop" and
+                  line["level"] == "WARNING"]
+    assert warning["message"] == "connector tms is stale"  # the text stays, the codes go
+    assert warning["detail"].strip() == "tms is down" and warning["steps"] == ["stale"]
+    (failure,) = [line for line in lines if line["message"] == "poll failed"]
+    assert failure["exc"].endswith("RuntimeError: stale")
+
+    text = io.StringIO()  # for people at a terminal: no duplicate of uvicorn's line either
+    configure_logging(stream=text, json=False)
+    logging.getLogger("uvicorn.error").info("Started server process [%d]", 7,
+                                            extra={"color_message": "Started [%d]"})
+    assert "color_message" not in text.getvalue()
 
 
 def _leaky_error() -> ConnectionError:

@@ -89,6 +89,7 @@ def test_store_metrics_count_the_backlog_and_the_decisions(db_url):
     # A's actions were queued at its approval, NOW + 30 min; scraped at NOW + 3 h
     assert value(m, "alignbot_outbox_oldest_pending_age_seconds") == 9000
     assert set(by_label(m, "alignbot_executions_total", "status").values()) == {0}
+    assert value(m, "alignbot_executions_running") == 0
 
 
 def test_execution_outcomes_and_connector_health(db_url):
@@ -110,7 +111,8 @@ def test_execution_outcomes_and_connector_health(db_url):
         ])
     _, m = _scrape(engine)
     assert by_label(m, "alignbot_executions_total", "status") == {
-        "done": 1, "error": 2, "running": 1, "duplicate": 0, "rejected": 0}
+        "done": 1, "error": 2, "duplicate": 0, "rejected": 0}
+    assert value(m, "alignbot_executions_running") == 1  # a gauge: it drops when one finishes
     assert by_label(m, "alignbot_connector_stale", "connector") == {"tms": 1, "plan": 0}
     assert by_label(m, "alignbot_connector_last_success_timestamp_seconds", "connector") == {
         "tms": (NOW - timedelta(hours=1)).timestamp(), "plan": NOW.timestamp()}
