@@ -26,8 +26,17 @@ class Child:
     restarts: list[float] = field(default_factory=list)  # monotonic times of recent restarts
 
     def start(self, env: Mapping[str, str] | None) -> None:
-        self.process = subprocess.Popen(self.argv, env=env)
+        self.process = subprocess.Popen(
+            self.argv, env=env, preexec_fn=_die_with_parent if sys.platform == "linux" else None)
         log.info("started %s (pid %d)", self.name, self.process.pid)
+
+
+def _die_with_parent() -> None:
+    """In the child: a SIGTERM when the supervisor dies, even by SIGKILL, so no orphan keeps
+    the ports (Linux's PR_SET_PDEATHSIG)."""
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
 
 
 def alignbot_command(*args: str) -> list[str]:

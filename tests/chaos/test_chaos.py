@@ -1,10 +1,10 @@
 """Chaos: approvals under SIGKILLs, flaky target systems and doubled Slack deliveries.
 
-One real `alignbot run` process on a real PostgreSQL, the Slack stand-in and both sandbox
-systems. N recommendations are seeded in the store (as a detection pass would write them), the
+The bot's two processes (`alignbot ingress`, `alignbot worker`) on a real PostgreSQL, the Slack
+stand-in and both sandbox systems. N recommendations are seeded in the store (as a detection pass would write them), the
 bot posts them, and a person approves each one — every click is delivered twice (the click, then
 Slack's retry; while the bot is down Slack keeps retrying until it gets a 200). Meanwhile a
-killer thread SIGKILLs the bot at random (seeded) moments and restarts it, and both sandboxes
+killer thread SIGKILLs the ingress or the worker at random (seeded) moments and restarts it, and both sandboxes
 fail 20 % of calls (HTTP 500 or answering too late, after applying the change).
 
 What a user would notice is asserted and printed: every approved change happened exactly once
@@ -74,47 +74,55 @@ SEED = 20261126
 
 
 class Bot:
-    """One `alignbot run` process that can be SIGKILLed and started again on the same port."""
+    """The bot as production runs it: an `alignbot ingress` and an `alignbot worker` process,
+    either of which can be SIGKILLed and started again on the same port."""
+
+    ROLES = ("ingress", "worker")
 
     def __init__(self, config_path: Path, env: dict[str, str], log: Path):
         self.config_path, self.env, self.log = config_path, env, log
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen | None = None
+        self.ports = {role: free_port() for role in self.ROLES}
+        self.url = f"http://127.0.0.1:{self.ports['ingress']}"
+        self.procs: dict[str, subprocess.Popen] = {}
         self.starts = 0
 
-    def start(self) -> None:
+    def start(self, roles: tuple[str, ...] = ROLES) -> None:
         with open(self.log, "a") as log:
-            log.write(f"\n===== start #{self.starts + 1} at {datetime.now(UTC)} =====\n")
-            log.flush()
-            self.proc = subprocess.Popen(
-                [str(ROOT / ".venv/bin/alignbot"), "run", "--config", str(self.config_path),
-                 "--host", "127.0.0.1", "--port", str(self.port)],
-                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
-        self.starts += 1
+            for role in roles:
+                log.write(f"\n===== {role} start #{self.starts + 1} at {datetime.now(UTC)} =====\n")
+                log.flush()
+                self.procs[role] = subprocess.Popen(
+                    [str(ROOT / ".venv/bin/alignbot"), role, "--config", str(self.config_path),
+                     "--host", "127.0.0.1", "--port", str(self.ports[role])],
+                    cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+                self.starts += 1
         wait_until(self.up, 60, "the bot did not come up within 60 s", every=0.05)
 
     def up(self) -> bool:
-        if self.proc is None or self.proc.poll() is not None:
-            return False
-        try:
-            httpx.get(self.url + "/healthz", timeout=3)
-            return True
-        except httpx.HTTPError:
-            return False
+        for role in self.ROLES:
+            proc = self.procs.get(role)
+            if proc is None or proc.poll() is not None:
+                return False
+            try:
+                httpx.get(f"http://127.0.0.1:{self.ports[role]}/healthz", timeout=3)
+            except httpx.HTTPError:
+                return False
+        return True
 
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
+    def kill(self, role: str) -> None:
+        self.procs[role].send_signal(signal.SIGKILL)
+        self.procs[role].wait(10)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs.values():
             try:
-                self.proc.wait(20)
+                proc.wait(20)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+                proc.kill()
+                proc.wait(10)
 
 
 @pytest.fixture
@@ -195,13 +203,15 @@ def _counting(roll, counts: Counter):
 
 
 class Killer(threading.Thread):
-    """SIGKILL the bot at random (seeded) moments and start it again, ``kills`` times."""
+    """SIGKILL the ingress or the worker (a seeded random choice) at random (seeded) moments
+    and start it again, ``kills`` times."""
 
     def __init__(self, bot: Bot, kills: int, gap: tuple[float, float], seed: int):
         super().__init__(name="chaos-killer", daemon=True)
         self.bot, self.kills, self.gap = bot, kills, gap
         self.rng = random.Random(seed)
         self.done = 0
+        self.killed: list[str] = []
         self.downtime = 0.0
         self.error: Exception | None = None
         self.lock = threading.Lock()  # held while the bot is down or starting
@@ -214,10 +224,12 @@ class Killer(threading.Thread):
                     return
                 with self.lock:
                     down = time.monotonic()
-                    self.bot.kill()
+                    role = self.rng.choice(Bot.ROLES)
+                    self.bot.kill(role)
+                    self.killed.append(role)
                     self.done += 1
                     time.sleep(self.rng.uniform(0.0, 1.0))  # Slack keeps retrying meanwhile
-                    self.bot.start()
+                    self.bot.start((role,))
                     self.downtime += time.monotonic() - down
         except Exception as exc:  # noqa: BLE001 — surfaced by the test
             self.error = exc
@@ -383,7 +395,7 @@ def _run(world, size: Size) -> None:
     unlinked = unlinked_of(stale_messages)
     wall = time.monotonic() - started
 
-    print(f"\nchaos ({size.approvals} approvals): kills {killer.done} "
+    print(f"\nchaos ({size.approvals} approvals): kills {killer.done} ({killer.killed}) "
           f"(bot down {killer.downtime:.1f} s in total, {bot.starts} starts); "
           f"clicks {2 * len(rec_ids)} (+{sum(redeliveries.values())} "
           f"re-deliveries while the bot was down or busy); "

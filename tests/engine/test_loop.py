@@ -212,7 +212,6 @@ def test_a_value_detection_fails_on_is_quarantined_and_the_rest_is_still_detecte
     """Validation keeps such values out at the door; if one gets past it anyway (here built
     without validation), only its key group leaves the picture, not every recommendation."""
     from datetime import date
-    from types import SimpleNamespace
 
     from bot.health import _detection
     from bot.metrics import Metrics
@@ -235,7 +234,7 @@ def test_a_value_detection_fails_on_is_quarantined_and_the_rest_is_still_detecte
     with session_scope(loop.engine) as s:
         (row,) = s.exec(select(QuarantinedRecord).where(QuarantinedRecord.connector == "detection")).all()
     assert row.source == "sku SKU-BROKEN" and "inf" in row.raw and "left it out" in row.reason
-    health = _detection(SimpleNamespace(loop=loop))
+    health = _detection(loop.last_pass)
     assert health["ok"] and health["isolated"][0].startswith("sku SKU-BROKEN: ")
     loop.detect()  # the record is out of the picture: the next pass runs clean
     assert loop.last_pass.isolated == []
@@ -246,7 +245,6 @@ def test_a_value_detection_fails_on_is_quarantined_and_the_rest_is_still_detecte
 
 
 def test_a_pass_that_cannot_be_isolated_makes_the_bot_unhealthy(db_url, sandboxes, monkeypatch):
-    from types import SimpleNamespace
 
     from bot import loop as loop_module
     from bot.health import _detection
@@ -261,7 +259,7 @@ def test_a_pass_that_cannot_be_isolated_makes_the_bot_unhealthy(db_url, sandboxe
     monkeypatch.setattr(loop_module, "detect", broken)
     with __import__("pytest").raises(RuntimeError):
         loop.detect()
-    health = _detection(SimpleNamespace(loop=loop))
+    health = _detection(loop.last_pass)
     assert not health["ok"] and health["error"] == "RuntimeError: solver crashed"
 
 

@@ -48,26 +48,30 @@ def cluster(postgres_server, tmp_path):
     config = demo_config(planning.url, tms.url, fast=True)
     slack, config_path, env = prepare_bot_processes(config, url, tmp_path, token=TOKEN,
                                                     secret=SECRET)
-    replicas = {}
-    for i in range(3):
+    def start(role: str, i: int) -> tuple[str, subprocess.Popen]:
         port = free_port()
-        log = open(tmp_path / f"replica{i}.log", "w")  # noqa: SIM115
+        log = open(tmp_path / f"{role}{i}.log", "w")  # noqa: SIM115
         proc = subprocess.Popen(
-            [str(ROOT / ".venv/bin/alignbot"), "run", "--config", str(config_path),
+            [str(ROOT / ".venv/bin/alignbot"), role, "--config", str(config_path),
              "--host", "127.0.0.1", "--port", str(port)],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        replicas[f"http://127.0.0.1:{port}"] = proc
+        return f"http://127.0.0.1:{port}", proc
+
+    # as production scales them: stateless ingresses behind a load balancer, several workers
+    ingresses = dict(start("ingress", i) for i in range(2))
+    replicas = dict(start("worker", i) for i in range(3))
     try:
-        for base in replicas:
-            wait_until(lambda b=base: _health(b), 180, f"replica {base} did not come up")
-        slack.app_url = next(iter(replicas)) + "/slack/events"
-        yield {"replicas": replicas, "slack": slack, "planning": planning, "tms": tms,
-               "engine": make_engine(url), "logs": tmp_path}
+        for base in [*ingresses, *replicas]:
+            wait_until(lambda b=base: _health(b), 180, f"{base} did not come up")
+        slack.app_url = next(iter(ingresses)) + "/slack/events"
+        yield {"replicas": replicas, "ingresses": list(ingresses), "slack": slack,
+               "planning": planning, "tms": tms, "engine": make_engine(url), "logs": tmp_path}
     finally:
-        for proc in replicas.values():
+        processes = [*ingresses.values(), *replicas.values()]
+        for proc in processes:
             if proc.poll() is None:
                 proc.terminate()
-        for proc in replicas.values():
+        for proc in processes:
             try:
                 proc.wait(20)
             except subprocess.TimeoutExpired:
@@ -96,7 +100,7 @@ def test_failover_concurrent_clicks_and_no_duplicates(cluster):
     failover = time.monotonic() - killed_at
     wait_until(lambda: _runs_since(engine, killed_wall), 30, "polling stopped after the failover")
 
-    # -- 50 concurrent clicks on one recommendation, spread over the live replicas -----------
+    # -- 50 concurrent clicks on one recommendation, spread over the ingresses ----------------
     tried: set[int] = set()
 
     def open_logistics_message():
@@ -110,7 +114,7 @@ def test_failover_concurrent_clicks_and_no_duplicates(cluster):
                     return m, rec
         return None
 
-    live = list(survivors)
+    live = cluster["ingresses"]
     outcomes = []
     # Detection keeps running meanwhile: a recommendation may be superseded or resolved before
     # the clicks land, or found stale when it is re-validated before execution. Both are the

@@ -33,7 +33,7 @@ NOT_A_PLANNER = COORDINATORS[0]  # in the channel, not in the team that decides
 def world(tmp_path):
     with store_and_slack(tmp_path, TOKEN, SECRET) as (engine, cfg, slack, client):
         deps = SlackDeps(cfg, engine, TeamDirectory(cfg, client), on_change=lambda: None)
-        handler = SlackRequestHandler(build_slack_app(deps, signing_secret=SECRET, client=client))
+        handler = SlackRequestHandler(build_slack_app(deps, client=client))
 
         async def events(request: Request):
             return await handler.handle(request)
