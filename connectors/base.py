@@ -1,8 +1,9 @@
 """The contract every connector keeps: read incrementally, execute once, report health.
 
 Connectors are the only code that talks to planning and logistics systems. They receive their
-transport (an ``httpx.Client`` or a base path) from the caller, so tests point them at real
-local servers without patching anything.
+transport (an inner ``httpx`` transport, which they wrap in bounded retries, or a base path)
+from the caller, so tests point them at real local servers or a ``MockTransport`` without
+patching anything.
 """
 
 from __future__ import annotations

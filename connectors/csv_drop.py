@@ -52,7 +52,7 @@ from connectors._mapping import (
     to_utc,
 )
 from connectors.base import ConnectorError, ExecuteResult, Health
-from connectors.http_retry import RetryPolicy
+from connectors.http_retry import ONE_ATTEMPT, RetryPolicy, retrying_client
 
 log = logging.getLogger(__name__)
 
@@ -438,13 +438,12 @@ class CsvDropConnector:
     """Reads planning exports dropped as CSV files; read-only (``execute`` refuses)."""
 
     def __init__(self, name: str, settings: CsvDropSettings, base_path: Path | None = None,
-                 client: httpx.Client | None = None, *, retry: RetryPolicy | None = None):
+                 transport: httpx.BaseTransport | None = None, *,
+                 sleep: Callable[[float], None] = time.sleep):
         self.name = name
         self.settings = settings
-        self._client = client
-        self._policy = retry or RetryPolicy(timeout=settings.timeout_seconds)
-        if settings.url is not None and client is None:
-            raise ValueError(f"{name}: a CSV url needs an httpx.Client")
+        self._client = (retrying_client(RetryPolicy(sleep=sleep), settings.timeout_seconds,
+                                        transport) if settings.url is not None else None)
         self.inbox: Path | None = None
         if settings.path is not None:
             path = Path(settings.path)
@@ -592,7 +591,7 @@ class CsvDropConnector:
             raise ConnectorError(f"{self.name}: no files[] pattern matches {file_name!r}")
         headers = {"If-None-Match": state["etag"]} if state.get("etag") else {}
         try:
-            resp = self._policy.send(self._client, "GET", url, headers=headers)
+            resp = self._client.get(url, headers=headers)
         except httpx.HTTPError as exc:
             raise ConnectorError(f"{self.name}: GET {url} failed after retries "
                                  f"({type(exc).__name__})", retryable=True) from None
@@ -632,7 +631,7 @@ class CsvDropConnector:
                                         + ("" if ok else " does not exist"))
         assert self._client is not None and self.settings.url is not None
         try:
-            resp = self._policy.with_attempts(1).send(self._client, "HEAD", self.settings.url)
+            resp = self._client.head(self.settings.url, extensions=ONE_ATTEMPT)
         except httpx.HTTPError as exc:
             return Health(ok=False, detail=f"{self.name}: {type(exc).__name__}")
         return Health(ok=resp.status_code < 400, detail=f"{self.name}: HTTP {resp.status_code}")

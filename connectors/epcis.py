@@ -34,7 +34,8 @@ import json
 import logging
 import os
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, BinaryIO, Literal
@@ -45,7 +46,7 @@ from pydantic import BaseModel, Field, SecretStr, ValidationError
 
 from canonical.model import UTC, Action, Quarantined, ReadResult, ShipmentEvent
 from connectors.base import ConnectorError, ExecuteResult, Health
-from connectors.http_retry import RetryPolicy
+from connectors.http_retry import RetryPolicy, retrying_client
 
 EVENT_TYPES = (
     "ObjectEvent",
@@ -556,13 +557,15 @@ def _format_time(moment: datetime) -> str:
 class EpcisConnector:
     """Reads ShipmentEvents from an EPCIS 2.0 repository; executes nothing (read-only source)."""
 
-    def __init__(self, name: str, settings: EpcisSettings, client: httpx.Client):
+    def __init__(self, name: str, settings: EpcisSettings,
+                 transport: httpx.BaseTransport | None = None, *,
+                 sleep: Callable[[float], None] = time.sleep):
         self.name = name
         self.settings = settings
-        self._client = client
+        self._client = retrying_client(
+            RetryPolicy(max_attempts=settings.retries + 1, backoff_base=settings.backoff_s,
+                        sleep=sleep), settings.timeout_s, transport)
         self._events_url = httpx.URL(settings.base_url.rstrip("/") + "/events")
-        self._retry = RetryPolicy(max_attempts=settings.retries + 1, timeout=settings.timeout_s,
-                                  backoff_base=settings.backoff_s)
 
     def _headers(self) -> dict[str, str]:
         headers = {"Accept": "application/json, application/ld+json",
@@ -586,10 +589,9 @@ class EpcisConnector:
 
     def _get(self, url: httpx.URL, params: dict[str, str] | None) -> httpx.Response:
         """GET through the shared bounded retry policy (timeouts, 429 with Retry-After, 5xx)."""
-        attempts = self._retry.max_attempts
+        attempts = self.settings.retries + 1
         try:
-            response = self._retry.send(self._client, "GET", str(url), params=params,
-                                        headers=self._headers())
+            response = self._client.get(url, params=params, headers=self._headers())
         except httpx.TimeoutException:
             raise ConnectorError(f"{self.name}: GET {url} timed out after "
                                  f"{self.settings.timeout_s}s ({attempts} attempts)",

@@ -10,6 +10,8 @@ the system's webhook bodies are read) is taken out before the kind's settings mo
 from __future__ import annotations
 
 import copy
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,11 +46,8 @@ def with_secrets(settings: dict[str, Any], secrets: dict[str, str]) -> dict[str,
 
 
 def _default_timeout(kind: str, values: dict[str, Any], timeout: float) -> None:
-    """The connector's ``timeout`` from config, unless its settings name their own.
-
-    The connectors pass a timeout on every request (which overrides the client's), so the
-    configured one has to reach their settings, not just the client.
-    """
+    """The connector's ``timeout`` from config, unless its settings name their own (each
+    connector builds its client from its settings)."""
     if kind == "rest":
         values.setdefault("retry", {}).setdefault("timeout_seconds", timeout)
     elif kind == "epcis":
@@ -106,28 +105,30 @@ def _problem(prefix: str, error: Any) -> str:
 
 
 def build_connector(name: str, kind: str, settings: dict[str, Any], secrets: dict[str, str],
-                    *, timeout: float = 10.0, client: httpx.Client | None = None,
+                    *, timeout: float = 10.0, transport: httpx.BaseTransport | None = None,
+                    sleep: Callable[[float], None] = time.sleep,
                     base_path: Path | None = None) -> Connector:
-    """One connector ready to read and execute; HTTP kinds get a client with ``timeout``."""
+    """One connector ready to read and execute. HTTP kinds send through ``transport`` (default:
+    the network) with bounded retries that wait with ``sleep``, each call within ``timeout``."""
     try:
         values, _push = resolve_settings(kind, settings, secrets)
     except PresetError as exc:
         raise ValueError(f"connector {name}: settings.preset: {exc}") from None
     _default_timeout(kind, values, timeout)
-    http = client or httpx.Client(timeout=httpx.Timeout(timeout), follow_redirects=False)
+    http = {"transport": transport, "sleep": sleep}
     if kind == "rest":
         from connectors.rest import RestConnector, RestSettings
 
-        return RestConnector(name, RestSettings.model_validate(values), http)
+        return RestConnector(name, RestSettings.model_validate(values), **http)
     if kind == "csv":
         from connectors.csv_drop import CsvDropConnector, CsvDropSettings
 
         return CsvDropConnector(name, CsvDropSettings.model_validate(values),
-                                base_path=base_path, client=http)
+                                base_path=base_path, **http)
     if kind == "epcis":
         from connectors.epcis import EpcisConnector, EpcisSettings
 
-        return EpcisConnector(name, EpcisSettings.model_validate(values), http)
+        return EpcisConnector(name, EpcisSettings.model_validate(values), **http)
     if kind == "x12":
         from connectors.x12 import X12Connector, X12Settings
 

@@ -38,7 +38,7 @@ from connectors._mapping import (
     to_utc,
 )
 from connectors.base import ConnectorError, ExecuteResult, Health
-from connectors.http_retry import RetryPolicy
+from connectors.http_retry import ONE_ATTEMPT, SAFE_TO_REPEAT, RetryPolicy, retrying_client
 
 log = logging.getLogger(__name__)
 
@@ -150,11 +150,10 @@ class RetrySettings(_Settings):
     backoff_max_seconds: float = Field(default=10.0, ge=0)
     retry_after_cap_seconds: float = Field(default=60.0, ge=0)
 
-    def policy(self) -> RetryPolicy:
-        return RetryPolicy(max_attempts=self.max_attempts, timeout=self.timeout_seconds,
-                           backoff_base=self.backoff_base_seconds,
+    def policy(self, sleep: Callable[[float], None] = time.sleep) -> RetryPolicy:
+        return RetryPolicy(max_attempts=self.max_attempts, backoff_base=self.backoff_base_seconds,
                            backoff_max=self.backoff_max_seconds,
-                           retry_after_cap=self.retry_after_cap_seconds)
+                           retry_after_cap=self.retry_after_cap_seconds, sleep=sleep)
 
 
 class RestSettings(_Settings):
@@ -187,14 +186,15 @@ class RestSettings(_Settings):
 class RestConnector:
     """Reads canonical records from a REST/JSON system and executes actions on it."""
 
-    def __init__(self, name: str, settings: RestSettings, client: httpx.Client, *,
-                 retry: RetryPolicy | None = None,
+    def __init__(self, name: str, settings: RestSettings,
+                 transport: httpx.BaseTransport | None = None, *,
+                 sleep: Callable[[float], None] = time.sleep,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
         self.name = name
         self.settings = settings
-        self._client = client
+        self._client = retrying_client(settings.retry.policy(sleep),
+                                       settings.retry.timeout_seconds, transport)
         self._clock = clock
-        self._policy = retry or settings.retry.policy()
         self._base = settings.base_url.rstrip("/")
         self._token: str | None = None
         self._token_expires = 0.0
@@ -236,7 +236,8 @@ class RestConnector:
                 data["client_id"] = auth.client_id
                 data["client_secret"] = auth.client_secret.get_secret_value()
             try:
-                resp = self._policy.send(self._client, "POST", self._url(auth.token_url), **kwargs)
+                resp = self._client.post(self._url(auth.token_url), extensions=SAFE_TO_REPEAT,
+                                         **kwargs)
             except httpx.HTTPError as exc:
                 raise ConnectorError(f"{self.name}: token endpoint unreachable "
                                      f"({type(exc).__name__})", retryable=True) from None
@@ -255,17 +256,16 @@ class RestConnector:
             self._token_expires = time.monotonic() + max(0.0, lifetime - auth.expiry_margin_seconds)
             return self._token
 
-    def _request(self, method: str, url: str, *, policy: RetryPolicy | None = None,
-                 headers: dict[str, str] | None = None, **kwargs: Any) -> httpx.Response:
+    def _request(self, method: str, url: str, *, headers: dict[str, str] | None = None,
+                 **kwargs: Any) -> httpx.Response:
         """One call with auth and retries; an OAuth2 401 refreshes the token and tries once more."""
-        policy = policy or self._policy
-        resp = policy.send(self._client, method, url,
-                           headers={**(headers or {}), **self._auth_headers()}, **kwargs)
+        resp = self._client.request(method, url, headers={**(headers or {}),
+                                                          **self._auth_headers()}, **kwargs)
         if resp.status_code == 401 and isinstance(self.settings.auth, OAuth2ClientCredentials):
             resp.close()
-            resp = policy.send(self._client, method, url,
-                               headers={**(headers or {}), **self._auth_headers(refresh=True)},
-                               **kwargs)
+            resp = self._client.request(
+                method, url, headers={**(headers or {}), **self._auth_headers(refresh=True)},
+                **kwargs)
         return resp
 
     # -- read
@@ -417,7 +417,7 @@ class RestConnector:
         except httpx.HTTPError as exc:
             return ExecuteResult(ok=False, status="error", retryable=True,
                                  detail=f"{action.operation}: {type(exc).__name__} after "
-                                        f"{self._policy.max_attempts} attempts")
+                                        f"{self.settings.retry.max_attempts} attempts")
         except ConnectorError as exc:
             return ExecuteResult(ok=False, status="error", detail=str(exc),
                                  retryable=exc.retryable)
@@ -428,7 +428,7 @@ class RestConnector:
     def health(self) -> Health:
         try:
             resp = self._request("GET", self._url(self.settings.health_path),
-                                 policy=self._policy.with_attempts(1))
+                                 extensions=ONE_ATTEMPT)
         except (httpx.HTTPError, ConnectorError) as exc:
             return Health(ok=False, detail=f"{self.name}: {type(exc).__name__}: {exc}"[:300])
         if resp.is_success:

@@ -7,7 +7,6 @@ import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -20,7 +19,6 @@ from canonical.model import Action, CapacityRecord, DemandRecord, ShipmentRecord
 from connectors import csv_drop
 from connectors.base import ConnectorError
 from connectors.csv_drop import CsvDropConnector, CsvDropSettings, FilePattern, parse_csv
-from connectors.http_retry import RetryPolicy
 from sandbox.serving import BackgroundServer
 
 DEMAND = FilePattern(glob="demand_*.csv", entity="demand")
@@ -306,10 +304,10 @@ def test_url_export_is_fetched_with_etag():
     export = Export()
     app = Starlette(routes=[Route("/exports/demand_latest.csv", export.serve,
                                   methods=["GET", "HEAD"])])
-    with BackgroundServer(app) as server, httpx.Client() as client:
+    with BackgroundServer(app) as server:
         url = server.url + "/exports/demand_latest.csv"
-        conn = CsvDropConnector("plan-url", CsvDropSettings(url=url, files=[DEMAND]),
-                                client=client, retry=RetryPolicy(max_attempts=2, timeout=5))
+        conn = CsvDropConnector("plan-url", CsvDropSettings(url=url, files=[DEMAND],
+                                                            timeout_seconds=5))
         first = conn.read()
         assert [r.sku for r in first.records] == ["SKU-1"]
         second = conn.read(first.cursor)

@@ -6,7 +6,6 @@ import json
 from datetime import datetime
 from pathlib import Path
 
-import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -242,8 +241,8 @@ def repo():
 
 
 def _connector(repo: Repository, **settings: object) -> EpcisConnector:
-    config = EpcisSettings(base_url=repo.url, timeout_s=5, backoff_s=0.01, **settings)
-    return EpcisConnector("epcis-test", config, httpx.Client())
+    config = EpcisSettings(base_url=repo.url, timeout_s=5, **settings)
+    return EpcisConnector("epcis-test", config, sleep=lambda seconds: None)
 
 
 def test_reads_every_page_by_link_header_then_resumes_without_duplicates(repo: Repository) -> None:
@@ -299,7 +298,7 @@ def test_execute_is_rejected_and_health_reports(repo: Repository) -> None:
     assert (result.ok, result.status) == (False, "rejected") and "read-only" in result.detail
     assert connector.health().ok
     dead = EpcisConnector("dead", EpcisSettings(base_url="http://127.0.0.1:9", timeout_s=1,
-                                                retries=0), httpx.Client())
+                                                retries=0))
     assert not dead.health().ok
 
 
@@ -347,7 +346,7 @@ def test_a_page_nested_too_deeply_fails_the_read_with_a_clear_error() -> None:
     app = Starlette(routes=[Route("/epcis/events", deep)])
     with BackgroundServer(app) as server:
         connector = EpcisConnector("epcis-test", EpcisSettings(base_url=server.url + "/epcis",
-                                                               timeout_s=5), httpx.Client())
+                                                               timeout_s=5))
         with pytest.raises(ConnectorError, match="page 1 of .* is JSON nested too deeply"):
             connector.read()
         health = connector.health()

@@ -128,8 +128,8 @@ def test_ibp_fixture_pages_by_skiptoken_and_maps_key_figures_to_demand() -> None
     values = expand("rest", {"preset": "sap_ibp", "auth": {"username": "U", "password": "p"},
                              "base_url": f"https://my-ibp-api.example.com{IBP_SERVICE}"})
     today = lambda: datetime(2026, 11, 25, 9, 30, tzinfo=UTC)  # noqa: E731
-    conn = RestConnector("ibp", RestSettings.model_validate(values),
-                         httpx.Client(transport=httpx.MockTransport(answer)), clock=today)
+    conn = RestConnector("ibp", RestSettings.model_validate(values), httpx.MockTransport(answer),
+                         clock=today)
     result = conn.read()
     first = seen[0].params
     assert first["$select"] == "PRDID,LOCID,PERIODID4_TSTAMP,CONSENSUSDEMAND,DEMANDPLANNINGQTY"
@@ -162,7 +162,12 @@ def test_ibp_from_the_sandbox_into_a_detection_pass(db_url, sandboxes) -> None:
     demand_change recommendation."""
     planning, tms = sandboxes
     requests: list[httpx.Request] = []
-    client = httpx.Client(event_hooks={"request": [requests.append]}, timeout=10)
+    network = httpx.HTTPTransport()
+
+    def recorded(request: httpx.Request) -> httpx.Response:
+        requests.append(request)
+        return network.handle_request(request)
+
     ibp = _ibp(planning, demand={"fields": {"unit_value": "SALESFCSTPRICE"}})
     cfg = config(connectors=[
         ibp,
@@ -174,7 +179,8 @@ def test_ibp_from_the_sandbox_into_a_detection_pass(db_url, sandboxes) -> None:
     connectors = {c.name: build_connector(c.name, c.kind, c.settings,
                                           {"auth.password": IBP_PASSWORD} if c.name == "ibp"
                                           else {}, timeout=10,
-                                          client=client if c.name == "ibp" else None)
+                                          transport=httpx.MockTransport(recorded)
+                                          if c.name == "ibp" else None)
                   for c in cfg.connectors}
     result = connectors["ibp"].read()
     demand = planning.world.tables["demand"]

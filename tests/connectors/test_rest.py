@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import random
 from datetime import date
 from urllib.parse import parse_qsl
 
@@ -18,7 +17,6 @@ from starlette.routing import Route
 
 from canonical.model import Action, DemandRecord
 from connectors.base import Connector, ConnectorError
-from connectors.http_retry import RetryPolicy
 from connectors.rest import (
     ActionsSettings,
     ApiKeyHeaderAuth,
@@ -30,6 +28,7 @@ from connectors.rest import (
     Pagination,
     RestConnector,
     RestSettings,
+    RetrySettings,
 )
 from sandbox.serving import BackgroundServer, free_port
 from sandbox.systems import start_sandboxes
@@ -184,10 +183,7 @@ def sleeps():
     return []
 
 
-@pytest.fixture
-def policy(sleeps):
-    return RetryPolicy(max_attempts=3, timeout=2.0, backoff_base=0.01, sleep=sleeps.append,
-                       rng=random.Random(3))
+FAST = RetrySettings(max_attempts=3, timeout_seconds=2.0, backoff_base_seconds=0.01)
 
 
 @pytest.fixture
@@ -203,10 +199,11 @@ def vendor_endpoint(path: str, records_path: str, pagination: Pagination,
                             updated_at_field="modified", **kw)
 
 
-def connector(url: str, client: httpx.Client, policy: RetryPolicy, endpoint: EndpointSettings,
+def connector(url: str, sleeps: list[float], endpoint: EndpointSettings,
               **settings) -> RestConnector:
+    settings.setdefault("retry", FAST)
     return RestConnector("vendor", RestSettings(base_url=url, demand=endpoint, **settings),
-                         client, retry=policy)
+                         sleep=sleeps.append)
 
 
 # --- pagination -------------------------------------------------------------------------------
@@ -218,57 +215,57 @@ def expected_records() -> list[DemandRecord]:
             for i in range(7)]
 
 
-def test_next_link_pagination_with_nested_mapping(vendor_server, vendor, client, policy):
+def test_next_link_pagination_with_nested_mapping(vendor_server, vendor, sleeps):
     ep = vendor_endpoint("/v2/plan", "data.rows",
                          Pagination(style="next_link", next_link_path="links.next",
                                     page_size_param="size", page_size=3))
-    result = connector(vendor_server.url, client, policy, ep).read()
+    result = connector(vendor_server.url, sleeps, ep).read()
     assert result.records == expected_records()
     assert result.quarantined == []
     assert len(vendor.calls) == 3  # 3 + 3 + 1
 
 
-def test_cursor_pagination(vendor_server, vendor, client, policy):
+def test_cursor_pagination(vendor_server, vendor, sleeps):
     ep = vendor_endpoint("/v2/plan-cursor", "results",
                          Pagination(style="cursor", next_cursor_path="meta.next",
                                     cursor_param="token", page_size_param=None),
                          incremental="none")
-    result = connector(vendor_server.url, client, policy, ep).read()
+    result = connector(vendor_server.url, sleeps, ep).read()
     assert result.records == expected_records()
     assert [c.query_params.get("token") for c in vendor.calls] == [None, "3", "6"]
 
 
-def test_page_number_pagination_stops_on_a_short_page(vendor_server, vendor, client, policy):
+def test_page_number_pagination_stops_on_a_short_page(vendor_server, vendor, sleeps):
     ep = vendor_endpoint("/v2/plan-pages", "",
                          Pagination(style="page_number", page_param="p",
                                     page_size_param="per_page", page_size=2),
                          incremental="none")
-    result = connector(vendor_server.url, client, policy, ep).read()
+    result = connector(vendor_server.url, sleeps, ep).read()
     assert result.records == expected_records()
     assert [c.query_params["p"] for c in vendor.calls] == ["1", "2", "3", "4"]
 
 
-def test_link_header_pagination(vendor_server, vendor, client, policy):
+def test_link_header_pagination(vendor_server, vendor, sleeps):
     ep = vendor_endpoint("/v2/plan-linked", "items", Pagination(style="next_link"),
                          incremental="none")
-    assert connector(vendor_server.url, client, policy, ep).read().records == expected_records()
+    assert connector(vendor_server.url, sleeps, ep).read().records == expected_records()
     assert len(vendor.calls) == 2
 
 
-def test_next_link_to_another_host_is_refused(vendor_server, vendor, client, policy):
+def test_next_link_to_another_host_is_refused(vendor_server, vendor, sleeps):
     ep = vendor_endpoint("/v2/escape", "items", Pagination(), incremental="none")
     with pytest.raises(ConnectorError, match="refusing to send credentials"):
-        connector(vendor_server.url, client, policy, ep,
+        connector(vendor_server.url, sleeps, ep,
                   auth=BearerAuth(token="s3cret-token")).read()
 
 
 # --- incremental reads ------------------------------------------------------------------------
 
 
-def test_updated_since_reads_only_what_changed(vendor_server, vendor, client, policy):
+def test_updated_since_reads_only_what_changed(vendor_server, vendor, sleeps):
     ep = vendor_endpoint("/v2/plan", "data.rows",
                          Pagination(next_link_path="links.next", page_size_param="size"))
-    conn = connector(vendor_server.url, client, policy, ep)
+    conn = connector(vendor_server.url, sleeps, ep)
     first = conn.read()
     assert len(first.records) == 7
     assert conn.read(first.cursor).records == []
@@ -279,11 +276,10 @@ def test_updated_since_reads_only_what_changed(vendor_server, vendor, client, po
     assert [(r.sku, r.latest_qty) for r in third.records] == [("SKU-0", 50.0)]
 
 
-def test_overlap_re_reads_a_margin_before_the_last_change(vendor_server, vendor, client,
-                                                          policy):
+def test_overlap_re_reads_a_margin_before_the_last_change(vendor_server, vendor, sleeps):
     ep = vendor_endpoint("/v2/plan", "data.rows", Pagination(next_link_path="links.next"),
                          overlap_seconds=120)
-    conn = connector(vendor_server.url, client, policy, ep)
+    conn = connector(vendor_server.url, sleeps, ep)
     first = conn.read()
     second = conn.read(first.cursor)
     assert vendor.calls[-1].query_params["changed_after"] == "2026-11-20T10:04:00Z"
@@ -294,14 +290,13 @@ def test_overlap_re_reads_a_margin_before_the_last_change(vendor_server, vendor,
 # --- quarantine -------------------------------------------------------------------------------
 
 
-def test_malformed_records_are_quarantined_and_the_rest_read(vendor_server, vendor, client,
-                                                             policy):
+def test_malformed_records_are_quarantined_and_the_rest_read(vendor_server, vendor, sleeps):
     vendor.rows = [ROWS[0], {**ROWS[1], "qty": {"plan": -4, "latest": 1}}, "not an object",
                    {**ROWS[2], "item": {}}, {**ROWS[3], "week": "next tuesday"}, ROWS[4]]
     ep = vendor_endpoint("/v2/plan", "data.rows",
                          Pagination(next_link_path="links.next", page_size_param="size",
                                     page_size=3))
-    result = connector(vendor_server.url, client, policy, ep).read()
+    result = connector(vendor_server.url, sleeps, ep).read()
     assert [r.sku for r in result.records] == ["SKU-0", "SKU-4"]
     bad = {q.position: q for q in result.quarantined}
     assert set(bad) == {"page 1 item 1", "page 1 item 2", "page 2 item 0", "page 2 item 1"}
@@ -313,7 +308,7 @@ def test_malformed_records_are_quarantined_and_the_rest_read(vendor_server, vend
 
 
 def test_a_time_past_year_9999_in_utc_is_quarantined_and_the_page_read(vendor_server, vendor,
-                                                                      client, policy):
+                                                                      sleeps):
     vendor.rows = [{"id": "S1", "from": "P1", "to": "DC1", "eta": "2026-12-01T08:00:00Z",
                     "modified": "2026-11-20T10:00:00Z"},
                    {"id": "S2", "from": "P1", "to": "DC1", "eta": "9999-12-31T23:59:59-12:00",
@@ -326,8 +321,8 @@ def test_a_time_past_year_9999_in_utc_is_quarantined_and_the_page_read(vendor_se
                           pagination=Pagination(next_link_path="links.next",
                                                 page_size_param="size", page_size=3),
                           updated_since_param="changed_after", updated_at_field="modified")
-    conn = RestConnector("vendor", RestSettings(base_url=vendor_server.url, shipments=ep),
-                         client, retry=policy)
+    conn = RestConnector("vendor", RestSettings(base_url=vendor_server.url, shipments=ep,
+                                                retry=FAST), sleep=sleeps.append)
     result = conn.read()
     assert [r.shipment_id for r in result.records] == ["S1", "S3"]
     (bad,) = result.quarantined
@@ -339,10 +334,10 @@ def test_a_time_past_year_9999_in_utc_is_quarantined_and_the_page_read(vendor_se
 
 
 def test_a_body_nested_too_deeply_fails_the_read_with_a_clear_error(vendor_server, vendor,
-                                                                   client, policy):
+                                                                   sleeps):
     ep = vendor_endpoint("/v2/deep", "items", Pagination(style="none"), incremental="none")
     with pytest.raises(ConnectorError, match="GET /v2/deep page 1 is JSON nested too deeply"):
-        connector(vendor_server.url, client, policy, ep).read()
+        connector(vendor_server.url, sleeps, ep).read()
 
 
 # --- auth -------------------------------------------------------------------------------------
@@ -354,12 +349,12 @@ def test_a_body_nested_too_deeply_fails_the_read_with_a_clear_error(vendor_serve
      BasicAuth(username="planner", password="nope")),
     ("api_key", ApiKeyHeaderAuth(api_key="k3y"), ApiKeyHeaderAuth(api_key="nope")),
 ])
-def test_static_auth_schemes(vendor_server, vendor, client, policy, scheme, auth, wrong):
+def test_static_auth_schemes(vendor_server, vendor, sleeps, scheme, auth, wrong):
     vendor.auth = scheme
     ep = vendor_endpoint("/v2/plan", "data.rows", Pagination(next_link_path="links.next"))
-    assert len(connector(vendor_server.url, client, policy, ep, auth=auth).read().records) == 7
+    assert len(connector(vendor_server.url, sleeps, ep, auth=auth).read().records) == 7
     with pytest.raises(ConnectorError, match="401") as err:
-        connector(vendor_server.url, client, policy, ep, auth=wrong).read()
+        connector(vendor_server.url, sleeps, ep, auth=wrong).read()
     assert err.value.retryable is False
 
 
@@ -369,10 +364,10 @@ def oauth(**kw) -> OAuth2ClientCredentials:
                                    scopes=["plan.read", "plan.write"], **kw)
 
 
-def test_oauth2_token_is_fetched_once_and_reused(vendor_server, vendor, client, policy):
+def test_oauth2_token_is_fetched_once_and_reused(vendor_server, vendor, sleeps):
     vendor.auth = "oauth2"
     ep = vendor_endpoint("/v2/plan", "data.rows", Pagination(next_link_path="links.next"))
-    conn = connector(vendor_server.url, client, policy, ep, auth=oauth())
+    conn = connector(vendor_server.url, sleeps, ep, auth=oauth())
     conn.read()
     conn.read()
     assert len(vendor.token_requests) == 1
@@ -380,41 +375,40 @@ def test_oauth2_token_is_fetched_once_and_reused(vendor_server, vendor, client, 
     assert vendor.token_requests[0]["scope"] == "plan.read plan.write"
 
 
-def test_oauth2_client_secret_in_the_form_body(vendor_server, vendor, client, policy):
+def test_oauth2_client_secret_in_the_form_body(vendor_server, vendor, sleeps):
     vendor.auth = "oauth2"
     ep = vendor_endpoint("/v2/plan", "data.rows", Pagination(next_link_path="links.next"))
-    conn = connector(vendor_server.url, client, policy, ep,
+    conn = connector(vendor_server.url, sleeps, ep,
                      auth=oauth(client_auth="body", audience="https://plan.example"))
     assert len(conn.read().records) == 7
     [sent] = vendor.token_requests
     assert sent["authorization"] is None and sent["audience"] == "https://plan.example"
 
 
-def test_oauth2_token_is_refreshed_when_it_expires(vendor_server, vendor, client, policy):
+def test_oauth2_token_is_refreshed_when_it_expires(vendor_server, vendor, sleeps):
     vendor.auth = "oauth2"
     vendor.token_lifetime = 10  # shorter than the 30 s safety margin: expired at once
     ep = vendor_endpoint("/v2/plan", "data.rows", Pagination(next_link_path="links.next"))
-    conn = connector(vendor_server.url, client, policy, ep, auth=oauth())
+    conn = connector(vendor_server.url, sleeps, ep, auth=oauth())
     conn.read()
     conn.read()
     assert len(vendor.token_requests) >= 2
 
 
-def test_oauth2_refreshes_once_on_401(vendor_server, vendor, client, policy):
+def test_oauth2_refreshes_once_on_401(vendor_server, vendor, sleeps):
     vendor.auth = "oauth2"
     ep = vendor_endpoint("/v2/plan", "data.rows", Pagination(next_link_path="links.next"))
-    conn = connector(vendor_server.url, client, policy, ep, auth=oauth())
+    conn = connector(vendor_server.url, sleeps, ep, auth=oauth())
     conn.read()
     vendor.valid_tokens.clear()  # the server revoked every token
     assert len(conn.read().records) == 7
     assert len(vendor.token_requests) == 2
 
 
-def test_oauth2_refreshes_only_once_when_the_api_keeps_refusing(vendor_server, vendor, client,
-                                                                policy):
+def test_oauth2_refreshes_only_once_when_the_api_keeps_refusing(vendor_server, vendor, sleeps):
     vendor.auth = "oauth2"
     ep = vendor_endpoint("/v2/plan", "data.rows", Pagination(next_link_path="links.next"))
-    conn = connector(vendor_server.url, client, policy, ep, auth=oauth(),
+    conn = connector(vendor_server.url, sleeps, ep, auth=oauth(),
                      actions=ActionsSettings(path="/v2/changes"))
     vendor.accept_tokens = False  # issued tokens are never accepted
     with pytest.raises(ConnectorError, match="401"):
@@ -426,22 +420,22 @@ def test_oauth2_refreshes_only_once_when_the_api_keeps_refusing(vendor_server, v
     assert len(vendor.token_requests) == 3  # one refresh per call, never a loop
 
 
-def test_oauth2_bad_client_secret_is_a_clear_error(vendor_server, vendor, client, policy):
+def test_oauth2_bad_client_secret_is_a_clear_error(vendor_server, vendor, sleeps):
     vendor.auth = "oauth2"
     ep = vendor_endpoint("/v2/plan", "data.rows", Pagination(next_link_path="links.next"))
-    conn = connector(vendor_server.url, client, policy, ep, auth=oauth(secret="wrong"))
+    conn = connector(vendor_server.url, sleeps, ep, auth=oauth(secret="wrong"))
     with pytest.raises(ConnectorError, match="token endpoint answered 401") as err:
         conn.read()
     assert not err.value.retryable
 
 
-def test_secrets_never_reach_logs_or_reprs(vendor_server, vendor, client, policy, caplog):
+def test_secrets_never_reach_logs_or_reprs(vendor_server, vendor, sleeps, caplog):
     caplog.set_level(logging.DEBUG)
     vendor.auth = "oauth2"
     vendor.fail_next = [503]
     ep = vendor_endpoint("/v2/plan", "data.rows", Pagination(next_link_path="links.next"))
-    settings = RestSettings(base_url=vendor_server.url, demand=ep, auth=oauth())
-    RestConnector("vendor", settings, client, retry=policy).read()
+    settings = RestSettings(base_url=vendor_server.url, demand=ep, auth=oauth(), retry=FAST)
+    RestConnector("vendor", settings, sleep=sleeps.append).read()
     text = caplog.text + repr(settings) + str(settings.model_dump())
     assert "503" in caplog.text  # the retry was logged ...
     assert "cl1ent-secret" not in text  # ... without the secret
@@ -451,25 +445,46 @@ def test_secrets_never_reach_logs_or_reprs(vendor_server, vendor, client, policy
 # --- retries ----------------------------------------------------------------------------------
 
 
-def test_read_survives_429_and_5xx(vendor_server, vendor, client, policy, sleeps):
+def test_read_survives_429_and_5xx(vendor_server, vendor, sleeps):
     vendor.fail_next = [429, 503]
     ep = vendor_endpoint("/v2/plan", "data.rows", Pagination(next_link_path="links.next"))
-    assert len(connector(vendor_server.url, client, policy, ep).read().records) == 7
+    assert len(connector(vendor_server.url, sleeps, ep).read().records) == 7
     assert sleeps[0] == 1.0  # Retry-After: 1
 
 
-def test_read_gives_up_after_bounded_retries(vendor_server, vendor, client, policy):
+def test_read_gives_up_after_bounded_retries(vendor_server, vendor, sleeps):
     vendor.fail_next = [500] * 10
     ep = vendor_endpoint("/v2/plan", "data.rows", Pagination(next_link_path="links.next"))
     with pytest.raises(ConnectorError, match="500") as err:
-        connector(vendor_server.url, client, policy, ep).read()
+        connector(vendor_server.url, sleeps, ep).read()
     assert err.value.retryable
     assert len(vendor.calls) == 3
 
 
-def test_unreachable_system_is_a_retryable_error(client, policy):
+def test_token_and_keyed_action_requests_are_retried_over_any_transport(sleeps):
+    failures = {"/oauth/token": [503], "/actions": [503, 502]}
+    seen: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.path)
+        if failures.get(request.url.path):
+            return httpx.Response(failures[request.url.path].pop(0))
+        if request.url.path == "/oauth/token":
+            return httpx.Response(200, json={"access_token": "t", "expires_in": 60})
+        return httpx.Response(200, json={"id": "X-1"})
+
+    conn = RestConnector("vendor", RestSettings(base_url="https://vendor.test", auth=oauth(),
+                                                retry=FAST),
+                         httpx.MockTransport(answer), sleep=sleeps.append)
+    result = conn.execute(Action(system="planning", operation="x", params={},
+                                 idempotency_key="k"))
+    assert (result.status, result.external_id) == ("done", "X-1")
+    assert seen == ["/oauth/token"] * 2 + ["/actions"] * 3 and len(sleeps) == 3
+
+
+def test_unreachable_system_is_a_retryable_error(sleeps):
     ep = EndpointSettings()
-    conn = connector(f"http://127.0.0.1:{free_port()}", client, policy, ep)
+    conn = connector(f"http://127.0.0.1:{free_port()}", sleeps, ep)
     with pytest.raises(ConnectorError) as err:
         conn.read()
     assert err.value.retryable
@@ -480,10 +495,10 @@ def test_unreachable_system_is_a_retryable_error(client, policy):
 
 
 def test_execute_uses_configured_method_path_and_idempotency_header(vendor_server, vendor,
-                                                                    client, policy):
+                                                                    sleeps):
     actions = ActionsSettings(path="/v2/changes", operations={
         "update_forecast": OperationSettings(path="/v2/changes/forecast", method="PATCH")})
-    conn = connector(vendor_server.url, client, policy, EndpointSettings(), actions=actions,
+    conn = connector(vendor_server.url, sleeps, EndpointSettings(), actions=actions,
                      health_path="/status")
     action = Action(system="planning", operation="update_forecast", idempotency_key="k-1",
                     params={"sku": "SKU-1", "qty": 5})
@@ -505,10 +520,10 @@ def test_execute_uses_configured_method_path_and_idempotency_header(vendor_serve
     (409, ("duplicate", True), False), (422, ("rejected", False), False),
     (503, ("error", False), True),
 ])
-def test_execute_maps_status_codes(vendor_server, vendor, client, policy, status, expected,
+def test_execute_maps_status_codes(vendor_server, vendor, sleeps, status, expected,
                                    retryable):
     vendor.action_status = status
-    conn = connector(vendor_server.url, client, policy, EndpointSettings(),
+    conn = connector(vendor_server.url, sleeps, EndpointSettings(),
                      actions=ActionsSettings(path="/v2/changes"))
     result = conn.execute(Action(system="planning", operation="x", params={},
                                  idempotency_key="k"))
@@ -517,8 +532,8 @@ def test_execute_maps_status_codes(vendor_server, vendor, client, policy, status
     assert len(vendor.actions) == (3 if status == 503 else 1)  # only 5xx is retried
 
 
-def test_execute_without_idempotency_key_sends_nothing(vendor_server, vendor, client, policy):
-    conn = connector(vendor_server.url, client, policy, EndpointSettings())
+def test_execute_without_idempotency_key_sends_nothing(vendor_server, vendor, sleeps):
+    conn = connector(vendor_server.url, sleeps, EndpointSettings())
     result = conn.execute(Action(system="planning", operation="x", params={}))
     assert result.status == "rejected" and not result.retryable
     assert vendor.calls == []
@@ -535,11 +550,10 @@ def sandboxes():
     tms.stop()
 
 
-def test_sandbox_updated_since_returns_exactly_the_spiked_rows(sandboxes, client, policy):
+def test_sandbox_updated_since_returns_exactly_the_spiked_rows(sandboxes, client, sleeps):
     planning, _ = sandboxes
-    conn = RestConnector("planning", RestSettings(base_url=planning.url,
-                                                  demand=EndpointSettings()), client,
-                         retry=policy)
+    conn = RestConnector("planning", RestSettings(base_url=planning.url, retry=FAST,
+                                                  demand=EndpointSettings()), sleep=sleeps.append)
     assert isinstance(conn, Connector)
     first = conn.read()
     assert len(first.records) == 300 * 4 * 8
@@ -551,11 +565,11 @@ def test_sandbox_updated_since_returns_exactly_the_spiked_rows(sandboxes, client
     assert all(r.latest_qty > 1.5 * r.planned_qty for r in changed)
 
 
-def test_sandbox_etag_answers_304_until_something_changes(sandboxes, client, policy):
+def test_sandbox_etag_answers_304_until_something_changes(sandboxes, client, sleeps):
     _, tms = sandboxes
     ep = EndpointSettings(incremental="etag", pagination=Pagination(page_size=20))
-    conn = RestConnector("tms", RestSettings(base_url=tms.url, shipments=ep), client,
-                         retry=policy)
+    conn = RestConnector("tms", RestSettings(base_url=tms.url, shipments=ep, retry=FAST),
+                         sleep=sleeps.append)
     first = conn.read()
     assert len(first.records) >= 48
     second = conn.read(first.cursor)
@@ -566,10 +580,10 @@ def test_sandbox_etag_answers_304_until_something_changes(sandboxes, client, pol
     assert any(r.status == "delayed" for r in third.records)
 
 
-def test_sandbox_execute_is_applied_once_per_idempotency_key(sandboxes, client, policy):
+def test_sandbox_execute_is_applied_once_per_idempotency_key(sandboxes, client, sleeps):
     _, tms = sandboxes
-    conn = RestConnector("tms", RestSettings(base_url=tms.url, shipments=EndpointSettings()),
-                         client, retry=policy)
+    conn = RestConnector("tms", RestSettings(base_url=tms.url, shipments=EndpointSettings(),
+                                             retry=FAST), sleep=sleeps.append)
     before = {r.shipment_id: r for r in conn.read().records}
     target = next(r for r in before.values() if r.status == "in_transit")
     action = Action(system="logistics", operation="create_transfer", idempotency_key="trf-1",
@@ -598,8 +612,9 @@ def test_sandbox_execute_is_applied_once_per_idempotency_key(sandboxes, client, 
 
 def test_sandbox_lost_response_is_retried_and_still_applied_once(sandboxes, client):
     planning, _ = sandboxes
-    policy = RetryPolicy(max_attempts=2, timeout=0.3, backoff_base=0.01, sleep=lambda s: None)
-    conn = RestConnector("planning", RestSettings(base_url=planning.url), client, retry=policy)
+    retry = RetrySettings(max_attempts=2, timeout_seconds=0.3, backoff_base_seconds=0.01)
+    conn = RestConnector("planning", RestSettings(base_url=planning.url, retry=retry),
+                         sleep=lambda s: None)
     client.post(planning.url + "/scenario/faults", json={"timeout_rate": 1.0,
                                                          "timeout_seconds": 0.6})
     demand = client.get(planning.url + "/demand", params={"limit": 1}).json()["items"][0]
@@ -616,7 +631,7 @@ def test_sandbox_lost_response_is_retried_and_still_applied_once(sandboxes, clie
     entry = next(a for a in received["actions"] if a["idempotency_key"] == "uf-lost")
     assert (entry["attempts"], entry["applied"]) == (3, 1)
     reader = RestConnector("planning", RestSettings(base_url=planning.url,
-                                                    demand=EndpointSettings()), client)
+                                                    demand=EndpointSettings()))
     replanned = [r for r in reader.read().records if r.planned_qty == 1234]
     assert [(r.sku, r.location, r.period.isoformat()) for r in replanned] == [
         (demand["sku"], demand["location"], demand["period"])]

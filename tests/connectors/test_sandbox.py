@@ -17,12 +17,11 @@ from canonical.model import (
     LaneRecord,
     ShipmentRecord,
 )
-from connectors.http_retry import RetryPolicy
-from connectors.rest import EndpointSettings, RestConnector, RestSettings
+from connectors.rest import EndpointSettings, RestConnector, RestSettings, RetrySettings
 from sandbox.systems import CARRIERS, DCS, PLANTS, World, start_sandboxes
 
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
-FAST = RetryPolicy(max_attempts=2, timeout=5.0, backoff_base=0.01, sleep=lambda s: None)
+FAST = RetrySettings(max_attempts=2, timeout_seconds=5.0, backoff_base_seconds=0.01)
 
 
 @pytest.fixture
@@ -39,16 +38,16 @@ def client():
         yield c
 
 
-def planning_connector(url: str, client: httpx.Client) -> RestConnector:
-    settings = RestSettings(base_url=url, demand=EndpointSettings(),
+def planning_connector(url: str) -> RestConnector:
+    settings = RestSettings(base_url=url, demand=EndpointSettings(), retry=FAST,
                             inventory=EndpointSettings(), capacity=EndpointSettings())
-    return RestConnector("planning", settings, client, retry=FAST)
+    return RestConnector("planning", settings, sleep=lambda s: None)
 
 
-def tms_connector(url: str, client: httpx.Client) -> RestConnector:
-    settings = RestSettings(base_url=url, shipments=EndpointSettings(),
+def tms_connector(url: str) -> RestConnector:
+    settings = RestSettings(base_url=url, shipments=EndpointSettings(), retry=FAST,
                             capacity=EndpointSettings(), lanes=EndpointSettings())
-    return RestConnector("tms", settings, client, retry=FAST)
+    return RestConnector("tms", settings, sleep=lambda s: None)
 
 
 def by_type(records: list) -> dict[type, list]:
@@ -69,8 +68,8 @@ def test_same_seed_same_world_other_seed_other_world():
 
 def test_default_mapping_reads_every_entity_from_both_systems(sandboxes, client):
     planning, tms = sandboxes
-    plan = planning_connector(planning.url, client).read()
-    ship = tms_connector(tms.url, client).read()
+    plan = planning_connector(planning.url).read()
+    ship = tms_connector(tms.url).read()
     assert plan.quarantined == [] and ship.quarantined == []
     p, t = by_type(plan.records), by_type(ship.records)
 
@@ -101,7 +100,7 @@ def test_default_mapping_reads_every_entity_from_both_systems(sandboxes, client)
 
 def test_a_scenario_step_produces_all_three_drift_signals(sandboxes, client):
     planning, tms = sandboxes
-    plan_conn, tms_conn = planning_connector(planning.url, client), tms_connector(tms.url, client)
+    plan_conn, tms_conn = planning_connector(planning.url), tms_connector(tms.url)
     plan_cursor, tms_cursor = plan_conn.read().cursor, tms_conn.read().cursor
 
     step = client.post(tms.url + "/scenario/step").json()
@@ -135,7 +134,7 @@ def test_a_scenario_step_produces_all_three_drift_signals(sandboxes, client):
 
 def test_actions_change_what_the_next_poll_sees(sandboxes, client):
     planning, tms = sandboxes
-    plan_conn, tms_conn = planning_connector(planning.url, client), tms_connector(tms.url, client)
+    plan_conn, tms_conn = planning_connector(planning.url), tms_connector(tms.url)
     cursor = plan_conn.read().cursor
     spike = client.post(planning.url + "/scenario/step").json()["injected"][0]
     sku, period = spike["skus"][0], spike["periods"][0]
@@ -243,7 +242,7 @@ def test_fault_injection(sandboxes, client):
                        json={"error_rate": 1.5}).status_code == 400
     client.post(planning.url + "/scenario/faults", json={"error_rate": 1.0})
     assert client.get(planning.url + "/demand").status_code == 500
-    assert planning_connector(planning.url, client).health().ok is False
+    assert planning_connector(planning.url).health().ok is False
     client.post(planning.url + "/scenario/faults", json={"rate_limit_rate": 1.0,
                                                          "retry_after_seconds": 3})
     limited = client.get(planning.url + "/inventory")
@@ -252,7 +251,7 @@ def test_fault_injection(sandboxes, client):
     statuses = Counter(client.get(planning.url + "/health").status_code for _ in range(100))
     assert 15 <= statuses[500] <= 45 and statuses[200] == 100 - statuses[500]
     client.post(planning.url + "/scenario/faults", json={})
-    assert planning_connector(planning.url, client).health().ok
+    assert planning_connector(planning.url).health().ok
 
 
 def test_auto_step_advances_the_scenario_on_its_own(client):

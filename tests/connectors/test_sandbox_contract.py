@@ -43,10 +43,10 @@ class Systems:
         self.world = self.planning.world
         self.client = client
         self.plan = build_connector("plan", "rest", {"base_url": self.planning.url, "demand": {},
-                                                     "inventory": {}}, {}, client=client)
+                                                     "inventory": {}}, {}, timeout=15)
         self.log = build_connector("tms", "rest", {"base_url": self.tms.url, "shipments": {},
                                                    "capacity": {}, "lanes": {}}, {},
-                                   client=client)
+                                   timeout=15)
 
     def stop(self) -> None:
         self.planning.stop()

@@ -10,7 +10,6 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 import pytest
 from typer.testing import CliRunner
 
@@ -39,10 +38,9 @@ def _recommendations(urls: dict[str, str], now: datetime) -> list[tuple[str, tup
     read, detected and routed as the demo's bot does with alignbot.example.yml."""
     config = load_config(EXAMPLE)
     records = []
-    with httpx.Client(timeout=10) as client:
-        for conn in config.connectors:
-            settings = {**conn.settings, "base_url": urls[conn.system]}
-            records += build_connector(conn.name, conn.kind, settings, {}, client=client).read().records
+    for conn in config.connectors:
+        settings = {**conn.settings, "base_url": urls[conn.system]}
+        records += build_connector(conn.name, conn.kind, settings, {}, timeout=10).read().records
     result = detect(snapshot_from_records(records), config.detectors, now)
     return sorted((str(r.kind), route(r, config).teams) for r in result.recommendations)
 

@@ -24,14 +24,14 @@ from tests.support.builders import config
 SECRET = "whsec-test-0123456789"
 
 
-def _loop(db_url, planning, tms, **kw) -> DecisionLoop:
+def _loop(db_url, planning, tms, sleep=time.sleep, **kw) -> DecisionLoop:
     cfg = config(connectors=[
         {"name": "plan", "kind": "rest", "system": "planning",
          "settings": {"base_url": planning.url, "demand": {}, "inventory": {}}},
         {"name": "tms", "kind": "rest", "system": "logistics", "webhook_secret_env": "TMS_HOOK",
          "settings": {"base_url": tms.url, "shipments": {}, "capacity": {}, "lanes": {}}},
     ])
-    connectors = {c.name: build_connector(c.name, c.kind, c.settings, {}, timeout=5)
+    connectors = {c.name: build_connector(c.name, c.kind, c.settings, {}, timeout=5, sleep=sleep)
                   for c in cfg.connectors}
     return DecisionLoop(cfg, make_engine(db_url), connectors, **kw)
 
@@ -68,7 +68,8 @@ def test_repeated_polls_keep_one_recommendation_per_fingerprint(db_url, sandboxe
 
 def test_a_source_that_is_down_is_marked_stale_and_closes_nothing(db_url, sandboxes):
     planning, tms = sandboxes
-    loop = _loop(db_url, planning, tms)
+    waits: list[float] = []
+    loop = _loop(db_url, planning, tms, sleep=waits.append)
     httpx.post(planning.url + "/scenario/step", timeout=5)
     loop.poll_and_detect("plan")
     loop.poll_and_detect("tms")
@@ -77,6 +78,7 @@ def test_a_source_that_is_down_is_marked_stale_and_closes_nothing(db_url, sandbo
     for _ in range(3):
         outcome = loop.poll_and_detect("tms")
     assert not outcome.ok and "ConnectError" in outcome.error
+    assert len(waits) == 3 * 3  # each poll gave up after its bounded retries
     with session_scope(loop.engine) as s:
         health = s.get(ConnectorHealth, "tms")
     assert health.stale and health.consecutive_failures == 3
