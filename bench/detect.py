@@ -236,15 +236,30 @@ def child(directory: str) -> None:
     print(json.dumps({"rss_after_load_mb": before / 1024, "peak_rss_mb": after / 1024, "cold_seconds": seconds}))
 
 
+def busy(scale: float) -> None:
+    """Full passes over the network, back to back, until killed."""
+    snap, settings = generate(scale), DetectorSettings()
+    detect(snap, settings, NOW)
+    print("ready", flush=True)
+    while True:
+        detect(snap, settings, NOW)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--scale", type=float, default=1.0, help="1.0 = 1M demand rows")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--busy", action="store_true",
+                        help="run full passes back to back until killed (load for bench.slack_ack); "
+                             "prints 'ready' after the first")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     if args.child:
         child(args.child)
+        return
+    if args.busy:
+        busy(args.scale)
         return
 
     settings = DetectorSettings()

@@ -1,4 +1,5 @@
-"""Slack-facing latency on the one-command demo stack (``bot.demo.DemoStack(fast=True)``).
+"""Slack-facing latency on the demo stack, its ingress a process of its own
+(``bot.demo.DemoStack(fast=True, ingress_process=True)``).
 
 * pushed event → message: signed ``POST /hooks/tms`` delaying one sandbox shipment, until a
   message in #logistics names that shipment (a new message, or an existing one edited);
@@ -241,7 +242,7 @@ def approve_to_executed(stack: DemoStack, samples: int, log=print) -> list[Figur
 
 def run(quick: bool = False, log=print) -> list[Figure]:  # type: ignore[no-untyped-def]
     figures: list[Figure] = []
-    with DemoStack(fast=True) as stack:
+    with DemoStack(fast=True, ingress_process=True) as stack:
         stack.slack.wait_for(lambda: stack.slack.messages("C0LOGISTICS"), timeout=60)
         stack.step()  # a demand spike, delayed shipments and a carrier capacity cut
         time.sleep(3)
