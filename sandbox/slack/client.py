@@ -12,16 +12,39 @@ import hashlib
 import hmac
 import json
 import time
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+import uuid
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
 from urllib.parse import urlencode
 
 import httpx
 
-if TYPE_CHECKING:
-    from sandbox.slack.socket_mode import Envelope
-
 SLACK_ACK_TIMEOUT = 3.0  # Slack shows the user an error if the app has not answered by then
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """One delivery over the socket, exactly as sent (so it can be sent again)."""
+
+    type: str  # "slash_commands" | "interactive" | "events_api"
+    payload: dict[str, Any]
+    accepts_response_payload: bool
+    envelope_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    retry_attempt: int = 0  # sent for events_api only
+    retry_reason: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"envelope_id": self.envelope_id, "type": self.type,
+                               "payload": self.payload,
+                               "accepts_response_payload": self.accepts_response_payload}
+        if self.type == "events_api":
+            out.update(retry_attempt=self.retry_attempt, retry_reason=self.retry_reason)
+        return out
+
+    def again(self, retry_attempt: int, retry_reason: str) -> Envelope:
+        """The same payload as a new envelope (Slack gives every delivery its own id)."""
+        return replace(self, envelope_id=str(uuid.uuid4()), retry_attempt=retry_attempt,
+                       retry_reason=retry_reason)
 
 
 def sign(signing_secret: str, timestamp: str | int, body: bytes | str) -> str:

@@ -30,46 +30,20 @@ import asyncio
 import json
 import threading
 import time
-import uuid
 from collections.abc import Iterable
 from concurrent.futures import Future
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
 from sandbox.slack._workspace import APP_ID, Workspace
-from sandbox.slack.client import SLACK_ACK_TIMEOUT, Delivery
+from sandbox.slack.client import SLACK_ACK_TIMEOUT, Delivery, Envelope
 
 EVENT_RETRY_DELAYS = (0.0, 60.0, 300.0)  # after a missed ack: at once, 1 minute, 5 minutes
 CLOSE_AFTER = {"refresh_requested": 2.0, "warning": 10.0}  # then Slack closes the socket itself
 PATH = "/link/"
-
-
-@dataclass(frozen=True)
-class Envelope:
-    """One delivery over the socket, exactly as sent (so it can be sent again)."""
-
-    type: str  # "slash_commands" | "interactive" | "events_api"
-    payload: dict[str, Any]
-    accepts_response_payload: bool
-    envelope_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    retry_attempt: int = 0  # sent for events_api only
-    retry_reason: str = ""
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"envelope_id": self.envelope_id, "type": self.type,
-                               "payload": self.payload,
-                               "accepts_response_payload": self.accepts_response_payload}
-        if self.type == "events_api":
-            out.update(retry_attempt=self.retry_attempt, retry_reason=self.retry_reason)
-        return out
-
-    def again(self, retry_attempt: int, retry_reason: str) -> Envelope:
-        """The same payload as a new envelope (Slack gives every delivery its own id)."""
-        return replace(self, envelope_id=str(uuid.uuid4()), retry_attempt=retry_attempt,
-                       retry_reason=retry_reason)
 
 
 @dataclass(eq=False)
