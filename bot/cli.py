@@ -150,7 +150,8 @@ def _serving_config(config: Path | None):  # type: ignore[no-untyped-def]
                       secrets=configured_secrets(cfg, os.environ),
                       # every job run and every /healthz schema check would be a line otherwise
                       levels={"apscheduler.executors": "WARNING",
-                              "alembic.runtime.migration": "WARNING"})
+                              "alembic.runtime.migration": "WARNING",
+                              "httpx": "WARNING"})  # a line per connector request otherwise
     return cfg
 
 

@@ -23,6 +23,7 @@ from sqlmodel import Session, select
 from bot.blocks import numbered, system_label
 from bot.notes import add_note
 from bot.stages import Stage, in_transaction, run
+from bot.tracing import mark_failed, span
 from canonical.model import Action
 from connectors.base import Connector, ExecuteResult
 from store.db import session_scope
@@ -172,13 +173,17 @@ class Executor:
 
     def _call(self, a: Attempt) -> Attempt:
         action, connector = a.call, self.connectors.get(a.call.connector)
-        try:
-            a.result = connector.execute(action) if connector else ExecuteResult(
-                ok=False, status="rejected", detail=f"no connector named {action.connector!r} can "
-                f"execute {action.system} actions (check alignbot.yml)")
-        except Exception as exc:  # a connector bug or network failure: retry within bounds
-            a.result = ExecuteResult(ok=False, status="error", retryable=True,
-                                     detail=f"{type(exc).__name__}: {exc}")
+        with span("execution", connector=action.connector, operation=action.operation,
+                  outbox_id=a.outbox_id):
+            try:
+                a.result = connector.execute(action) if connector else ExecuteResult(
+                    ok=False, status="rejected", detail=f"no connector named "
+                    f"{action.connector!r} can execute {action.system} actions (check alignbot.yml)")
+            except Exception as exc:  # a connector bug or network failure: retry within bounds
+                a.result = ExecuteResult(ok=False, status="error", retryable=True,
+                                         detail=f"{type(exc).__name__}: {exc}")
+            if not a.result.ok:
+                mark_failed(a.result.detail)
         return a
 
     def _record(self, a: Attempt) -> Attempt:

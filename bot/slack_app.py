@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
 from slack_bolt import Ack, App, BoltContext, BoltResponse, Respond
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy.engine import Engine
@@ -54,11 +56,31 @@ def build_slack_app(deps: SlackDeps, *, client: WebClient) -> App:
     The ingress verified every request's signature before storing it (Socket Mode needs none),
     so Bolt's own check is off.
     """
-    app = App(client=client, request_verification_enabled=False, process_before_response=True,
-              token_verification_enabled=False, ignoring_self_events_enabled=True)
+    bolt_log = logging.getLogger("slack_bolt.App")
+    same_token = _SameTokenFromEnvironment(client.token)
+    bolt_log.addFilter(same_token)
+    try:
+        app = App(client=client, request_verification_enabled=False,
+                  process_before_response=True, token_verification_enabled=False,
+                  ignoring_self_events_enabled=True)
+    finally:
+        bolt_log.removeFilter(same_token)
     app.use(bolt_log_context_middleware)
     register_handlers(app, deps)
     return app
+
+
+class _SameTokenFromEnvironment(logging.Filter):
+    """Bolt reads ``SLACK_BOT_TOKEN`` itself and warns that the client passed wins over it; when
+    that variable holds the client's own token there is nothing to warn about."""
+
+    def __init__(self, token: str | None):
+        super().__init__()
+        self.token = token
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.getMessage() == warning_client_prioritized_and_token_skipped()
+                    and os.environ.get("SLACK_BOT_TOKEN") == self.token)
 
 
 def register_handlers(app: App, deps: SlackDeps) -> None:
