@@ -185,7 +185,7 @@ def _routing_problems(raw: dict[str, Any]) -> list[str]:
 
 def _connector_problems(raw: dict[str, Any]) -> list[str]:
     connectors = _entries(raw, "connectors")
-    problems = _names(connectors, "connector", "connectors")[1]
+    problems = _names(connectors, "connector", "connectors")[1] + _executor_problems(connectors)
     for i, conn in connectors:
         schedule = conn.get("schedule")
         if isinstance(schedule, dict) and ((schedule.get("every") is None)
@@ -193,6 +193,33 @@ def _connector_problems(raw: dict[str, Any]) -> list[str]:
             problems.append(f"connectors[{i}].schedule: give exactly one of 'every' (e.g. 5m) "
                             "or 'cron' (e.g. '*/15 * * * *')")
         problems += _settings_problems(i, conn)
+    return problems
+
+
+def _executor_problems(connectors: list[tuple[int, dict[str, Any]]]) -> list[str]:
+    """Approved actions go to the first connector of their system with ``executes`` (true by
+    default): one that only reads would refuse every one of them."""
+    from connectors.presets import PresetError, expand
+    from connectors.registry import READ_ONLY_KINDS
+
+    problems, seen = [], set()
+    for i, conn in connectors:
+        system, kind, settings = conn.get("system"), conn.get("kind"), conn.get("settings", {})
+        if conn.get("executes", True) is not True or not isinstance(system, str) or system in seen:
+            continue
+        seen.add(system)
+        try:
+            reads_only = kind in READ_ONLY_KINDS or (
+                kind == "rest" and isinstance(settings, dict)
+                and expand(kind, settings).get("read_only") is True)
+        except PresetError:
+            continue  # reported with the settings
+        if reads_only:
+            why = "read_only: true" if kind == "rest" else f"a {kind} connector only reads"
+            problems.append(
+                f"connectors[{i}].executes: approved {system} actions would go to this connector "
+                f"and be refused ({why}); set executes: false, or list the connector that "
+                f"carries them out first")
     return problems
 
 

@@ -23,6 +23,7 @@ from connectors.base import Connector
 from connectors.presets import PresetError, PushSettings, expand, missing_needs
 
 KINDS = ("rest", "csv", "epcis", "x12", "edifact")
+READ_ONLY_KINDS = ("csv", "epcis", "edifact")  # their execute refuses every action
 # kind → (module, settings model): imported only when a connector of that kind is used
 _MODELS = {"rest": ("connectors.rest", "RestSettings"),
            "csv": ("connectors.csv_drop", "CsvDropSettings"),

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from bot.cli import app
 from bot.config_check import load_checked_config
+from connectors.presets import PRESETS
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "alignbot.example.yml"
@@ -129,6 +130,26 @@ def test_every_problem_is_reported_in_one_pass(tmp_path):
     ]
 
 
+@pytest.mark.parametrize("reader", [
+    {"kind": "csv", "settings": {"path": "/srv/in", "files": [{"glob": "*.csv",
+                                                               "entity": "demand"}]}},
+    {"kind": "rest", "settings": {"preset": "sap_ibp", "base_url": "https://ibp.example.com",
+                                  "auth": {"username": "U"}},
+     "secrets": {"auth.password": "IBP_PASSWORD"}},
+], ids=["csv", "read-only rest"])
+def test_a_connector_that_only_reads_cannot_be_the_one_that_executes(tmp_path, reader):
+    data = _example()
+    data["connectors"].insert(0, {"name": "source", "system": "planning", **reader})
+    refused = _check(_write(tmp_path, data), env={**ENV, "IBP_PASSWORD": "p"})
+    assert refused.exit_code == 2
+    assert _problems(refused.output) == [
+        "connectors[0].executes: approved planning actions would go to this connector and be "
+        f"refused ({'a csv connector only reads' if reader['kind'] == 'csv' else 'read_only: true'}"
+        "); set executes: false, or list the connector that carries them out first"]
+    data["connectors"][0]["executes"] = False
+    assert _check(_write(tmp_path, data), env={**ENV, "IBP_PASSWORD": "p"}).exit_code == 0
+
+
 def test_the_example_checks_ok_and_missing_secrets_are_part_of_the_report(tmp_path):
     ok = _check(EXAMPLE)
     assert ok.exit_code == 0, ok.output
@@ -184,3 +205,14 @@ def test_load_checked_config_exits_2_with_the_report(tmp_path, capsys, monkeypat
     assert exit_.value.code == 2
     assert "nowhere.yml: configuration is invalid (1 problem)\n  file not found" \
         in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_each_preset_example_checks_ok_in_a_config(tmp_path, preset):
+    (entry,) = yaml.safe_load(PRESETS[preset].example)
+    data = _example()
+    data["connectors"].insert(0, entry)
+    env = {**ENV, **{var: "x" for var in [*entry.get("secrets", {}).values(),
+                                          entry.get("webhook_secret_env") or "UNUSED"]}}
+    result = _check(_write(tmp_path, data), env=env)
+    assert result.exit_code == 0, result.output
