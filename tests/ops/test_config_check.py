@@ -186,7 +186,7 @@ def test_run_refuses_a_bad_file_with_the_same_report_and_no_traceback(tmp_path):
     assert "connectors[0].settings.auth.token: required" in ran.stderr
 
 
-@pytest.mark.parametrize("command", [["db", "upgrade"], ["drift"],
+@pytest.mark.parametrize("command", [["ingress"], ["worker"], ["db", "upgrade"], ["drift"],
                                      ["digest", "--team", "planning"]])
 def test_every_command_that_reads_the_file_refuses_it_the_same_way(tmp_path, command):
     data = _example()
