@@ -10,7 +10,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Column, Table
 
-from bot.config import ConfigError, database_url, load_config, missing_secrets, resolve_path
+from bot.config import database_url, resolve_path
+from bot.config_check import load_checked_config
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -58,15 +59,10 @@ def migrated_engine(url: str) -> Engine:
     return engine
 
 
-def load_or_exit(config: Path | None):  # type: ignore[no-untyped-def]
-    """The validated configuration, or exit 1 listing every problem by key path."""
-    try:
-        return load_config(config)
-    except ConfigError as exc:
-        err.print(f"[bold red]{exc.source}[/]: configuration is invalid", highlight=False)
-        for problem in exc.problems:
-            err.print(f"  {problem}", highlight=False, markup=False)
-        raise typer.Exit(1) from None
+def load_or_exit(config: Path | None, *, database: bool = True):  # type: ignore[no-untyped-def]
+    """The checked configuration (its database URL too unless ``database`` is False; no
+    secrets), or exit 2 listing every problem by key path."""
+    return load_checked_config(config, slack=False, secrets=False, database=database)
 
 
 def _db_url(config_path: Path | None, override: str | None) -> str:
@@ -82,15 +78,9 @@ def config_check(
     no_slack: Annotated[bool, typer.Option("--no-slack", help="Do not require Slack secrets.")]
     = False,
 ) -> None:
-    """Validate alignbot.yml and the environment variables it names; exit 1 on any problem."""
-    cfg = load_or_exit(config)
-    problems = missing_secrets(cfg, slack=not no_slack)
-    if problems:
-        err.print(f"[bold red]{resolve_path(config)}[/]: secrets missing from the environment",
-                  highlight=False)
-        for problem in problems:
-            err.print(f"  {problem}", highlight=False, markup=False)
-        raise typer.Exit(1)
+    """Check alignbot.yml, the secrets it names and the database URL's form (nothing is
+    connected to); exit 2 listing every problem."""
+    cfg = load_checked_config(config, slack=not no_slack)
     out.print(f"{resolve_path(config)}: ok — {len(cfg.teams)} teams, "
               f"{len(cfg.routing.rules)} routing rules, {len(cfg.connectors)} connectors",
               highlight=False)
@@ -140,10 +130,7 @@ def _serving_config(config: Path | None):  # type: ignore[no-untyped-def]
 
     from bot.logs import configure_logging, configured_secrets
 
-    cfg = load_or_exit(config)
-    problems = missing_secrets(cfg)
-    if problems:
-        raise fail("; ".join(problems))
+    cfg = load_checked_config(config)
     migrated_engine(database_url(cfg)).dispose()
     configure_logging(level=os.environ.get("ALIGNBOT_LOG_LEVEL", "INFO"),
                       json=os.environ.get("ALIGNBOT_LOG_FORMAT", "json") != "text",
@@ -263,7 +250,7 @@ def digest(
     from bot.notes import add_note
     from store.db import session_scope
 
-    cfg = load_or_exit(config)
+    cfg = load_or_exit(config, database=database_url_ is None)
     if team not in {t.name for t in cfg.teams}:
         raise fail(f"no team {team!r}; teams in the configuration: "
                    + ", ".join(t.name for t in cfg.teams), code=2)

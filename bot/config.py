@@ -2,7 +2,8 @@
 
 One YAML file describes a deployment. Secrets never live in it: the file names environment
 variables (``*_env`` keys and ``secrets:`` maps) and the values are read from the environment
-when the bot starts. ``alignbot config check`` prints every problem with its key path.
+when the bot starts. The models here say what each value may be; ``bot.config_check`` adds
+what values must agree on and reports every problem with its key path.
 """
 
 from __future__ import annotations
@@ -18,14 +19,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
     field_validator,
-    model_validator,
 )
 
+from canonical.model import DriftKind
 from detectors.settings import DetectorSettings
 
 DEFAULT_CONFIG_PATH = Path("alignbot.yml")
@@ -42,16 +44,24 @@ WHOLE_CURRENCIES = frozenset({"JPY", "KRW"})
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+DURATION_FORMS = "a number and a unit: 90s, 30m, 4h, 2d or 1w"
+CRON_FORMS = "5 fields, minute hour day month weekday, like '*/15 * * * *' or '0 6 * * mon-fri'"
 
 
-def _parse_duration(value: Any) -> Any:
-    """Accept the short forms people write in YAML ("90s", "30m", "4h", "2d")."""
+def _parse_duration(value: Any, handler: ValidatorFunctionWrapHandler) -> timedelta:
+    """The short forms people write in YAML ("90s", "30m", "4h", "2d"); a bare number is
+    refused, since nobody can tell whether 4 meant seconds or hours."""
     if isinstance(value, str) and (match := _DURATION.match(value)):
         return timedelta(seconds=float(match[1]) * _UNIT_SECONDS[match[2]])
-    return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise ValueError(f"{value} has no unit: write {DURATION_FORMS}")
+    try:
+        return handler(value)  # a timedelta, or ISO 8601 (PT4H) as pydantic reads it
+    except ValidationError:
+        raise ValueError(f"{value!r} is not a duration: write {DURATION_FORMS}") from None
 
 
-Duration = Annotated[timedelta, BeforeValidator(_parse_duration)]
+Duration = Annotated[timedelta, WrapValidator(_parse_duration)]
 EnvVarName = Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
@@ -105,12 +115,6 @@ class Team(_Strict):
             raise ValueError(f"not Slack user ids: {', '.join(bad)} (they look like U0123ABCD)")
         return value
 
-    @model_validator(mode="after")
-    def _someone_can_decide(self) -> Team:
-        if not self.usergroup_id and not self.members:
-            raise ValueError("a team needs usergroup_id or members, or nobody could approve")
-        return self
-
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
@@ -125,7 +129,7 @@ class Team(_Strict):
 class RuleMatch(_Strict):
     """Every listed field must match; an empty match catches everything."""
 
-    kind: list[str] = Field(default_factory=list)
+    kind: list[DriftKind] = Field(default_factory=list)
     location: list[str] = Field(default_factory=list)
     region: list[str] = Field(default_factory=list)
     lane: list[str] = Field(default_factory=list)
@@ -139,7 +143,7 @@ class RoutingRule(_Strict):
     name: str
     match: RuleMatch = Field(default_factory=RuleMatch)
     teams: list[str] = Field(min_length=1)
-    approvals: dict[str, int] = Field(
+    approvals: dict[str, Annotated[int, Field(ge=1)]] = Field(
         default_factory=dict,
         description="approvals needed per team; default one from the first team",
     )
@@ -148,15 +152,6 @@ class RoutingRule(_Strict):
     continue_: bool = Field(default=False, alias="continue")
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-    @model_validator(mode="after")
-    def _approvals_from_owning_teams(self) -> RoutingRule:
-        unknown = set(self.approvals) - set(self.teams)
-        if unknown:
-            raise ValueError(f"approvals name teams the rule does not own: {sorted(unknown)}")
-        if any(n < 1 for n in self.approvals.values()):
-            raise ValueError("approvals per team must be at least 1")
-        return self
 
 
 class Routing(_Strict):
@@ -169,16 +164,23 @@ class Routing(_Strict):
 
 
 class Schedule(_Strict):
+    """One of ``every`` or ``cron`` (config_check refuses both or neither)."""
+
     every: Duration | None = None
     cron: str | None = None
 
-    @model_validator(mode="after")
-    def _exactly_one(self) -> Schedule:
-        if (self.every is None) == (self.cron is None):
-            raise ValueError("give exactly one of 'every' (e.g. 5m) or 'cron'")
-        if self.cron is not None and len(self.cron.split()) != 5:
-            raise ValueError(f"cron {self.cron!r} must have 5 fields (min hour day month weekday)")
-        return self
+    @field_validator("cron")
+    @classmethod
+    def _crontab(cls, value: str | None) -> str | None:
+        from apscheduler.triggers.cron import CronTrigger  # the scheduler's own reading of it
+
+        if value is not None:
+            try:
+                CronTrigger.from_crontab(value, timezone="UTC")
+            except ValueError as exc:
+                raise ValueError(f"{value!r} is not a cron expression ({exc}): write "
+                                 f"{CRON_FORMS}") from None
+        return value
 
 
 class ConnectorConfig(_Strict):
@@ -196,16 +198,6 @@ class ConnectorConfig(_Strict):
     )
     stale_after: Duration = timedelta(minutes=30)
     timeout: Duration = timedelta(seconds=10)
-
-    @model_validator(mode="after")
-    def _settings_fit_the_kind(self) -> ConnectorConfig:
-        """The settings (with their preset) as the kind reads them; secrets count as given."""
-        from connectors.registry import validate_settings
-
-        problems = validate_settings(self.kind, self.settings, list(self.secrets))
-        if problems:
-            raise ValueError("; ".join(problems))
-        return self
 
 
 class ReraiseAfter(_Strict):
@@ -251,24 +243,6 @@ class AlignbotConfig(_Strict):
                              + ", ".join(sorted(CURRENCY_SYMBOLS)) + " (ISO 4217 codes)")
         return code
 
-    @model_validator(mode="after")
-    def _names_resolve(self) -> AlignbotConfig:
-        names = [t.name for t in self.teams]
-        dupes = {n for n in names if names.count(n) > 1}
-        if dupes:
-            raise ValueError(f"team names must be unique: {sorted(dupes)}")
-        known = set(names)
-        if self.routing.default_team not in known:
-            raise ValueError(f"routing.default_team {self.routing.default_team!r} is not a team")
-        for i, rule in enumerate(self.routing.rules):
-            missing = [t for t in rule.teams if t not in known]
-            if missing:
-                raise ValueError(f"routing.rules[{i}].teams: unknown team(s) {missing}")
-        conns = [c.name for c in self.connectors]
-        if len(conns) != len(set(conns)):
-            raise ValueError("connector names must be unique")
-        return self
-
     def team(self, name: str) -> Team:
         return next(t for t in self.teams if t.name == name)
 
@@ -285,24 +259,6 @@ class ConfigError(Exception):
         super().__init__(f"{source}: " + "; ".join(problems))
 
 
-def _key_path(loc: tuple[int | str, ...]) -> str:
-    path = ""
-    for part in loc:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        elif part in ("function-after", "function-before") or "[" in str(part):
-            continue  # pydantic's internal validator frames, not user keys
-        else:
-            path += f".{part}" if path else str(part)
-    return path or "(top level)"
-
-
-def _format(error: dict[str, Any]) -> str:
-    message = error["msg"].removeprefix("Value error, ")
-    message = message[:1].lower() + message[1:]
-    return f"{_key_path(error['loc'])}: {message}"
-
-
 def resolve_path(path: Path | None) -> Path:
     if path is not None:
         return path
@@ -310,8 +266,18 @@ def resolve_path(path: Path | None) -> Path:
 
 
 def load_config(path: Path | None = None) -> AlignbotConfig:
-    """Read and validate the YAML file; raise ConfigError listing every problem."""
+    """Read and check the YAML file; raise ConfigError listing every problem."""
+    from bot.config_check import check
+
     path = resolve_path(path)
+    config, problems = check(read_yaml(path))
+    if config is None:
+        raise ConfigError(str(path), problems)
+    return config
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """The file's settings as YAML gives them, unchecked; ConfigError if there are none."""
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -327,34 +293,7 @@ def load_config(path: Path | None = None) -> AlignbotConfig:
         raise ConfigError(str(path), [f"{where}not valid YAML ({getattr(exc, 'problem', exc)})"]) from None
     if not isinstance(raw, dict):
         raise ConfigError(str(path), ["(top level): expected a mapping of settings"])
-    try:
-        return AlignbotConfig.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError(str(path), [_format(e) for e in exc.errors()]) from None
-
-
-def missing_secrets(config: AlignbotConfig, environ: dict[str, str] | None = None,
-                    *, slack: bool = True) -> list[str]:
-    """Every secret the config names whose environment variable is unset, with its key path."""
-    env = os.environ if environ is None else environ
-    problems = []
-    if slack:
-        for key in ("bot_token_env", "signing_secret_env"):
-            var = getattr(config.slack, key)
-            if not env.get(var):
-                problems.append(f"slack.{key}: environment variable {var} is not set")
-    for i, conn in enumerate(config.connectors):
-        for setting, var in conn.secrets.items():
-            if not env.get(var):
-                problems.append(
-                    f"connectors[{i}].secrets.{setting}: environment variable {var} is not set"
-                )
-        if conn.webhook_secret_env and not env.get(conn.webhook_secret_env):
-            problems.append(
-                f"connectors[{i}].webhook_secret_env: environment variable "
-                f"{conn.webhook_secret_env} is not set"
-            )
-    return problems
+    return raw
 
 
 def connector_secrets(conn: ConnectorConfig, environ: dict[str, str] | None = None) -> dict[str, str]:

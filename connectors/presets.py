@@ -96,6 +96,7 @@ SAP_IBP = Preset(
   kind: rest
   system: planning
   schedule: {{every: 15m}}
+  executes: false   # read only: approved plan changes go to another planning connector
   settings:
     preset: sap_ibp
     base_url: https://my-ibp-api.example.com{IBP_SERVICE}

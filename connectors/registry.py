@@ -4,7 +4,8 @@ Secrets arrive as values keyed by a dotted path into the settings (``auth.token`
 YAML names only environment variables and the values never touch a file. Settings may name a
 preset (``connectors.presets``), whose settings lie under the connector's own; ``push`` (how
 the system's webhook bodies are read) is taken out before the kind's settings model sees them.
-``validate_settings`` checks all of it without building anything (``alignbot config check``).
+``validate_settings`` checks all of it without building anything (``alignbot config check``
+reads ``checkable_settings`` and the kind's model itself, to say more about each problem).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from connectors.base import Connector
 from connectors.presets import PresetError, PushSettings, expand, missing_needs
 
 KINDS = ("rest", "csv", "epcis", "x12", "edifact")
+READ_ONLY_KINDS = ("csv", "epcis", "edifact")  # their execute refuses every action
 # kind → (module, settings model): imported only when a connector of that kind is used
 _MODELS = {"rest": ("connectors.rest", "RestSettings"),
            "csv": ("connectors.csv_drop", "CsvDropSettings"),
@@ -72,6 +74,23 @@ def resolve_settings(kind: str, settings: dict[str, Any],
     return values, (PushSettings.model_validate(push) if push is not None else None)
 
 
+def checkable_settings(kind: str, settings: dict[str, Any],
+                       secret_settings: list[str] | tuple[str, ...] = ()
+                       ) -> tuple[dict[str, Any], list[str]]:
+    """The values the kind's settings model reads, as at start (preset applied, each setting
+    named in ``secret_settings`` filled with a stand-in), and the problems found before that
+    model: the preset, ``push``, what the preset needs (``settings.path: message`` each)."""
+    try:
+        problems = [f"settings.{p}" for p in missing_needs(settings, secret_settings)]
+        values, _ = resolve_settings(kind, settings, dict.fromkeys(secret_settings, "secret"))
+    except PresetError as exc:
+        return {}, [f"settings.preset: {exc}"]
+    except ValidationError as exc:
+        return {}, [_problem("settings.push", e) for e in exc.errors()]
+    _default_timeout(kind, values, 10.0)
+    return values, problems
+
+
 def validate_settings(kind: str, settings: dict[str, Any],
                       secret_settings: list[str] | tuple[str, ...] = ()) -> list[str]:
     """Every problem with a connector's settings, ``settings.path: message`` each, checked
@@ -79,14 +98,7 @@ def validate_settings(kind: str, settings: dict[str, Any],
     ``secret_settings`` (filled from the environment at start) count as given."""
     if kind not in _MODELS:
         return [f"kind: unknown kind {kind!r} (use {', '.join(KINDS)})"]
-    try:
-        problems = [f"settings.{p}" for p in missing_needs(settings, secret_settings)]
-        values, _ = resolve_settings(kind, settings, dict.fromkeys(secret_settings, "secret"))
-    except PresetError as exc:
-        return [f"settings.preset: {exc}"]
-    except ValidationError as exc:
-        return [_problem("settings.push", e) for e in exc.errors()]
-    _default_timeout(kind, values, 10.0)
+    values, problems = checkable_settings(kind, settings, secret_settings)
     if problems:
         return problems  # what the preset needs says it better than the model's errors would
     try:
