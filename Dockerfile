@@ -8,9 +8,11 @@ WORKDIR /src
 COPY . .
 RUN --mount=from=ghcr.io/astral-sh/uv:0.13.9,source=/uv,target=/bin/uv \
     uv build --wheel --out-dir /dist \
-    && uv export --frozen --no-dev --no-emit-project --no-hashes --output-file /dist/constraints.txt
+    && uv export --frozen --no-dev --all-extras --no-emit-project --no-hashes --output-file /dist/constraints.txt
 
 FROM python:3.12-slim
+# Optional extras, e.g. --build-arg EXTRAS=otel for OpenTelemetry traces.
+ARG EXTRAS=""
 ENV UV_NO_CACHE=1 \
     PATH=/opt/alignbot/bin:$PATH \
     ALIGNBOT_CONFIG=/etc/alignbot/alignbot.yml
@@ -18,7 +20,7 @@ RUN --mount=from=ghcr.io/astral-sh/uv:0.13.9,source=/uv,target=/bin/uv \
     --mount=from=build,source=/dist,target=/dist \
     uv venv /opt/alignbot \
     && uv pip install --python /opt/alignbot/bin/python --compile-bytecode \
-        --constraint /dist/constraints.txt /dist/alignbot-*.whl
+        --constraint /dist/constraints.txt "$(echo /dist/alignbot-*.whl)${EXTRAS:+[$EXTRAS]}"
 RUN useradd --system --uid 10001 --home-dir /data --create-home alignbot
 USER alignbot
 # SQLite (the default database, one container) keeps alignbot.db and alignbot.inbox.db here.
