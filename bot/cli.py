@@ -311,6 +311,11 @@ def demo(
         show_default=False)] = None,
 ) -> None:
     """The whole loop on this machine: sandbox systems, a local Slack stand-in and the bot."""
+    from importlib.util import find_spec
+
+    if socket_mode and not (find_spec("wsproto") or find_spec("websockets")):
+        raise fail("--socket-mode needs a WebSocket library for the Slack stand-in: "
+                   "pip install 'alignbot[demo]'")
     from bot.demo import run_demo
 
     if keep is not None and (keep / "alignbot.db").exists():

@@ -83,6 +83,10 @@ def test_the_wheel_installs_as_the_dockerfile_does_and_answers_a_new_users_comma
     assert cmd[0] == "alignbot"
     assert alignbot(*cmd[1:], "--help").returncode == 0
 
+    demo = alignbot("demo", "--socket-mode", "--for", "1")
+    assert demo.returncode == 1
+    assert "pip install 'alignbot[demo]'" in demo.stderr
+
     # What a user gets is the bot: no test or lint tools, no demo extra unless asked for.
     listed = subprocess.run([_uv(), "pip", "list", "--python", str(venv / "bin/python")],
                             capture_output=True, text=True, timeout=60, check=True).stdout
