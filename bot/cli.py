@@ -2,32 +2,99 @@
 
 from __future__ import annotations
 
+from importlib import import_module
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Column, Table
-
-from bot.config import database_url, resolve_path
-from bot.config_check import load_checked_config
+from typer.core import TyperCommand, TyperGroup
 
 if TYPE_CHECKING:
+    from rich.console import Console
     from sqlalchemy.engine import Engine
 
+# Commands that live beside the code they drive, imported only when run or asked for their own
+# help: `alignbot --help` lists them without loading polars, matplotlib or SQLAlchemy.
+DEFERRED = {  # name: (module:attribute, one-line help for the command list)
+    "inspect": ("connectors.inspection:inspect_command",
+                "Show the canonical records alignbot would read from FILE, and what it would quarantine."),
+    "detect": ("detectors.cli:detect_command", "Run every detector on a snapshot directory."),
+    "connectors": ("connectors.presets:connectors_app", "Connectors: presets for systems you already run."),
+}
+
+
+class _Deferred(TyperCommand):
+    """Stands in the command list for a ``DEFERRED`` command until it is invoked."""
+
+    def __init__(self, name: str, target: str, help: str) -> None:
+        super().__init__(name, help=help)
+        self.target = target
+
+    def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
+        module, attribute = self.target.split(":")
+        command = getattr(import_module(module), attribute)
+        holder = typer.Typer(rich_markup_mode=None)
+        if isinstance(command, typer.Typer):
+            holder.add_typer(command, name=self.name)
+        else:
+            holder.command(self.name)(command)  # its own help: the function's docstring
+        real = typer.main.get_group(holder).commands[self.name]
+        return real.make_context(info_name, args, parent=parent, **extra)
+
+
+class _Commands(TyperGroup):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        for name, (target, help) in DEFERRED.items():
+            self.add_command(_Deferred(name, target, help))
+
+
 app = typer.Typer(
+    cls=_Commands,
     help="alignbot keeps supply-chain planning and logistics execution aligned, from Slack.",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=None,  # plain help: a flag reads `--json`, where rich mode shows `--json <bool>`
 )
 db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
 config_app = typer.Typer(help="The alignbot.yml configuration.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(config_app, name="config")
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)  # errors stay one greppable line
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"alignbot {version('alignbot')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    pass
+
+
+class _Console:
+    """A rich Console built on first use, so that `--help` does not import rich."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: Console | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._options)
+        return getattr(self._console, name)
+
+
+out = _Console(soft_wrap=True)
+err = _Console(stderr=True, soft_wrap=True)  # errors stay one greppable line
 
 ConfigOption = Annotated[
     Path | None,
@@ -42,6 +109,8 @@ DatabaseOption = Annotated[
 
 def fail(message: str, code: int = 1) -> typer.Exit:
     """Print ``error: message`` and return the exit to raise (``raise fail(...)``)."""
+    from rich.markup import escape
+
     err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     return typer.Exit(code)
 
@@ -62,10 +131,14 @@ def migrated_engine(url: str) -> Engine:
 def load_or_exit(config: Path | None, *, database: bool = True):  # type: ignore[no-untyped-def]
     """The checked configuration (its database URL too unless ``database`` is False; no
     secrets), or exit 2 listing every problem by key path."""
+    from bot.config_check import load_checked_config
+
     return load_checked_config(config, slack=False, secrets=False, database=database)
 
 
 def _db_url(config_path: Path | None, override: str | None) -> str:
+    from bot.config import database_url, resolve_path
+
     if override:
         return override
     path = resolve_path(config_path)
@@ -80,6 +153,9 @@ def config_check(
 ) -> None:
     """Check alignbot.yml, the secrets it names and the database URL's form (nothing is
     connected to); exit 2 listing every problem."""
+    from bot.config import resolve_path
+    from bot.config_check import load_checked_config
+
     cfg = load_checked_config(config, slack=not no_slack)
     out.print(f"{resolve_path(config)}: ok — {len(cfg.teams)} teams, "
               f"{len(cfg.routing.rules)} routing rules, {len(cfg.connectors)} connectors",
@@ -107,6 +183,8 @@ def drift(
     limit: Annotated[int, typer.Option(help="Rows to show.")] = 50,
 ) -> None:
     """Show the open drift, worst first, as a table."""
+    from rich.table import Table
+
     from bot.queries import open_drift_overview
 
     engine = migrated_engine(_db_url(config, database_url_))
@@ -128,6 +206,8 @@ def _serving_config(config: Path | None):  # type: ignore[no-untyped-def]
     and its logging set up."""
     import os
 
+    from bot.config import database_url
+    from bot.config_check import load_checked_config
     from bot.logs import configure_logging, configured_secrets
 
     cfg = load_checked_config(config)
@@ -154,6 +234,7 @@ def run(
     = 3000,
 ) -> None:
     """Run the bot: the ingress and the worker as two processes, restarted if they exit."""
+    from bot.config import resolve_path
     from bot.supervisor import Child, alignbot_command, supervise
 
     _serving_config(config)
@@ -218,6 +299,11 @@ def demo(
         show_default=False)] = None,
 ) -> None:
     """The whole loop on this machine: sandbox systems, a local Slack stand-in and the bot."""
+    from importlib.util import find_spec
+
+    if socket_mode and not (find_spec("wsproto") or find_spec("websockets")):
+        raise fail("--socket-mode needs a WebSocket library for the Slack stand-in: "
+                   "pip install 'alignbot[demo]'")
     from bot.demo import run_demo
 
     if keep is not None and (keep / "alignbot.db").exists():
@@ -245,7 +331,10 @@ def digest(
     import tempfile
     from datetime import datetime, timedelta
 
+    from rich.table import Column, Table
+
     from bot._format import duration, key_text, kind_label, money
+    from bot.config import database_url
     from bot.digest import build_digest
     from bot.notes import add_note
     from store.db import session_scope
@@ -290,17 +379,3 @@ def digest(
         out.print(f"queued for {week.channel}" if queued
                   else f"already queued today for {week.channel}; not queued again",
                   markup=False, highlight=False)
-
-
-def _register_optional_commands() -> None:
-    """Commands that live beside the code they drive."""
-    from connectors.inspection import inspect_command
-    from connectors.presets import connectors_app
-    from detectors.cli import detect_command
-
-    app.command("inspect")(inspect_command)  # its docstring: formats and exit codes
-    app.add_typer(connectors_app, name="connectors")
-    app.command("detect", help="Run every detector on a snapshot directory.")(detect_command)
-
-
-_register_optional_commands()

@@ -8,22 +8,22 @@ the file, the row and the column).
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
-from canonical.model import UTC
-from detectors.pipeline import DetectionResult, detect
-from detectors.settings import DetectorSettings
-from detectors.snapshot_io import SnapshotError, read_snapshot
+if TYPE_CHECKING:  # imported in the functions: `alignbot detect --help` loads no polars
+    from rich.console import Console
+
+    from detectors.pipeline import DetectionResult
+    from detectors.settings import DetectorSettings
 
 
 def _parse_at(at: str | None) -> datetime:
+    from detectors.snapshot_io import SnapshotError
+
     if at is None:
         return datetime.now(UTC)  # the CLI is the edge: it may read the clock, detectors never do
     try:
@@ -39,11 +39,19 @@ def detect_command(
     at: Annotated[str | None, typer.Option("--at", help="Detect as of this ISO timestamp (default: now).")] = None,
 ) -> None:
     """Detect drift between plan and execution in a snapshot and print recommendations."""
+    from detectors.settings import DetectorSettings
+
     run_detect(snapshot, json_output, at, DetectorSettings())
 
 
 def run_detect(snapshot: Path, json_output: bool, at: str | None, settings: DetectorSettings) -> None:
     """``detect_command`` with explicit settings, for a caller that loaded the engine config."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    from detectors.pipeline import detect
+    from detectors.snapshot_io import SnapshotError, read_snapshot
+
     err = Console(stderr=True)
     try:
         now = _parse_at(at)
@@ -59,6 +67,8 @@ def run_detect(snapshot: Path, json_output: bool, at: str | None, settings: Dete
 
 
 def render(result: DetectionResult, console: Console) -> None:
+    from rich.table import Table
+
     drifts = Table(title=f"Drifts ({len(result.drifts)})")
     for col in ("kind", "key", "severity", "units short", "units excess", "value at risk", "service days"):
         drifts.add_column(col)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -168,3 +169,25 @@ def test_an_unreachable_database_fails_within_seconds(tmp_path):
     assert line.startswith("error: database postgresql://u:***@127.0.0.1:"), line
     assert "timeout" in line
     assert took < 20
+
+
+@pytest.mark.parametrize("command", [[], ["run"], ["worker"], ["detect"], ["digest"]])
+def test_help_shows_flags_as_flags_and_loads_no_engine(command):
+    """`--help` answers at once: none of the libraries the commands themselves need is imported."""
+    code = ("import sys\nfrom bot.cli import app\ntry:\n    app([*sys.argv[1:], '--help'], "
+            "prog_name='alignbot')\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('polars', 'sqlalchemy', 'matplotlib', 'slack_bolt', 'rich') "
+            "if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code, *command], capture_output=True,
+                            text=True, timeout=60, cwd=ROOT)
+    *shown, loaded = result.stdout.splitlines()
+    assert loaded == "[]"
+    assert "Usage: alignbot" in shown[0] and "<bool>" not in result.stdout
+    if command == ["detect"]:
+        assert any(line.split()[:1] == ["--json"] for line in shown)
+
+
+def test_version_is_the_package_version():
+    from importlib.metadata import version
+
+    assert runner.invoke(app, ["--version"]).output == f"alignbot {version('alignbot')}\n"
