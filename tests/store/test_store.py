@@ -47,7 +47,7 @@ def test_migrations_from_empty_create_every_table_and_unlock_start(empty_db_url)
     ensure_migrated(engine)  # no longer raises
     assert EXPECTED_TABLES <= set(inspect(engine).get_table_names())
     upgrade(empty_db_url)  # a second upgrade is a no-op, not an error
-    assert current_revision(engine) == head_revision() == "0005"
+    assert current_revision(engine) == head_revision() == "0006"
 
 
 def test_datetimes_round_trip_as_aware_utc(db_url):
