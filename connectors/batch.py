@@ -32,6 +32,12 @@ KEYS: dict[type, tuple[str, tuple[str, ...]]] = {
 }
 
 
+def record_key(record: Any) -> tuple[Any, ...] | None:
+    """The record's table and business key; None for a record without one (an event)."""
+    table, fields = KEYS.get(type(record), (None, ()))
+    return None if table is None else (table, *(getattr(record, f) for f in fields))
+
+
 def split_duplicates(records: Sequence[Any], source: str = "",
                      positions: Sequence[str] | None = None) -> tuple[list[Any], list[Quarantined]]:
     """``(kept, quarantined)``: every record whose key an earlier one in ``records`` already
@@ -46,11 +52,11 @@ def split_duplicates(records: Sequence[Any], source: str = "",
     first_at: dict[tuple[Any, ...], str] = {}
     for i, record in enumerate(records):
         where = positions[i] if positions is not None else f"record #{i}"
-        table, fields = KEYS.get(type(record), (None, ()))
-        if table is None:
+        key = record_key(record)
+        if key is None:
             kept.append(record)
             continue
-        key = (table, *(getattr(record, f) for f in fields))
+        table, fields = KEYS[type(record)]
         first = first_at.get(key)
         if first is None:
             first_at[key] = where

@@ -38,6 +38,7 @@ from connectors._mapping import (
     to_utc,
 )
 from connectors.base import ConnectorError, ExecuteResult, Health
+from connectors.batch import record_key
 from connectors.http_retry import ONE_ATTEMPT, SAFE_TO_REPEAT, RetryPolicy, retrying_client
 
 log = logging.getLogger(__name__)
@@ -319,6 +320,10 @@ class RestConnector:
         new_state = dict(state)
         newest: tuple[datetime, str] | None = None
         seen_tokens: set[str] = set()
+        # A row that changes while the pages are read comes again on a later page (sources page
+        # by update time): its newer version replaces the one read first. Same key, no newer
+        # time: a true duplicate, left for the loop to quarantine.
+        read_at: dict[tuple[Any, ...], tuple[int, tuple[datetime, str] | None]] = {}
         for page in range(1, pg.max_pages + 1):
             try:
                 resp = self._request("GET", url, params=params, headers=headers)
@@ -349,11 +354,19 @@ class RestConnector:
             for index, item in enumerate(items):
                 if ep.values == "odata_v2" and isinstance(item, dict):
                     item = _odata_v2(item)
-                newest = _newer(newest, get_path(item, ep.updated_at_field)
-                                if isinstance(item, dict) else None)
+                updated_at = get_path(item, ep.updated_at_field) if isinstance(item, dict) else None
+                newest, stamp = _newer(newest, updated_at), _newer(None, updated_at)
                 try:
-                    result.records.append(build_record(entity, item, ep.fields, ep.constants,
-                                                       ep.line_fields))
+                    record = build_record(entity, item, ep.fields, ep.constants, ep.line_fields)
+                    key = record_key(record)
+                    first = read_at.get(key) if key else None
+                    if first is not None and stamp and (first[1] is None or stamp[0] > first[1][0]):
+                        result.records[first[0]] = record
+                        read_at[key] = (first[0], stamp)
+                    else:
+                        if key and first is None:
+                            read_at[key] = (len(result.records), stamp)
+                        result.records.append(record)
                 except (MappingError, RecursionError) as exc:
                     reason = (str(exc) if isinstance(exc, MappingError)
                               else "record is nested too deeply to read")

@@ -228,6 +228,37 @@ def test_paging_styles_agree_and_a_row_changed_mid_read_is_not_lost(sandboxes, c
     assert during[-1]["eta"] < during[0]["eta"]
 
 
+def test_a_row_changed_while_the_connector_pages_is_read_with_its_new_values(sandboxes, client):
+    """The sandbox pages by update time, so a row changed mid-read comes again on a later page:
+    the connector keeps that newer version (a demand spike landing during a read is not lost
+    behind the cursor), and quarantines nothing."""
+    _, tms = sandboxes
+    first_page = client.get(tms.url + "/shipments", params={"limit": 7}).json()["items"]
+    target = first_page[0]["shipment_id"]
+    pages = 0
+
+    def change_after_first_page(response: httpx.Response) -> None:
+        nonlocal pages
+        if response.request.url.path == "/shipments":
+            pages += 1
+            if pages == 1:
+                client.post(tms.url + "/actions", headers={"Idempotency-Key": "mid-read-2"},
+                            json={"operation": "expedite_shipment",
+                                  "params": {"shipment_id": target}})
+
+    settings = RestSettings(base_url=tms.url, retry=FAST,
+                            shipments=EndpointSettings(pagination={"page_size": 7}))
+    connector = RestConnector("tms", settings, sleep=lambda s: None)
+    connector._client.event_hooks["response"].append(change_after_first_page)
+    result = connector.read()
+    shipments = [r for r in result.records if r.shipment_id == target]
+    assert pages > 2 and result.quarantined == []
+    assert len(shipments) == 1
+    assert shipments[0].eta.isoformat().replace("+00:00", "Z")[:19] == \
+        tms.world.tables["shipments"][(target,)]["eta"][:19]
+    assert connector.read(result.cursor).records == []  # the cursor is past the change
+
+
 def test_bad_query_parameters_are_explained(sandboxes, client):
     planning, _ = sandboxes
     naive = client.get(planning.url + "/demand", params={"updated_since": "2026-11-20T10:00"})
