@@ -148,8 +148,10 @@ class DetectionLoad:
     beside the bot, from the first finished pass until stopped."""
 
     def __enter__(self) -> DetectionLoad:
+        # at the worker's niceness under `alignbot run`: the passes are the worker's work
         self.proc = subprocess.Popen([sys.executable, "-m", "bench.detect", "--busy"], cwd=ROOT,
-                                     text=True, stdout=subprocess.PIPE)
+                                     text=True, stdout=subprocess.PIPE,
+                                     preexec_fn=lambda: os.nice(10))
         assert self.proc.stdout is not None
         if self.proc.stdout.readline().strip() != "ready":
             raise RuntimeError("the detection load did not start")

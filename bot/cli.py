@@ -241,7 +241,7 @@ def run(
     where = ["--config", str(resolve_path(config).resolve()), "--host", host]
     code = supervise([
         Child("ingress", alignbot_command("ingress", *where, "--port", str(port))),
-        Child("worker", alignbot_command("worker", *where, "--port", str(port + 1))),
+        Child("worker", alignbot_command("worker", *where, "--port", str(port + 1)), nice=10),
     ])
     raise typer.Exit(code)
 

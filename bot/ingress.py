@@ -126,32 +126,22 @@ class GroupCommit:
 
     def _write(self, batch: list[tuple[InboxItem, Future[None]]]) -> None:
         # a request whose client went away is not stored: nobody waits for its ack
-        batch = [(item, done) for item, done in batch if done.set_running_or_notify_cancel()]
+        self._store([(item, done) for item, done in batch if done.set_running_or_notify_cancel()])
+
+    def _store(self, batch: list[tuple[InboxItem, Future[None]]]) -> None:
         try:
             inbox.record(self.engine, [item for item, _ in batch], now=utcnow())
         except Exception as exc:
             if len(batch) > 1:  # one request the store refuses must not fail the others
                 for one in batch:
-                    self._write_one(one)
-            else:  # the ack becomes an error; Slack shows the user one
-                log.exception("could not store a Slack request")
-                for _, done in batch:
-                    done.set_exception(exc)
+                    self._store([one])
+                return
+            log.exception("could not store a Slack request")  # its ack becomes an error
+            for _, done in batch:
+                done.set_exception(exc)
             return
         for _, done in batch:
             done.set_result(None)
-        if self.on_stored is not None:
-            self.on_stored()
-
-    def _write_one(self, one: tuple[InboxItem, Future[None]]) -> None:
-        item, done = one
-        try:
-            inbox.record(self.engine, [item], now=utcnow())
-        except Exception as exc:
-            log.exception("could not store a Slack request")
-            done.set_exception(exc)
-            return
-        done.set_result(None)
         if self.on_stored is not None:
             self.on_stored()
 

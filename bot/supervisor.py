@@ -1,13 +1,16 @@
 """``alignbot run``: the ingress and the worker as two child processes, kept running.
 
-A user runs one command; each part still gets an interpreter of its own. A child that exits is
-started again after a pause that grows with each restart; a child that keeps failing stops the
-whole run, with its exit code, rather than flapping for ever.
+A user runs one command; each part still gets an interpreter of its own, and on the machine they
+share the worker yields the CPU to the ingress (a higher niceness): an ack is due within 3 s,
+the worker's work is not. A child that exits is started again after a pause that grows with each
+restart; a child that keeps failing stops the whole run, with its exit code, rather than
+flapping for ever.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -22,12 +25,18 @@ log = logging.getLogger(__name__)
 class Child:
     name: str
     argv: list[str]
+    nice: int = 0  # added to the child's niceness: the lower its claim on a shared CPU
     process: subprocess.Popen[bytes] | None = None
     restarts: list[float] = field(default_factory=list)  # monotonic times of recent restarts
 
     def start(self, env: Mapping[str, str] | None) -> None:
-        self.process = subprocess.Popen(
-            self.argv, env=env, preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+        def in_child() -> None:
+            if self.nice:
+                os.nice(self.nice)
+            if sys.platform == "linux":
+                _die_with_parent()
+
+        self.process = subprocess.Popen(self.argv, env=env, preexec_fn=in_child)
         log.info("started %s (pid %d)", self.name, self.process.pid)
 
 
