@@ -26,7 +26,7 @@ from typing import Any
 from bot.config import AlignbotConfig, load_config
 from bot.ingress import Ingress, SocketModeIngress
 from bot.runtime import Runtime
-from bot.supervisor import alignbot_command
+from bot.supervisor import alignbot_command, die_with_parent
 from sandbox.serving import BackgroundServer
 from sandbox.slack import SlackStandin
 from sandbox.systems import start_sandboxes
@@ -398,7 +398,8 @@ class _IngressProcess:
 
         import httpx
 
-        self.process = subprocess.Popen(self.argv, env=self.env)
+        # dies with the demo, even when the demo is killed
+        self.process = subprocess.Popen(self.argv, env=self.env, preexec_fn=die_with_parent)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and self.process.poll() is None:
             try:

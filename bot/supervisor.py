@@ -33,19 +33,19 @@ class Child:
         def in_child() -> None:
             if self.nice:
                 os.nice(self.nice)
-            if sys.platform == "linux":
-                _die_with_parent()
+            die_with_parent()
 
         self.process = subprocess.Popen(self.argv, env=env, preexec_fn=in_child)
         log.info("started %s (pid %d)", self.name, self.process.pid)
 
 
-def _die_with_parent() -> None:
-    """In the child: a SIGTERM when the supervisor dies, even by SIGKILL, so no orphan keeps
-    the ports (Linux's PR_SET_PDEATHSIG)."""
-    import ctypes
+def die_with_parent() -> None:
+    """In a child process: a SIGTERM when its parent dies, even by SIGKILL, so no orphan keeps
+    the ports (Linux's PR_SET_PDEATHSIG; elsewhere nothing)."""
+    if sys.platform == "linux":
+        import ctypes
 
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
 
 
 def alignbot_command(*args: str) -> list[str]:
