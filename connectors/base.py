@@ -8,6 +8,7 @@ patching anything.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Literal, Protocol, runtime_checkable
 
@@ -53,3 +54,13 @@ class Connector(Protocol):
         ...
 
     def health(self) -> Health: ...
+
+
+def collected(chunks: Iterable[ReadResult], since: str | None) -> ReadResult:
+    """A chunked read as one result: every chunk's records, the last chunk's cursor."""
+    result = ReadResult(cursor=since)
+    for chunk in chunks:
+        result.records.extend(chunk.records)
+        result.quarantined.extend(chunk.quarantined)
+        result.cursor = chunk.cursor
+    return result

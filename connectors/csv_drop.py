@@ -51,7 +51,7 @@ from connectors._mapping import (
     describe,
     to_utc,
 )
-from connectors.base import ConnectorError, ExecuteResult, Health
+from connectors.base import ConnectorError, ExecuteResult, Health, collected
 from connectors.http_retry import ONE_ATTEMPT, RetryPolicy, retrying_client
 
 log = logging.getLogger(__name__)
@@ -499,12 +499,7 @@ class CsvDropConnector:
 
     def read(self, since: str | None = None) -> ReadResult:
         """Everything new since the cursor in one result (``read_chunks`` collected)."""
-        result = ReadResult(cursor=since)
-        for chunk in self.read_chunks(since):
-            result.records.extend(chunk.records)
-            result.quarantined.extend(chunk.quarantined)
-            result.cursor = chunk.cursor
-        return result
+        return collected(self.read_chunks(since), since)
 
     def read_chunks(self, since: str | None = None) -> Iterator[ReadResult]:
         """The read as a sequence of results of at most ``CHUNK_ROWS`` records each, so a large

@@ -57,7 +57,7 @@ from canonical.model import (
 from connectors import x12_codes
 from connectors._archive import archive_read_files
 from connectors._mapping import to_utc
-from connectors.base import ExecuteResult, Health
+from connectors.base import ExecuteResult, Health, collected
 from connectors.x12_syntax import (
     EnvelopeWarning,
     Interchange,
@@ -760,12 +760,7 @@ class X12Connector:
         the cursor ``since`` recorded are archived first (the caller saved that cursor, so
         they are safely read); with ``archive_when="read"`` a file is archived as soon as it
         is parsed."""
-        result = ReadResult(cursor=since)
-        for chunk in self.read_chunks(since):
-            result.records.extend(chunk.records)
-            result.quarantined.extend(chunk.quarantined)
-            result.cursor = chunk.cursor
-        return result
+        return collected(self.read_chunks(since), since)
 
     def read_chunks(self, since: str | None = None) -> Iterator[ReadResult]:
         """The read as results of at most ``CHUNK_RECORDS`` records each, so a large file is
