@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -194,7 +194,7 @@ def finish(engine: Engine, outcomes: list[Outcome], *, now: datetime) -> None:
 def waiting(engine: Engine) -> int:
     """How many stored requests no worker has finished yet."""
     with engine.connect() as conn:
-        return len(conn.execute(select(INBOX.c.id).where(INBOX.c.state == "pending")).all())
+        return conn.execute(select(func.count()).where(INBOX.c.state == "pending")).scalar_one()
 
 
 def prune(engine: Engine, *, before: datetime) -> int:
